@@ -1,0 +1,101 @@
+"""``rolldepth bench``: figures anyone can rerun — co-alignment speed/objective against the official 2000-step
+Adam, and end-to-end seconds per frame and peak memory of the pipeline on a generated video."""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def moving_pattern_video(n_frames: int, height: int = 240, width: int = 320, seed: int = 0) -> np.ndarray:
+    """A cheap textured video with parallax: a near square sliding over a far striped backdrop."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = rng.uniform(40, 200, size=3).astype(np.float32)
+    frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
+    for i in range(n_frames):
+        far = 0.5 + 0.5 * np.sin((xx + 0.5 * i) / 9.0)
+        image = base * (0.6 + 0.4 * far[..., None])
+        x0 = int((width - height // 3) * (0.5 + 0.45 * np.sin(i / 15.0)))
+        image[height // 3 : 2 * height // 3, x0 : x0 + height // 3] = (230, 80 + 120 * ((i // 8) % 2), 40)
+        frames[i] = image.clip(0, 255).astype(np.uint8)
+    return frames
+
+
+def bench_coalign(frame_counts, dilations, seed: int = 0) -> list[dict]:
+    """Print and return, per video length, seconds and objective of our solver and the Adam baseline."""
+    from .coalign import adam_coalign, coalign, official_objective
+    from .snippets import build_snippet_groups
+
+    rows = []
+    print(f"co-alignment, dilations {list(dilations)}: ours vs official Adam (2000 it.), same inputs")
+    print(f"{'frames':>7} {'snippets':>9} {'ours s':>8} {'adam s':>8} {'ours objective':>15} {'adam objective':>15}")
+    for n_frames in frame_counts:
+        groups = build_snippet_groups(n_frames, dilations, (3,), cap=True)
+        preds = synthetic_snippet_predictions(groups, n_frames, seed)
+        tic = time.perf_counter()
+        ours = coalign(preds, groups, n_frames)
+        t_ours = time.perf_counter() - tic
+        tic = time.perf_counter()
+        adam = adam_coalign(preds, groups, n_frames)
+        t_adam = time.perf_counter() - tic
+        row = dict(
+            frames=n_frames, snippets=sum(len(g.indices) for g in groups), ours_seconds=t_ours, adam_seconds=t_adam,
+            ours_objective=official_objective(preds, groups, n_frames, ours.scales, ours.shifts),
+            adam_objective=official_objective(preds, groups, n_frames, adam.scales, adam.shifts),
+        )
+        rows.append(row)
+        print(f"{n_frames:>7} {row['snippets']:>9} {t_ours:>8.2f} {t_adam:>8.2f} "
+              f"{row['ours_objective']:>15.6f} {row['adam_objective']:>15.6f}")
+    return rows
+
+
+def synthetic_snippet_predictions(groups, n_frames: int, seed: int, size=(22, 30), noise=0.01) -> list[np.ndarray]:
+    """Subsampled snippet predictions as the model makes them: a smooth inverse-depth video, each snippet under its
+    own unknown positive scale and shift (normalised to about [0, 2] like min-shifted model output), plus noise."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    t = np.arange(n_frames)[:, None, None]
+    truth = 1.0 + 0.5 * np.sin(3 * xx + 0.05 * t) * np.cos(2 * yy - 0.03 * t) + 0.3 * np.sin(0.02 * t)
+    preds = []
+    for group in groups:
+        x = truth[group.indices]  # [K, L, h, w]
+        lo = x.min(axis=(1, 2, 3), keepdims=True)
+        hi = x.max(axis=(1, 2, 3), keepdims=True)
+        x = (x - lo) / (hi - lo) * 2  # each snippet normalised on its own, as the model does
+        x = x * rng.uniform(0.8, 1.2, size=(len(x), 1, 1, 1)) + rng.uniform(-0.1, 0.1, size=(len(x), 1, 1, 1))
+        preds.append((x + noise * rng.standard_normal(x.shape)).astype(np.float32))
+    low = min(p.min() for p in preds)
+    return [p - low for p in preds]
+
+
+def bench_pipeline(model: str | Path, n_frames: int, res: int | None, dilations, seed: int = 0) -> dict:
+    """End-to-end seconds per frame (by stage) and peak RSS for one generated video."""
+    import torch
+
+    from .pipeline import RollingDepthPipeline
+
+    tic = time.perf_counter()
+    pipe = RollingDepthPipeline.from_pretrained(model, dtype=torch.float32, device="cpu")
+    load_seconds = time.perf_counter() - tic
+    frames = moving_pattern_video(n_frames, seed=seed)
+    tic = time.perf_counter()
+    out = pipe(frames, dilations=tuple(dilations), processing_res=res, generator=seed, progress=False)
+    seconds = time.perf_counter() - tic
+    row = dict(frames=n_frames, size=list(out.depth.shape[1:]), seconds=seconds, seconds_per_frame=seconds / n_frames,
+               load_seconds=load_seconds, peak_rss_mib=peak_rss_mib(), **{f"{k}_seconds": v for k, v in out.timings.items()})
+    print(f"pipeline: {model}, {n_frames} frames at {out.depth.shape[2]}x{out.depth.shape[1]}, "
+          f"dilations {list(dilations)}, {torch.get_num_threads()} threads")
+    print(f"  {seconds:.1f} s total, {seconds / n_frames:.3f} s/frame, model load {load_seconds:.1f} s, "
+          f"peak RSS {row['peak_rss_mib']:.0f} MiB")
+    print("  stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in out.timings.items()))
+    return row

@@ -1,0 +1,220 @@
+"""The ``rolldepth`` command line: run, bench, and the data/model commands (synth, train, eval).
+
+User mistakes (``UserError``) become one line on stderr and exit code 2; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import UserError
+from .presets import PRESETS
+
+log = logging.getLogger("rolldepth")
+
+DEFAULT_MODEL = Path(__file__).parent / "weights" / "default"
+
+
+def default_model() -> Path:
+    """The small model shipped inside the package, used when ``--model`` is not given."""
+    if not (DEFAULT_MODEL / "unet").is_dir():
+        raise UserError(
+            f"the embedded default model is not installed ({DEFAULT_MODEL} is missing); pass --model DIR_OR_HUB_ID"
+        )
+    return DEFAULT_MODEL
+
+
+def pick_device(name: str):
+    """``auto`` -> cuda, then mps, then cpu; an explicit device must exist."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise UserError(f"device {name!r} is not usable here: {str(exc).splitlines()[0]}") from None
+    return device
+
+
+def pick_dtype(name: str, device):
+    """fp16 only where it helps: on the CPU it is many times slower than fp32, so fp32 is used there."""
+    import torch
+
+    if name == "fp16" and device.type == "cpu":
+        log.info("fp16 is slow on the CPU: running in fp32")
+        return torch.float32
+    return torch.float16 if name == "fp16" else torch.float32
+
+
+def load_pipeline(model: str | None, dtype_name: str, device_name: str):
+    from .pipeline import RollingDepthPipeline
+
+    device = pick_device(device_name)
+    return RollingDepthPipeline.from_pretrained(
+        model or default_model(), dtype=pick_dtype(dtype_name, device), device=device
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------------
+def add_run_parser(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="estimate depth for videos, image-sequence folders, folders of videos or .txt lists",
+        description="Estimate a temporally consistent depth video (relative inverse depth: larger = nearer).",
+    )
+    p.add_argument("inputs", nargs="+", help="video file, image-sequence folder, folder of videos, or .txt list")
+    p.add_argument("-o", "--output-dir", required=True, type=Path, help="folder for the outputs (created)")
+    p.add_argument("-p", "--preset", default="fast", choices=list(PRESETS), help="inference preset (default fast)")
+    p.add_argument("-m", "--model", help="checkpoint folder or hub id (default: the embedded small model)")
+    p.add_argument("--res", type=int, help="processing max side in px, 0 = native (default: preset/model)")
+    p.add_argument("-d", "--dilations", type=int, nargs="+", help="snippet dilations, must include 1")
+    p.add_argument("--snippet-lengths", "--snip-len", type=int, nargs="+", dest="snippet_lengths",
+                   help="frames per snippet: one value, or one per dilation (default 3)")
+    p.add_argument("--cap-dilation", action=argparse.BooleanOptionalAction, default=None,
+                   help="shrink dilations that do not fit short videos (default: preset)")
+    p.add_argument("--refine-steps", "--refine-step", type=int, dest="refine_steps",
+                   help="refinement steps, 0 = off (default: preset)")
+    p.add_argument("--refine-snippet-length", type=int, help="snippet length during refinement (default 3)")
+    p.add_argument("--refine-start-dilation", type=int, help="first refinement dilation (default 6)")
+    p.add_argument("--dtype", choices=["fp32", "fp16"], help="precision (default: preset; fp32 on the CPU)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
+    p.add_argument("--from", "--start-frame", type=int, default=0, dest="start", help="first frame (default 0)")
+    p.add_argument("--frames", "--frame-count", type=int, default=0, dest="count",
+                   help="number of frames, 0 = to the end (default 0)")
+    p.add_argument("--fps", type=float, default=0, help="output fps, 0 = input fps (default 0)")
+    p.add_argument("--input-fps", type=float, default=30, help="frame rate of image sequences (default 30)")
+    p.add_argument("--restore-res", action="store_true", help="resize the depth back to the input resolution")
+    p.add_argument("--cmap", nargs="*", default=["Spectral_r", "Greys_r"],
+                   help="colormaps of the depth videos; none given = no videos (default Spectral_r Greys_r)")
+    p.add_argument("--save-npy", action=argparse.BooleanOptionalAction, default=True,
+                   help="write <stem>_pred.npy float32 [N,H,W] (default on)")
+    p.add_argument("--save-png", action=argparse.BooleanOptionalAction, default=True,
+                   help="write a 16-bit PNG sequence <stem>_png16/ (default on)")
+    p.add_argument("--save-sbs", action=argparse.BooleanOptionalAction, default=True,
+                   help="write the RGB|depth side-by-side video (default on)")
+    p.add_argument("--save-snippets", action="store_true", help="write the raw snippet predictions <stem>_snippets.npz")
+    p.add_argument("--batch-size", type=int, default=4, help="snippets per UNet call (default 4)")
+    p.add_argument("--vae-batch-size", "--max-vae-bs", type=int, default=4, dest="vae_batch_size",
+                   help="frames per VAE call (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shared noise map (default 0)")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args) -> int:
+    from .presets import resolve_settings
+    from .video_io import list_inputs, probe, read_frames, resize_frames
+    from .writers import save_outputs
+
+    settings = resolve_settings(
+        args.preset, res=args.res, dilations=args.dilations, snippet_lengths=args.snippet_lengths,
+        cap_dilation=args.cap_dilation, dtype=args.dtype, refine_steps=args.refine_steps,
+        refine_snippet_length=args.refine_snippet_length, refine_start_dilation=args.refine_start_dilation,
+    )
+    if args.start < 0 or args.count < 0 or args.fps < 0 or args.input_fps <= 0:
+        raise UserError("--from, --frames and --fps must be >= 0 and --input-fps > 0")
+    inputs = [path for arg in args.inputs for path in list_inputs(Path(arg))]
+    pipe = load_pipeline(args.model, settings.dtype, args.device)
+    res = settings.res if (settings.res_explicit or pipe.default_res is None) else pipe.default_res
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    for number, path in enumerate(inputs, 1):
+        log.info("[%d/%d] %s", number, len(inputs), path)
+        info = probe(path, fps=Fraction(args.input_fps).limit_denominator(1001))
+        frames = read_frames(path, args.start, args.count)
+        out = pipe(
+            frames, dilations=settings.dilations, snippet_lengths=settings.snippet_lengths,
+            cap_dilation=settings.cap_dilation, refine_steps=settings.refine_steps,
+            refine_snippet_length=settings.refine_snippet_length,
+            refine_start_dilation=settings.refine_start_dilation, processing_res=res,
+            restore_res=args.restore_res, batch_size=args.batch_size, vae_batch_size=args.vae_batch_size,
+            generator=args.seed, return_snippets=args.save_snippets,
+        )
+        rgb = frames if args.restore_res else resize_frames(frames, res)
+        if not args.restore_res:
+            rgb = ((rgb.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().clip(0, 255).astype("uint8")
+        snippets = None
+        if args.save_snippets:
+            snippets = {f"dilation{g.dilation}_{k}": a for k, (g, a) in enumerate(zip(out.groups, out.snippets))}
+            snippets |= {f"dilation{g.dilation}_{k}_indices": g.indices for k, g in enumerate(out.groups)}
+        fps = Fraction(args.fps).limit_denominator(1001) if args.fps else info.fps
+        written = save_outputs(
+            args.output_dir, path.stem if path.is_file() else path.name, out.depth, rgb, fps,
+            save_npy=args.save_npy, save_png=args.save_png, cmaps=tuple(args.cmap), save_sbs=args.save_sbs,
+            snippets=snippets,
+        )
+        seconds = sum(out.timings.values())
+        log.info("%d frames in %.1f s (%.2f s/frame): %s", len(frames), seconds, seconds / len(frames),
+                 ", ".join(p.name for p in written.values()))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+def add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="print co-alignment and end-to-end speed/memory figures")
+    p.add_argument("--what", choices=["coalign", "pipeline", "all"], default="all")
+    p.add_argument("-m", "--model", help="checkpoint for the end-to-end figures (default: embedded model)")
+    p.add_argument("--frames", type=int, nargs="+", default=[100, 300], help="video lengths of the co-alignment bench")
+    p.add_argument("--video-frames", type=int, default=48, help="frames of the end-to-end bench video")
+    p.add_argument("--res", type=int, help="processing resolution of the end-to-end bench")
+    p.add_argument("-d", "--dilations", type=int, nargs="+", default=[1, 10, 25])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from .bench import bench_coalign, bench_pipeline
+
+    if args.what in ("coalign", "all"):
+        bench_coalign(args.frames, args.dilations, args.seed)
+    if args.what in ("pipeline", "all"):
+        bench_pipeline(args.model or default_model(), args.video_frames, args.res, args.dilations, args.seed)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rolldepth", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_run_parser(sub)
+    add_bench_parser(sub)
+    for module in ("synth", "train", "evaluate"):
+        try:
+            __import__(f"rolldepth.{module}", fromlist=["register_cli"]).register_cli(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"rolldepth.{module}":
+                raise
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s")
+    if args.quiet:
+        import os
+
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"rolldepth: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rolldepth: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
