@@ -1,0 +1,48 @@
+"""Shared fixtures: a tiny random-init checkpoint of the real layout and small videos encoded with PyAV."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from rolldepth.checkpoint import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", seed=0)
+
+
+def pattern_frames(n_frames: int, height: int = 36, width: int = 52, seed: int = 0) -> np.ndarray:
+    """A textured square moving over a gradient: enough structure for every stage to do real work."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
+    for i in range(n_frames):
+        image = np.stack([xx * 4 + i, yy * 6, 128 + 0 * xx], axis=-1).astype(np.float64)
+        x0 = (3 * i) % (width - 10)
+        image[8:20, x0 : x0 + 10] = rng.uniform(0, 255, size=3)
+        frames[i] = image.clip(0, 255).astype(np.uint8)
+    return frames
+
+
+def encode_video(path: Path, frames: np.ndarray, fps=Fraction(25)) -> Path:
+    """Write frames as a near-lossless H.264 mp4 with PyAV directly (independent of rolldepth's writer)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv444p"
+        stream.options = {"qp": "0"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

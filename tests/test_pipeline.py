@@ -1,0 +1,114 @@
+"""The pipeline on a tiny random-init checkpoint of the real architecture, checked against hand computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import pattern_frames
+from rolldepth.checkpoint import encode_empty_prompt
+from rolldepth.errors import UserError
+from rolldepth.pipeline import RollingDepthPipeline
+from rolldepth.video_io import resize_frames
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_checkpoint):
+    return RollingDepthPipeline.from_pretrained(tiny_checkpoint)
+
+
+def reference_snippet(pipe, frames, indices, res, seed):
+    """One snippet computed by hand: posterior-mean latents, one UNet call, the DDIM v-prediction update written out
+    in float64 from the scheduler's alphas, decode and channel mean."""
+    rgb = resize_frames(frames, res)
+    h, w = rgb.shape[-2:]
+    m = pipe.size_multiple
+    rgb = F.pad(rgb, (0, -w % m, 0, -h % m), mode="replicate")
+    sf = pipe.vae.config.scaling_factor
+    latents = pipe.vae.encode(rgb[indices]).latent_dist.mean * sf
+    noise = torch.randn(latents.shape[1:], generator=torch.Generator().manual_seed(seed)).expand_as(latents)
+    context = encode_empty_prompt(pipe.tokenizer, pipe.text_encoder).expand(len(indices), -1, -1)
+    v = pipe.unet(torch.cat([latents, noise], 1), 999, encoder_hidden_states=context,
+                  cross_attention_kwargs={"num_frames": len(indices)}).sample.double()
+    alphas = pipe.scheduler.alphas_cumprod.double()
+    a_t = alphas[999]
+    a_prev = torch.tensor(1.0, dtype=torch.float64) if pipe.scheduler.config.set_alpha_to_one else alphas[0]
+    x0 = a_t.sqrt() * noise.double() - (1 - a_t).sqrt() * v
+    eps = a_t.sqrt() * v + (1 - a_t).sqrt() * noise.double()
+    prev = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    depth = pipe.vae.decode((prev / sf).float()).sample.mean(1)
+    return depth[:, :h, :w].numpy()
+
+
+def test_snippets_match_hand_computation_with_uneven_batches(pipe):
+    frames = pattern_frames(9)
+    with torch.no_grad():
+        out = pipe(frames, dilations=(1, 2), processing_res=26, batch_size=3, generator=7,
+                   return_snippets=True, progress=False)
+        assert out.depth.shape == (9, 18, 26)
+        for group, preds in zip(out.groups, out.snippets):
+            for k in (0, len(group.indices) - 1):
+                ref = reference_snippet(pipe, frames, group.indices[k], 26, 7)
+                np.testing.assert_allclose(preds[k], ref, atol=2e-4)
+
+
+def test_depth_is_the_renormalised_mean_of_aligned_snippets(pipe):
+    frames = pattern_frames(10)
+    out = pipe(frames, dilations=(1, 3), processing_res=0, generator=1, return_snippets=True, progress=False)
+    offset = min(float(p.min()) for p in out.snippets)
+    total = np.zeros(out.depth.shape)
+    count = np.zeros(len(frames))
+    for group, preds, s, t in zip(out.groups, out.snippets, out.scales, out.shifts):
+        for k, idx in enumerate(group.indices):
+            for j, frame in enumerate(idx):
+                total[frame] += s[k] * (preds[k, j].astype(np.float64) - offset) + t[k]
+                count[frame] += 1
+    merged = total / count[:, None, None]
+    expected = (merged - merged.min()) / (merged.max() - merged.min()) * 2 - 1
+    np.testing.assert_allclose(out.depth, expected, atol=1e-5)
+    assert out.depth.min() == pytest.approx(-1) and out.depth.max() == pytest.approx(1)
+
+
+def test_seed_makes_runs_repeatable_and_matters(pipe):
+    frames = pattern_frames(8)
+    a = pipe(frames, dilations=(1,), processing_res=24, generator=3, progress=False).depth
+    b = pipe(frames, dilations=(1,), processing_res=24, generator=3, progress=False).depth
+    c = pipe(frames, dilations=(1,), processing_res=24, generator=4, progress=False).depth
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+
+
+def test_refinement_follows_the_official_schedule(pipe, monkeypatch):
+    import rolldepth.pipeline as module
+
+    dilations, timesteps = [], []
+    real_indices, real_denoise = module.snippet_indices, pipe.denoise
+    monkeypatch.setattr(module, "snippet_indices", lambda n, d, length=3: dilations.append(d) or real_indices(n, d, length))
+    monkeypatch.setattr(pipe, "denoise", lambda r, d, t, n: timesteps.append(int(t)) or real_denoise(r, d, t, n))
+    frames = pattern_frames(21)
+    out = pipe(frames, dilations=(1,), processing_res=20, refine_steps=10, batch_size=64, generator=0, progress=False)
+    assert dilations == [6, 5, 5, 4, 4, 3, 3, 2, 1, 1]
+    # 1 batch for the 19 initial snippets, then one per refinement step
+    assert timesteps == [999] + list(range(499, 0, -50))
+    assert out.depth.shape == (21, 15, 20) and np.isfinite(out.depth).all()
+    assert np.abs(out.depth - out.depth_coaligned).max() > 1e-4
+
+
+def test_restore_res_returns_input_size(pipe):
+    frames = pattern_frames(6, height=30, width=44)
+    out = pipe(frames, dilations=(1,), processing_res=22, restore_res=True, generator=0, progress=False)
+    assert out.depth.shape == (6, 30, 44)
+    assert out.depth_coaligned.shape == (6, 15, 22)
+
+
+@pytest.mark.parametrize("n_frames", [1, 2])
+def test_too_short_video_is_a_user_error(pipe, n_frames):
+    with pytest.raises(UserError, match="frame"):
+        pipe(pattern_frames(n_frames), dilations=(1,), processing_res=16, progress=False)
+
+
+def test_wrong_frame_array_is_a_user_error(pipe):
+    with pytest.raises(UserError, match="uint8"):
+        pipe(np.zeros((4, 8, 8, 3), dtype=np.float32), progress=False)
