@@ -175,6 +175,13 @@ def test_tae_respects_masks_and_skips_lost_poses():
     lost = np.concatenate([poses, np.full((1, 4, 4), -np.inf)])
     three = np.concatenate([depth, depth[:1]])
     assert tae(three, three, None, lost, k, max_depth=10.0) == pytest.approx(reference, rel=1e-12)
+    # A frame without any valid ground truth neither adds zero-error terms nor breaks the mean ...
+    blind = np.concatenate([poses, poses[:1]])
+    no_gt = np.ones(three.shape, bool)
+    no_gt[2] = False
+    assert tae(three, three, no_gt, blind, k, max_depth=10.0) == pytest.approx(reference, rel=1e-12)
+    # ... and a video with no overlap at all has no TAE.
+    assert np.isnan(tae(depth, depth, np.zeros(depth.shape, bool), poses, k, max_depth=10.0))
 
 
 def test_evaluate_video_resizes_prediction_and_reports_all_metrics():
