@@ -182,3 +182,14 @@ def test_subsample_matches_the_official_crop_and_stride():
     np.testing.assert_array_equal(subsample(x, border=0, stride=4), x[..., ::4, ::4])
     with pytest.raises(UserError, match="too small"):
         subsample(x[..., :4, :])
+
+
+def test_all_zero_predictions_keep_the_identity():
+    # a constant video min-subtracted is all zeros: the official loss is 0/0 there; we return s=1, t=0, no error
+    groups = build_snippet_groups(8, [1, 2])
+    preds = [np.zeros((len(g), 3, 2, 2), np.float32) for g in groups]
+    result = coalign(preds, groups, 8)
+    assert np.isnan(result.objective)
+    for s, t in zip(result.scales, result.shifts):
+        np.testing.assert_array_equal(s, 1.0)
+        np.testing.assert_array_equal(t, 0.0)

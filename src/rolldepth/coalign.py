@@ -304,7 +304,9 @@ def coalign(
     Parameters
     ----------
     preds, groups, n_frames
-        As for :func:`official_objective`.
+        As for :func:`official_objective`. The predictions must be min-subtracted (non-negative), as in the
+        official pipeline: below the depth clip the objective is flat, and from such a start any local method
+        (ours or Adam) can settle in a different, possibly worse, local minimum.
     max_iterations : int
         Gauss-Newton steps at most.
     rtol : float
@@ -314,16 +316,20 @@ def coalign(
     """
     tic = time.perf_counter()
     layout = _Layout(preds, groups, n_frames)
+    if min(float(np.min(p)) for p in preds) < 0:
+        log.warning("co-alignment input has negative values: subtract the global minimum (merge.global_min) first")
     q = layout.n_snippets
     theta = np.concatenate([np.ones(q), np.zeros(q)])
     damping, stretch = 1e-6, 1.0
-    value, iterations = None, 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = _evaluate(layout, theta[:q], theta[q:])
+    iterations = 0
+    if not np.isfinite(value):  # e.g. all-zero predictions (a constant video): nothing to align
+        log.warning("co-alignment objective is not finite at s=1, t=0; keeping the identity alignment")
+        max_iterations = 0
     while iterations < max_iterations:
         iterations += 1
         value, grad, hessian = _evaluate(layout, theta[:q], theta[q:], model=True)
-        if not np.isfinite(value):  # only possible at the start, e.g. all-zero predictions: nothing to align
-            log.warning("co-alignment objective is not finite at s=1, t=0; keeping the identity alignment")
-            break
         step = _damped_step(hessian, grad, damping)
         if -float(grad @ step) <= 1e-3 * rtol * abs(value):  # stationary: the model promises nothing more
             break
@@ -338,8 +344,6 @@ def coalign(
         decrease, value = value - new_value, new_value
         if decrease <= rtol * abs(value):
             break
-    if value is None:
-        value = _evaluate(layout, theta[:q], theta[q:])
     log.debug("co-alignment: %d snippets, objective %.6g after %d iterations", q, value, iterations)
     return CoalignResult(
         scales=layout.split(theta[:q]), shifts=layout.split(theta[q:]), objective=float(value),
@@ -378,17 +382,18 @@ def _line_search(layout, theta, value, grad, step, min_scale, first: float, max_
         longest = 0.99 * float(np.min((min_scale - theta[:q][shrinking]) / step[:q][shrinking]))
     alpha = min(first, longest)
     new_value = objective(alpha)
-    for _ in range(max_halvings):
-        if new_value <= value + 1e-4 * alpha * slope:
-            break
+    halvings = 0
+    while new_value > value + 1e-4 * alpha * slope:
+        halvings += 1
+        if halvings > max_halvings:
+            return 0.0, value
         alpha /= 2
         new_value = objective(alpha)
-    else:
-        return 0.0, value
     curvature = (new_value - value - slope * alpha) / alpha**2
     if curvature > 0:
         best = min(-slope / (2 * curvature), longest, 16 * alpha)
-        if abs(best - alpha) > 0.1 * alpha:
+        promised = new_value - (value + slope * best + curvature * best**2)
+        if promised > 0.1 * (value - new_value):  # worth one more evaluation
             best_value = objective(best)
             if best_value < new_value and best_value <= value + 1e-4 * best * slope:
                 return best, best_value
