@@ -94,7 +94,9 @@ def build_snippet_groups(
     if len(lens) == 1:
         lens = lens * len(dilations)
     if len(lens) != len(dilations):
-        raise UserError(f"give one snippet length or one per dilation: {len(lens)} lengths for {len(dilations)} dilations")
+        raise UserError(
+            f"give one snippet length or one per dilation: {len(lens)} lengths for {len(dilations)} dilations"
+        )
 
     groups = []
     for dilation, length in zip(dilations, lens):
