@@ -139,7 +139,7 @@ def _expand_list(list_file: Path) -> list[Path]:
             continue
         path = Path(entry).expanduser()
         if not path.is_absolute():
-            path = list_file.parent / path
+            path = (list_file.parent / path).resolve()
         if path.suffix.lower() == LIST_EXTENSION:
             raise UserError(f"{list_file}:{number}: input lists cannot include other lists ({entry})")
         if not path.exists():
@@ -169,31 +169,36 @@ def probe(path: str | Path, fps: Fraction | float | None = None) -> VideoInfo:
     Matroska/WebM and only as good as the header otherwise, while demuxing reads the file without decoding it.
     """
     path = Path(path)
-    if fps is not None and not fps > 0:
-        raise UserError(f"frame rate must be > 0, got {fps}")
+    default_rate = DEFAULT_SEQUENCE_FPS if fps is None else as_rate(fps)
     if path.is_dir():
         files = _sequence_files(path)
         width, height = _image_size(files[0])
-        rate = DEFAULT_SEQUENCE_FPS if fps is None else _as_fraction(fps)
-        return VideoInfo(n_frames=len(files), fps=rate, width=width, height=height, path=path)
+        return VideoInfo(n_frames=len(files), fps=default_rate, width=width, height=height, path=path)
     with _open_video(path) as (container, stream):
-        n_frames = sum(1 for packet in container.demux(stream) if packet.size)
+        n_frames, rotation = 0, None
+        for packet in _until_eof(container.demux(stream)):
+            n_frames += packet.size > 0
+            if rotation is None:  # the display rotation is side data of decoded frames: decode until one appears
+                rotation = next((frame.rotation for frame in packet.decode()), None)
         rate = stream.average_rate or stream.guessed_rate
         width, height = stream.codec_context.width, stream.codec_context.height
+    if _quarter_turns(rotation or 0) % 2:
+        width, height = height, width
     if n_frames == 0:
         raise UserError(f"{path} has a video stream but no frames")
     if not rate or rate <= 0:
-        rate = DEFAULT_SEQUENCE_FPS if fps is None else _as_fraction(fps)
+        rate = default_rate
         log.warning("%s declares no frame rate; using %s fps", path, rate)
     return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path)
 
 
-def _as_fraction(fps: Fraction | float) -> Fraction:
-    """An exact rate: Fractions and ints as they are, floats to the nearest ratio with denominator <= 1001
-    (29.97002997 -> 30000/1001), since a float's exact binary value is not a usable time base."""
-    if isinstance(fps, (Fraction, int)):
-        return Fraction(fps)
-    return Fraction(fps).limit_denominator(1001)
+def as_rate(fps: Fraction | float) -> Fraction:
+    """An exact, positive frame rate: Fractions and ints as given, floats to the nearest ratio with denominator
+    <= 1001 (29.97002997... -> 30000/1001), because a float's exact binary value makes no usable time base."""
+    rate = Fraction(fps) if isinstance(fps, (Fraction, int)) else Fraction(fps).limit_denominator(1001)
+    if rate <= 0:
+        raise UserError(f"frame rate must be > 0, got {fps}")
+    return rate
 
 
 @contextmanager
@@ -212,6 +217,15 @@ def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Vi
             yield container, container.streams.video[0]
         except av.FFmpegError as exc:
             raise UserError(f"error while reading {path}: {exc.strerror or exc}") from None
+
+
+def _until_eof(items: Iterator) -> Iterator:
+    """Stop quietly where FFmpeg reports an unexpected end of file (a truncated or header-only file): the frames
+    before it are still good, and a file without any is reported as having no frames."""
+    try:
+        yield from items
+    except av.error.EOFError:
+        return
 
 
 def _sequence_files(folder: Path) -> list[Path]:
@@ -283,21 +297,34 @@ def _window(path: Path, start: int, count: int) -> tuple[VideoInfo, int]:
 
 
 def _decode(info: VideoInfo, start: int, stop: int) -> Iterator[np.ndarray]:
-    size = (info.height, info.width)
     if info.path.is_dir():
-        return _iter_images(_sequence_files(info.path)[start:stop], size)
-    return _iter_video(info.path, start, stop, size)
+        return _iter_images(_sequence_files(info.path)[start:stop], (info.height, info.width))
+    return _iter_video(info.path, start, stop)
 
 
-def _iter_video(path: Path, start: int, stop: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
-    height, width = size
+def _iter_video(path: Path, start: int, stop: int) -> Iterator[np.ndarray]:
     with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
-        for index, frame in enumerate(container.decode(stream)):
+        width, height = stream.codec_context.width, stream.codec_context.height  # every frame at the stream size
+        for index, frame in enumerate(_until_eof(container.decode(stream))):
             if index >= start:  # frames before the window are decoded (H.264 needs them) but never converted
-                yield frame.to_ndarray(format="rgb24", width=width, height=height)
+                yield _upright(frame.to_ndarray(format="rgb24", width=width, height=height), frame.rotation)
             if index + 1 >= stop:
                 break
+
+
+def _quarter_turns(rotation: float) -> int:
+    return round(rotation / 90) % 4
+
+
+def _upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply a video's display rotation (``rotation`` degrees counter-clockwise, as FFmpeg reports it).
+
+    Phones store portrait video as landscape pixels plus a rotation for the player; the model has to see the
+    scene upright, as the user does, and the outputs then play upright too.
+    """
+    turns = _quarter_turns(rotation)
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
 def _iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray]:

@@ -29,6 +29,7 @@ from matplotlib.colors import Colormap
 from PIL import Image
 
 from .errors import UserError
+from .video_io import as_rate
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +156,6 @@ def _as_depth(depth: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Files
-def as_rate(fps: Fraction | float) -> Fraction:
-    """An exact frame rate: Fractions/ints as given, floats to the nearest ratio with denominator <= 1001
-    (29.97002997... -> 30000/1001), because a float's exact binary value makes no usable time base."""
-    rate = Fraction(fps) if isinstance(fps, (Fraction, int)) else Fraction(fps).limit_denominator(1001)
-    if rate <= 0:
-        raise UserError(f"frame rate must be > 0, got {fps}")
-    return rate
-
-
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, crf: int = 18) -> Path:
     """Encode uint8 RGB frames as an H.264 (libx264, yuv420p) mp4 that any player opens.
 

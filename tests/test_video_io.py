@@ -1,0 +1,384 @@
+"""Input side: listing, probing and decoding videos/image sequences the tests encode themselves, and resizing
+checked against a float64 triangle-filter reference and closed forms."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rolldepth.errors import UserError
+from rolldepth.video_io import (
+    iter_frames,
+    list_inputs,
+    load_rgb8,
+    probe,
+    processing_size,
+    read_frames,
+    resize_depth,
+    resize_frames,
+)
+
+H, W = 32, 48
+
+
+def gradient_frames(n: int = 24, height: int = H, width: int = W) -> np.ndarray:
+    """A gradient that moves 3 px per frame plus a per-frame blue level: every frame differs and is identifiable."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.stack([
+        np.stack([(xx * 5 + 3 * i) % 256, yy * 7, np.full_like(xx, 10 * i)], axis=-1).astype(np.uint8)
+        for i in range(n)
+    ])
+
+
+def encode(
+    path: Path, frames: np.ndarray, fps: Fraction = Fraction(25), fmt: str | None = None, rotation: int = 0
+) -> Path:
+    """Near-lossless H.264 (yuv444p, qp 0) written with PyAV directly, independent of rolldepth's writer;
+    ``rotation`` is a display rotation (degrees counter-clockwise) as phones record it."""
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream("libx264", rate=fps, options={"qp": "0"})
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv444p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def write_audio_only(path: Path) -> Path:
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for i in range(4):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def write_header_only_mkv(path: Path) -> Path:
+    """A Matroska file cut right after the ID of its first Cluster element: the header declares a video stream,
+    but no frame follows."""
+    data = encode(path, gradient_frames(4)).read_bytes()
+    path.write_bytes(data[: data.index(b"\x1f\x43\xb6\x75") + 4])
+    return path
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    return gradient_frames()
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, frames) -> Path:
+    return encode(tmp_path_factory.mktemp("video") / "clip.mp4", frames, Fraction(30000, 1001))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Videos
+@pytest.mark.parametrize("fps, fmt, suffix", [(Fraction(30000, 1001), None, "mp4"), (Fraction(25), "matroska", "mkv")])
+def test_probe_and_read_back_what_was_encoded(tmp_path, frames, fps, fmt, suffix):
+    path = encode(tmp_path / f"clip.{suffix}", frames, fps, fmt)
+    info = probe(path)
+    assert (info.n_frames, info.width, info.height, info.path) == (24, W, H, path)
+    assert isinstance(info.fps, Fraction) and info.fps == fps
+    back = read_frames(path)
+    assert back.dtype == np.uint8 and back.shape == (24, H, W, 3)
+    # qp 0 in yuv444p is lossless in YUV; only the RGB<->YUV rounding remains (measured max 2 levels).
+    assert np.abs(back.astype(int) - frames).max() <= 3
+
+
+def test_frame_count_does_not_rely_on_the_header(tmp_path, frames):
+    path = encode(tmp_path / "clip.mkv", frames[:10], fmt="matroska")
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].frames == 0  # Matroska declares no count: it must be counted
+    assert probe(path).n_frames == 10
+
+
+def test_windows_match_the_full_read(video, frames):
+    full = read_frames(video)
+    np.testing.assert_array_equal(read_frames(video, start=5, count=7), full[5:12])
+    np.testing.assert_array_equal(read_frames(video, start=20), full[20:])
+    np.testing.assert_array_equal(read_frames(video, start=22, count=50), full[22:])  # clipped at the end
+    np.testing.assert_array_equal(read_frames(video, start=23, count=1), full[23:])
+
+
+@pytest.mark.parametrize("rotation, turns", [(90, 1), (-90, 3), (180, 2)])
+def test_display_rotation_is_applied(tmp_path, frames, rotation, turns):
+    """A portrait phone video: landscape pixels plus a display rotation. The frames must come out as a player
+    shows them (np.rot90 turns counter-clockwise, like the display matrix angle)."""
+    path = encode(tmp_path / "phone.mp4", frames[:3], rotation=rotation)
+    info = probe(path)
+    expected = np.rot90(frames[:3], turns, axes=(1, 2))
+    assert (info.height, info.width) == expected.shape[1:3]
+    back = read_frames(path)
+    assert back.shape == expected.shape and back.flags.c_contiguous
+    assert np.abs(back.astype(int) - expected).max() <= 3
+
+
+def test_iter_frames_is_lazy_and_checks_eagerly(video):
+    full = read_frames(video)
+    frames = iter_frames(video, start=3, count=4)
+    assert not isinstance(frames, (list, np.ndarray))
+    np.testing.assert_array_equal(next(frames), full[3])
+    frames.close()  # abandoning it half-way must be fine (the container is closed by the generator)
+    assert sum(1 for _ in iter_frames(video, start=3, count=4)) == 4
+    with pytest.raises(UserError, match="past the end"):
+        iter_frames(video, start=24)  # raised at the call, before any next()
+
+
+@pytest.mark.parametrize(
+    "make, start, count, message",
+    [
+        (lambda d: d / "missing.mp4", 0, 0, "not found"),
+        (lambda d: d / "clip.mp4", 24, 0, "past the end"),
+        (lambda d: d / "clip.mp4", -1, 0, ">= 0"),
+        (lambda d: d / "clip.mp4", 0, -2, ">= 0"),
+        (lambda d: _write(d / "junk.mp4", b"\x00not a video" * 50), 0, 0, "cannot read"),
+        (lambda d: _write(d / "empty.mp4", b""), 0, 0, "cannot read"),
+        (lambda d: write_audio_only(d / "voice.mp4"), 0, 0, "no video stream"),
+        (lambda d: write_header_only_mkv(d / "nothing.mkv"), 0, 0, "no frames"),
+    ],
+)
+def test_bad_videos_and_windows_are_user_errors(tmp_path, frames, make, start, count, message):
+    encode(tmp_path / "clip.mp4", frames, Fraction(25))
+    path = make(tmp_path)
+    with pytest.raises(UserError, match=message) as error:
+        read_frames(path, start, count)
+    assert path.name in str(error.value) or message == ">= 0"
+    if message not in ("past the end", ">= 0"):
+        with pytest.raises(UserError, match=message):
+            probe(path)
+
+
+def test_header_only_file_really_declares_a_video_stream(tmp_path):
+    with av.open(str(write_header_only_mkv(tmp_path / "nothing.mkv"))) as container:
+        assert len(container.streams.video) == 1
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Image sequences
+def test_image_sequence_natural_order_mixed_formats(tmp_path, frames):
+    seq = tmp_path / "shot"
+    seq.mkdir()
+    suffixes = [".png", ".bmp", ".tif", ".webp", ".jpg"]
+    for i in range(12):  # frame1, frame2, ..., frame11: plain string order would put frame10 after frame1
+        suffix = suffixes[i % len(suffixes)]
+        options = {"lossless": True} if suffix == ".webp" else {}
+        Image.fromarray(frames[i]).save(seq / f"frame{i + 1}{suffix}", **options)
+    (seq / ".frame0.png").write_bytes(b"hidden AppleDouble junk")
+    (seq / "notes.txt").write_text("not a frame")
+
+    info = probe(seq)
+    assert (info.n_frames, info.width, info.height, info.fps) == (12, W, H, Fraction(30))
+    assert probe(seq, fps=Fraction(24000, 1001)).fps == Fraction(24000, 1001)
+    assert probe(seq, fps=30000 / 1001).fps == Fraction(30000, 1001)  # a float NTSC rate recovered exactly
+    with pytest.raises(UserError, match="frame rate must be > 0"):
+        probe(seq, fps=0)
+    back = read_frames(seq)
+    assert back.shape == (12, H, W, 3)
+    for i in range(12):
+        if suffixes[i % len(suffixes)] == ".jpg":  # lossy: the blue level 10*i still identifies the frame
+            assert abs(back[i, ..., 2].mean() - 10 * i) < 3
+        else:
+            np.testing.assert_array_equal(back[i], frames[i])
+    np.testing.assert_array_equal(read_frames(seq, start=9, count=2), back[9:11])
+
+
+def test_sequence_with_a_frame_of_another_size_names_it(tmp_path, frames):
+    seq = tmp_path / "shot"
+    seq.mkdir()
+    for i in range(3):
+        Image.fromarray(frames[i]).save(seq / f"{i}.png")
+    Image.fromarray(frames[3][:, :-2]).save(seq / "3.png")
+    with pytest.raises(UserError, match=r"3\.png is 46x32 but the sequence is 48x32"):
+        read_frames(seq)
+    assert len(read_frames(seq, count=3)) == 3  # the window before it is fine
+
+
+@pytest.mark.parametrize("data", [b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, b"random bytes" * 9, None])
+def test_corrupt_image_in_sequence_names_it(tmp_path, frames, data):
+    seq = tmp_path / "shot"
+    seq.mkdir()
+    for i in range(3):
+        Image.fromarray(frames[i]).save(seq / f"{i}.png")
+    if data is None:  # a truncated real PNG
+        full = (seq / "2.png").read_bytes()
+        data = full[: len(full) // 2]
+    (seq / "2.png").write_bytes(data)
+    with pytest.raises(UserError, match=r"2\.png"):
+        read_frames(seq)
+
+
+def test_gray_rgba_palette_and_16bit_images_become_rgb8(tmp_path):
+    rng = np.random.default_rng(1)
+    level8 = rng.integers(0, 256, size=(5, 7))
+    # 16-bit data as an 8-bit source expanded by 257, plus noise below half a step: must come back exactly.
+    level16 = (level8 * 257 + rng.integers(-128, 129, size=level8.shape)).clip(0, 65535).astype(np.uint16)
+    Image.fromarray(level16).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    np.testing.assert_array_equal(load_rgb8(tmp_path / "g16.png"), np.repeat(level8[..., None], 3, -1))
+
+    Image.fromarray(level8.astype(np.uint8)).save(tmp_path / "g8.png")
+    np.testing.assert_array_equal(load_rgb8(tmp_path / "g8.png"), np.repeat(level8[..., None], 3, -1))
+
+    rgba = rng.integers(0, 256, size=(5, 7, 4)).astype(np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(load_rgb8(tmp_path / "rgba.png"), rgba[..., :3])
+
+    palette = Image.fromarray(rgba[..., :3]).quantize(8)
+    palette.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(load_rgb8(tmp_path / "p.png"), np.asarray(palette.convert("RGB")))
+
+    Image.fromarray(np.zeros((5, 7), np.float32)).save(tmp_path / "f.tif")
+    with pytest.raises(UserError, match="floating-point"):
+        load_rgb8(tmp_path / "f.tif")
+
+
+def test_16bit_sequence_reads_as_one_video(tmp_path):
+    seq = tmp_path / "depthish"
+    seq.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((4, 6), 257 * 40 * i, np.uint16)).save(seq / f"f{i}.png")
+    back = read_frames(seq)
+    assert back.shape == (3, 4, 6, 3)
+    assert [int(v) for v in back[:, 0, 0, 0]] == [0, 40, 80]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Listing inputs
+def test_list_inputs_expands_folders_and_lists(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("clip10.mp4", "clip2.MOV", "clip1.mkv", "readme.md", ".hidden.mp4"):
+        (videos / name).write_bytes(b"")
+    for name in ("shot2", "shot10"):
+        (videos / name).mkdir()
+        Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(videos / name / "0.png")
+    (videos / "empty_dir").mkdir()
+    expected = [videos / n for n in ("clip1.mkv", "clip2.MOV", "clip10.mp4", "shot2", "shot10")]
+    assert list_inputs(videos) == expected
+    assert list_inputs(videos / "shot10") == [videos / "shot10"]
+    assert list_inputs(str(videos / "clip2.MOV")) == [videos / "clip2.MOV"]
+
+    listing = tmp_path / "lists" / "inputs.txt"
+    listing.parent.mkdir()
+    listing.write_text(f"# my videos\n\n  ../videos/clip10.mp4  \n{videos / 'shot2'}\n{videos}\n")
+    assert list_inputs(listing) == [videos.resolve() / "clip10.mp4", videos / "shot2", *expected]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "nope.mp4", "not found"),
+        (lambda d: _mkdir(d / "empty"), "nothing to process"),
+        (lambda d: _write(d / "model.ckpt", b""), "unsupported input"),
+        (lambda d: _write(d / "frame.png", b""), "single image"),
+        (lambda d: _write(d / "list.txt", b"# nothing\n\n"), "names no inputs"),
+        (lambda d: _write(d / "list.txt", b"a.mp4\n\nmissing.mp4\n"), r"list\.txt:3: input not found"),
+        (lambda d: _write(d / "list.txt", b"other.txt\n"), "cannot include other lists"),
+    ],
+)
+def test_list_inputs_user_errors(tmp_path, make, message):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    with pytest.raises(UserError, match=message):
+        list_inputs(make(tmp_path))
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Resizing
+def triangle_weights(n_in: int, n_out: int) -> np.ndarray:
+    """[n_out, n_in] weights of antialiased bilinear resampling, written out in float64: a triangle filter whose
+    half-width is the shrink factor (1 when growing), centred on each output pixel's centre in input
+    coordinates and renormalised where it falls off the border."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    centres = (np.arange(n_out) + 0.5) * scale
+    distance = np.abs(np.arange(n_in)[None, :] + 0.5 - centres[:, None])
+    weights = np.clip(1.0 - distance / support, 0.0, None)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def reference_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """[H, W] float64 -> [h, w] with the separable triangle filter."""
+    return triangle_weights(image.shape[0], size[0]) @ image @ triangle_weights(image.shape[1], size[1]).T
+
+
+def test_processing_size_keeps_aspect():
+    assert processing_size(36, 52, 26) == (18, 26)
+    assert processing_size(33, 50, 20) == (13, 20)  # 13.2 -> 13
+    assert processing_size(1080, 1920, 768) == (432, 768)
+    assert processing_size(1920, 1080, 768) == (768, 432)
+    assert processing_size(3, 1000, 10) == (1, 10)  # never 0 pixels
+    assert processing_size(36, 52, 0) == (36, 52)
+    assert processing_size(36, 52, 104) == (72, 104)  # res above the size upsamples
+    with pytest.raises(UserError, match=">= 0"):
+        processing_size(36, 52, -5)
+
+
+def test_resize_frames_constant_and_native(frames):
+    constant = np.full((2, 30, 50, 3), 200, np.uint8)
+    out = resize_frames(constant, 20)
+    assert out.dtype == torch.float32 and out.shape == (2, 3, 12, 20)
+    np.testing.assert_allclose(out.numpy(), 200 / 127.5 - 1, atol=1e-6)
+    native = resize_frames(frames[0], 0)  # one [H, W, 3] frame, native size: only the [-1, 1] mapping
+    assert native.shape == (1, 3, H, W)
+    np.testing.assert_allclose(native[0].permute(1, 2, 0).numpy(), frames[0] / 127.5 - 1, atol=1e-6)
+    extremes = resize_frames(np.array([[[0, 255, 0]]], np.uint8), 0)
+    assert extremes.flatten().tolist() == [-1.0, 1.0, -1.0]
+
+
+def test_resize_frames_halving_a_ramp_has_a_closed_form():
+    ramp = np.broadcast_to(np.arange(8, dtype=np.uint8) * 30, (8, 8))  # value 30 * x along the width
+    image = np.repeat(ramp[..., None], 3, axis=-1)
+    out = resize_frames(image, 4)[0, 0].double().numpy()  # [4, 4], all rows equal
+    # Output pixel j is centred at input 2j + 0.5 and sees pixels 2j-1 .. 2j+2 with weights 1/4, 3/4, 3/4, 1/4
+    # (normalised): inside, a symmetric filter returns the ramp at the centre, 30 * (2j + 0.5); at the left border
+    # pixel -1 is missing, leaving (3/4 * 0 + 3/4 * 30 + 1/4 * 60) / (7/4); the right border mirrors it.
+    expected = np.array([(0.75 * 30 + 0.25 * 60) / 1.75, 30 * 2.5, 30 * 4.5, 210 - (0.75 * 30 + 0.25 * 60) / 1.75])
+    np.testing.assert_allclose(out, np.broadcast_to(expected / 127.5 - 1, (4, 4)), atol=1e-6)
+
+
+def test_resize_frames_matches_float64_triangle_filter():
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, size=(18, 23, 37, 3)).astype(np.uint8)  # 18 > one chunk of 16 frames
+    out = resize_frames(frames, 15)  # shrink factors 37/15 and 23/9: non-integer, uneven
+    assert out.shape == (18, 3, 9, 15)
+    for n in (0, 17):
+        for c in range(3):
+            ref = reference_resize(frames[n, ..., c].astype(np.float64), (9, 15)) / 127.5 - 1
+            np.testing.assert_allclose(out[n, c].numpy(), ref, atol=2e-6)
+
+
+def test_resize_depth_shrinks_with_antialias_and_grows_bilinearly():
+    rng = np.random.default_rng(4)
+    depth = rng.normal(size=(3, 20, 31)).astype(np.float32)
+    small = resize_depth(depth, (7, 12))
+    assert small.dtype == np.float32 and small.shape == (3, 7, 12)
+    for n in range(3):
+        np.testing.assert_allclose(small[n], reference_resize(depth[n].astype(np.float64), (7, 12)), atol=1e-5)
+    # Growing 2 -> 4 pixels, plain bilinear with half-pixel centres: [a, b] -> [a, 3a/4 + b/4, a/4 + 3b/4, b].
+    a, b = 1.0, 5.0
+    grown = resize_depth(np.array([[[a, b]]], np.float32), (1, 4))
+    np.testing.assert_allclose(grown[0, 0], [a, 0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b, b], atol=1e-6)
+    same = resize_depth(depth, (20, 31))
+    np.testing.assert_array_equal(same, depth)
+    assert same is not depth

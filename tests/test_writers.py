@@ -1,0 +1,256 @@
+"""Output side: every file read back with PyAV/Pillow/numpy directly, colours against matplotlib's own values,
+and atomicity checked by making writers fail half-way."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from matplotlib import colormaps
+from PIL import Image
+
+import rolldepth.writers as writers
+from rolldepth.errors import UserError
+from rolldepth.writers import (
+    atomic_path,
+    colorize,
+    save_outputs,
+    side_by_side,
+    write_npy,
+    write_png16,
+    write_video,
+)
+
+
+def read_video(path: Path) -> tuple[np.ndarray, Fraction, list[Fraction]]:
+    """Frames, average frame rate and presentation times in seconds, decoded with PyAV directly (everything is
+    read inside the ``with``: a stream object must not outlive its container)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        decoded = list(container.decode(stream))
+        times = [f.pts * stream.time_base for f in decoded]
+        return np.stack([f.to_ndarray(format="rgb24") for f in decoded]), stream.average_rate, times
+
+
+def smooth_frames(n: int, height: int, width: int) -> np.ndarray:
+    """Smooth colour ramps (yuv420p halves chroma resolution, so only smooth colour survives it nearly intact)."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.stack([
+        np.stack([40 + 150 * xx // width + 5 * i, 60 + 150 * yy // height, np.full_like(xx, 100 + 10 * i)], axis=-1)
+        .astype(np.uint8)
+        for i in range(n)
+    ])
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Videos
+@pytest.mark.parametrize("fps", [Fraction(30000, 1001), 30000 / 1001, Fraction(25)])
+def test_write_video_odd_size_and_exact_fractional_rate(tmp_path, fps):
+    frames = smooth_frames(6, 31, 47)
+    path = write_video(tmp_path / "out.mp4", (f for f in frames), fps, crf=0)  # a generator, not a list
+    back, average_rate, times = read_video(path)
+    rate = Fraction(30000, 1001) if fps != 25 else Fraction(25)
+    assert average_rate == rate
+    # Timestamps are exactly frame_index / rate: the duration is kept, no drift on long videos.
+    assert times == [i / rate for i in range(6)]
+    assert back.shape == (6, 32, 48, 3)
+    # crf 0 is lossless in YUV; yuv420p chroma subsampling and RGB<->YUV rounding leave a few levels.
+    error = np.abs(back[:, :31, :47].astype(int) - frames)
+    assert error.mean() < 2 and error.max() <= 8
+    # The padding replicates the last row/column.
+    assert np.abs(back[:, 31].astype(int) - back[:, 30]).max() <= 2
+    assert np.abs(back[:, :, 47].astype(int) - back[:, :, 46]).max() <= 2
+    assert leftovers(tmp_path) == ["out.mp4"]
+
+
+def test_write_video_rejects_bad_input_and_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError, match="no frames"):
+        write_video(tmp_path / "a.mp4", [], 25)
+    frames = [np.zeros((8, 8, 3), np.uint8), np.zeros((8, 10, 3), np.uint8)]
+    with pytest.raises(ValueError, match="frame 1"):
+        write_video(tmp_path / "b.mp4", frames, 25)
+    with pytest.raises(ValueError, match="uint8"):
+        write_video(tmp_path / "c.mp4", [np.zeros((8, 8, 3), np.float32)], 25)
+    with pytest.raises(UserError, match="frame rate"):
+        write_video(tmp_path / "d.mp4", [np.zeros((8, 8, 3), np.uint8)], 0)
+    assert leftovers(tmp_path) == []
+
+
+def test_failed_rewrite_keeps_the_previous_complete_file(tmp_path):
+    path = write_video(tmp_path / "out.mp4", smooth_frames(3, 8, 8), 25)
+    before = path.read_bytes()
+    during = []
+
+    def frames_then_crash():
+        yield from smooth_frames(4, 8, 8)
+        during.append(path.read_bytes())
+        raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        write_video(path, frames_then_crash(), 25)
+    assert during == [before]  # mid-write, the final name still held the old video
+    assert leftovers(tmp_path) == ["out.mp4"] and path.read_bytes() == before
+
+
+def test_crash_mid_way_leaves_no_file_under_the_final_name(tmp_path):
+    def frames_then_crash():
+        yield np.zeros((8, 8, 3), np.uint8)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_video(tmp_path / "new.mp4", frames_then_crash(), 25)
+    assert leftovers(tmp_path) == []
+
+
+def test_png16_folder_crash_mid_way_leaves_nothing(tmp_path, monkeypatch):
+    real_fromarray = Image.fromarray
+    seen = []
+
+    def fromarray_failing_on_third(array):
+        seen.append(leftovers(tmp_path))
+        if len(seen) == 3:
+            raise OSError("disk full")
+        return real_fromarray(array)
+
+    monkeypatch.setattr(writers.Image, "fromarray", fromarray_failing_on_third)
+    with pytest.raises(OSError, match="disk full"):
+        write_png16(tmp_path / "clip_png16", np.random.default_rng(0).random((5, 4, 6)))
+    # Frames went into a hidden .partial folder, never under the final name, and it is gone after the failure.
+    assert len(seen[2]) == 1 and seen[2][0].startswith(".clip_png16.") and seen[2][0].endswith(".partial")
+    assert leftovers(tmp_path) == []
+
+
+def test_atomic_path_replaces_folders_whole(tmp_path):
+    write_png16(tmp_path / "d", np.zeros((5, 2, 2)))
+    write_png16(tmp_path / "d", np.ones((2, 2, 2)))
+    assert leftovers(tmp_path) == ["d"]
+    assert leftovers(tmp_path / "d") == ["depth_range.json", "frame_000000.png", "frame_000001.png"]  # no stale 2-4
+    with pytest.raises(ValueError), atomic_path(tmp_path / "x.npy") as tmp:
+        tmp.write_bytes(b"half")
+        raise ValueError
+    assert leftovers(tmp_path) == ["d"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Depth files and colour
+def test_png16_round_trip_within_one_step(tmp_path):
+    rng = np.random.default_rng(2)
+    depth = rng.uniform(-0.7, 2.3, size=(3, 5, 7)).astype(np.float32)
+    folder = write_png16(tmp_path / "clip_png16", depth)
+    names = leftovers(folder)
+    assert names == ["depth_range.json", "frame_000000.png", "frame_000001.png", "frame_000002.png"]
+    meta = json.loads((folder / "depth_range.json").read_text())
+    assert meta["vmin"] == float(depth.min()) and meta["vmax"] == float(depth.max())
+    pngs = np.stack([np.asarray(Image.open(folder / n)) for n in names[1:]])
+    assert pngs.dtype == np.uint16 and pngs.min() == 0 and pngs.max() == 65535  # video-global, not per frame
+    back = meta["vmin"] + pngs / 65535 * (meta["vmax"] - meta["vmin"])
+    step = (meta["vmax"] - meta["vmin"]) / 65535
+    assert np.abs(back - depth).max() <= step / 2 + 1e-9
+
+
+def test_png16_given_range_clips_and_constant_depth_is_zero(tmp_path):
+    depth = np.array([[[0.0, 0.5, 1.0, 2.0]]], np.float32)
+    folder = write_png16(tmp_path / "p", depth, vmin=0.0, vmax=1.0)
+    assert np.asarray(Image.open(folder / "frame_000000.png")).tolist() == [[0, 32768, 65535, 65535]]
+    folder = write_png16(tmp_path / "c", np.full((1, 2, 2), 3.5, np.float32))
+    meta = json.loads((folder / "depth_range.json").read_text())
+    assert (meta["vmin"], meta["vmax"]) == (3.5, 3.5)
+    assert np.asarray(Image.open(folder / "frame_000000.png")).max() == 0
+
+
+def test_npy_is_float32_and_exact(tmp_path):
+    depth = np.random.default_rng(5).normal(size=(2, 3, 4))
+    back = np.load(write_npy(tmp_path / "d.npy", depth))
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, depth.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["Spectral_r", "Greys_r", "viridis"])
+def test_colorize_endpoints_are_the_colormap_ends(name):
+    cmap = colormaps[name]
+    depth = np.array([[[2.0, 4.0]], [[3.0, 3.0]]], np.float32)  # video-global range [2, 4]
+    rgb = colorize(depth, name)
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 1, 2, 3)
+    assert rgb[0, 0, 0].tolist() == list(cmap(0.0, bytes=True)[:3])
+    assert rgb[0, 0, 1].tolist() == list(cmap(1.0, bytes=True)[:3])
+    assert rgb[1, 0, 0].tolist() == list(cmap(0.5, bytes=True)[:3])  # frame 2 is mid-range, not stretched
+
+
+def test_colorize_meaning_and_range():
+    near_far = np.array([[[1.0, -1.0]]], np.float32)  # inverse depth: 1 is the nearest point
+    near, far = colorize(near_far, "Spectral_r")[0, 0].astype(int)
+    assert near[0] > near[1] + 100 and near[0] > near[2] + 50  # near red
+    assert far[2] > far[0] + 50 and far[2] > far[1] + 50  # far blue
+    grey_near, grey_far = colorize(near_far, "Greys_r")[0, 0]
+    assert grey_near.tolist() == [255, 255, 255] and grey_far.tolist() == [0, 0, 0]
+    clipped = colorize(np.array([[[-5.0, 0.0, 5.0]]]), "Greys_r", vmin=-1, vmax=1)[0, 0, :, 0]
+    assert clipped.tolist() == [0, colormaps["Greys_r"](0.5, bytes=True)[0], 255]
+    assert colorize(np.full((1, 2, 2), 7.0), "Greys_r").max() == 0  # constant video: no division by zero
+
+
+def test_unknown_colormap_lists_valid_names():
+    with pytest.raises(UserError, match="NoSuchMap") as error:
+        colorize(np.zeros((1, 2, 2)), "NoSuchMap")
+    assert "Spectral_r" in str(error.value) and "viridis" in str(error.value)
+
+
+def test_side_by_side_lines_up_and_resizes_rgb():
+    rgb = np.full((2, 8, 12, 3), 90, np.uint8)
+    depth_rgb = np.zeros((2, 4, 6, 3), np.uint8)
+    frames = list(side_by_side(rgb, depth_rgb))
+    assert len(frames) == 2 and frames[0].shape == (4, 12, 3)
+    assert (frames[0][:, :6] == 90).all() and (frames[0][:, 6:] == 0).all()
+    same = list(side_by_side(smooth_frames(1, 4, 6), depth_rgb[:1]))
+    np.testing.assert_array_equal(same[0][:, :6], smooth_frames(1, 4, 6)[0])
+    with pytest.raises(ValueError):
+        list(side_by_side(rgb, depth_rgb[:1]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# All outputs of one video
+def test_save_outputs_writes_everything_readable(tmp_path):
+    # Smooth depth on frames of a few macroblocks: tiny, busy frames lose a lot to yuv420p chroma subsampling.
+    yy, xx = np.mgrid[0:33, 0:48]
+    depth = np.stack([np.sin(xx / 32 + yy / 33 + 0.4 * i) for i in range(5)]).astype(np.float32)
+    rgb = smooth_frames(5, 66, 96)  # input resolution: the side-by-side brings it to the depth's size
+    fps = Fraction(24000, 1001)
+    written = save_outputs(tmp_path / "out", "clip", depth, rgb, fps, save_png=True,
+                           snippets={"dilation1_0": depth[:3], "dilation1_0_indices": np.arange(3)})
+    out = tmp_path / "out"
+    assert written == {
+        "pred": out / "clip_pred.npy", "png16": out / "clip_png16", "Spectral_r": out / "clip_Spectral_r.mp4",
+        "Greys_r": out / "clip_Greys_r.mp4", "rgbd": out / "clip_rgbd.mp4", "snippets": out / "clip_snippets.npz",
+    }
+    assert leftovers(out) == sorted(p.name for p in written.values())
+    np.testing.assert_array_equal(np.load(written["pred"]), depth)
+    assert len(leftovers(written["png16"])) == 6
+    np.testing.assert_array_equal(np.load(written["snippets"])["dilation1_0_indices"], np.arange(3))
+    for name in ("Greys_r", "Spectral_r"):
+        video, average_rate, _ = read_video(written[name])
+        assert video.shape == (5, 34, 48, 3) and average_rate == fps  # 33 rows padded to 34
+        assert np.abs(video[:, :33].astype(int) - colorize(depth, name)).mean() < 3
+    sbs, _, _ = read_video(written["rgbd"])
+    assert sbs.shape == (5, 34, 96, 3)
+    assert np.abs(sbs[:, :33, 48:].astype(int) - colorize(depth, "Spectral_r")).mean() < 3  # right: first cmap
+    halved = rgb.reshape(5, 33, 2, 48, 2, 3).mean(axis=(2, 4))
+    assert np.abs(sbs[:, :33, :48] - halved).mean() < 3  # left: the RGB, halved
+
+
+def test_save_outputs_without_colormaps_and_with_a_bad_one(tmp_path):
+    depth = np.zeros((2, 4, 4), np.float32)
+    rgb = np.zeros((2, 4, 4, 3), np.uint8)
+    written = save_outputs(tmp_path / "a", "x", depth, rgb, 25, cmaps=())
+    assert list(written) == ["pred"] and leftovers(tmp_path / "a") == ["x_pred.npy"]
+    with pytest.raises(UserError, match="NoSuchMap"):
+        save_outputs(tmp_path / "b", "x", depth, rgb, 25, cmaps=("Greys_r", "NoSuchMap"))
+    assert not (tmp_path / "b").exists()  # checked before anything was written
+    with pytest.raises(ValueError, match="rgb"):
+        save_outputs(tmp_path / "c", "x", depth, rgb[:1], 25)
