@@ -197,7 +197,9 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
     return path
 
 
-def _add_h264_stream(container: av.container.OutputContainer, rate: Fraction, size: tuple[int, int], crf: int):
+def _add_h264_stream(
+    container: av.container.OutputContainer, rate: Fraction, size: tuple[int, int], crf: int
+) -> av.VideoStream:
     stream = container.add_stream("libx264", rate=rate, options={"crf": str(crf)})
     stream.height, stream.width = (side + side % 2 for side in size)
     stream.pix_fmt = "yuv420p"
