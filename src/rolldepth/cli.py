@@ -113,8 +113,8 @@ def add_run_parser(sub) -> None:
 
 def cmd_run(args) -> int:
     from .presets import resolve_settings
-    from .video_io import list_inputs, probe, read_frames, resize_frames
-    from .writers import save_outputs
+    from .video_io import list_inputs, read_frames, resize_frames
+    from .writers import get_colormap, save_outputs
 
     settings = resolve_settings(
         args.preset, res=args.res, dilations=args.dilations, snippet_lengths=args.snippet_lengths,
@@ -124,12 +124,16 @@ def cmd_run(args) -> int:
     if args.start < 0 or args.count < 0 or args.fps < 0 or args.input_fps <= 0:
         raise UserError("--from, --frames and --fps must be >= 0 and --input-fps > 0")
     inputs = [path for arg in args.inputs for path in list_inputs(Path(arg))]
+    for name in args.cmap:
+        get_colormap(name)
+    rate = Fraction(args.input_fps).limit_denominator(1001)
+    infos = [check_input(path, rate, args.start, args.count, settings) for path in inputs]
     pipe = load_pipeline(args.model, settings.dtype, args.device)
     res = settings.res if (settings.res_explicit or pipe.default_res is None) else pipe.default_res
     args.output_dir.mkdir(parents=True, exist_ok=True)
     for number, path in enumerate(inputs, 1):
         log.info("[%d/%d] %s", number, len(inputs), path)
-        info = probe(path, fps=Fraction(args.input_fps).limit_denominator(1001))
+        info = infos[number - 1]
         frames = read_frames(path, args.start, args.count)
         out = pipe(
             frames, dilations=settings.dilations, snippet_lengths=settings.snippet_lengths,
@@ -156,6 +160,23 @@ def cmd_run(args) -> int:
         log.info("%d frames in %.1f s (%.2f s/frame): %s", len(frames), seconds, seconds / len(frames),
                  ", ".join(p.name for p in written.values()))
     return 0
+
+
+def check_input(path: Path, rate: Fraction, start: int, count: int, settings):
+    """Probe one input and check that its frame window can be processed, before any model is loaded: a bad input
+    in a long list must fail in seconds, not after minutes of loading and inference."""
+    from .snippets import build_snippet_groups
+    from .video_io import probe
+
+    info = probe(path, fps=rate)
+    if start >= info.n_frames:
+        raise UserError(f"--from {start} is past the end of {path} ({info.n_frames} frames)")
+    n_frames = info.n_frames - start if count == 0 else min(count, info.n_frames - start)
+    try:
+        build_snippet_groups(n_frames, settings.dilations, settings.snippet_lengths, cap=settings.cap_dilation)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return info
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -206,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["TQDM_DISABLE"] = "1"
+        for library in ("diffusers", "transformers"):  # their weight-loading bars ignore TQDM_DISABLE
+            __import__(f"{library}.utils.logging", fromlist=["disable_progress_bar"]).disable_progress_bar()
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
