@@ -1,0 +1,162 @@
+"""Training: the snippet target, the seeded sampling, the loss at t=999, exact resume, and a model that loads."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rolldepth.checkpoint import TINY_TEXT, TINY_UNET, TINY_VAE, build_components, load_components
+from rolldepth.cli import main
+from rolldepth.errors import UserError
+from rolldepth.pipeline import RollingDepthPipeline
+from rolldepth.train import SyntheticVideos, TrainConfig, lr_factor, normalise_snippet, step_rng, train, unet_loss
+
+
+def write_videos(root, n_sequences=2, n_frames=6, size=(40, 32), seed=0):
+    """A dataset in the `rolldepth synth` layout with random frames and planes at known depths."""
+    rng = np.random.default_rng(seed)
+    entries = []
+    for k in range(n_sequences):
+        folder = root / f"seq_{k:05d}"
+        folder.mkdir(parents=True)
+        np.save(folder / "frames.npy", rng.integers(0, 256, (n_frames, size[1], size[0], 3), dtype=np.uint8))
+        depth = rng.uniform(0.5, 20.0, (n_frames, size[1], size[0])).astype(np.float32)
+        np.save(folder / "depth.npy", depth)
+        entries.append({"name": folder.name})
+    (root / "dataset.json").write_text(json.dumps({"sequences": entries}))
+    return root
+
+
+def tiny_config(data, **overrides):
+    fields = dict(data=str(data), vae_steps=2, unet_steps=3, frames_per_batch=6, vae_batch=2, crop=(32, 24),
+                  save_every=1, warmup=1)
+    return TrainConfig(**(fields | overrides))
+
+
+@pytest.fixture
+def tiny_parts(monkeypatch):
+    """Train the tiny architecture instead of the small one, so a whole run takes a second."""
+    import rolldepth.train as module
+
+    monkeypatch.setattr(module, "SMALL_UNET", TINY_UNET)
+    monkeypatch.setattr(module, "SMALL_VAE", TINY_VAE)
+    monkeypatch.setattr(module, "SMALL_TEXT", TINY_TEXT)
+
+
+def test_snippet_target_is_normalised_jointly_over_frames():
+    rng = np.random.default_rng(1)
+    depth = rng.uniform(1, 10, (3, 20, 30))
+    depth[2] *= 4  # the last frame is farther: a per-frame normalisation would hide it
+    out = normalise_snippet(depth)
+    inverse = 1 / depth
+    lo, hi = np.percentile(inverse.ravel(), [2, 98])  # the percentiles of the whole snippet, float64
+    expected = np.clip((inverse - lo) / (hi - lo) * 2 - 1, -1, 1)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert out[2].mean() < out[0].mean() - 0.3  # far frame stays darker (smaller inverse depth)
+    assert (out == 1).mean() == pytest.approx(0.02, abs=0.005) and (out == -1).mean() == pytest.approx(0.02, abs=0.005)
+
+
+def test_sampling_depends_only_on_seed_and_step(tmp_path):
+    data = SyntheticVideos(write_videos(tmp_path / "d"))
+    cfg = tiny_config(tmp_path / "d")
+    first = data.snippets(step_rng(0, 7)[0], 2, 3, cfg)
+    again = data.snippets(step_rng(0, 7)[0], 2, 3, cfg)
+    other = data.snippets(step_rng(0, 8)[0], 2, 3, cfg)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[1], other[1])
+    rgb, target = first
+    assert rgb.shape == (6, 3, 24, 32) and target.shape == (6, 1, 24, 32)
+    assert rgb.min() >= -1 and rgb.max() <= 1 and target.min() >= -1 and target.max() <= 1
+
+
+def test_lr_schedule_warms_up_and_decays_to_a_tenth():
+    assert lr_factor(0, 10, 100) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100) == pytest.approx(1.0)
+    assert lr_factor(10, 10, 100) == pytest.approx(1.0)
+    assert lr_factor(100, 10, 100) == pytest.approx(0.1)
+
+
+def test_one_step_regime_targets_minus_the_clean_latent():
+    """At t=999 of the zero-terminal-SNR schedule the UNet input is pure noise and v = -z0: a UNet that outputs -z0
+    has zero loss there, which is exactly what one-step inference decodes."""
+    parts = build_components(TINY_UNET, TINY_VAE, TINY_TEXT)
+    vae, scheduler = parts["vae"], parts["scheduler"]
+    rgb = torch.rand(3, 3, 16, 16) * 2 - 1
+    target = torch.rand(3, 1, 16, 16) * 2 - 1
+    z0 = vae.encode(target.expand(-1, 3, -1, -1)).latent_dist.mean * vae.config.scaling_factor
+
+    class MinusClean(torch.nn.Module):
+        def forward(self, sample, timestep, encoder_hidden_states, cross_attention_kwargs):
+            assert torch.all(timestep == 999) and cross_attention_kwargs == {"num_frames": 3}
+            return type("Out", (), {"sample": -z0})()
+
+    loss = unet_loss(MinusClean(), vae, scheduler, torch.zeros(1, 2, 32), rgb, target, 3, torch.Generator(), 1.0)
+    assert float(loss) < 1e-8
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_parts, monkeypatch):
+    data = write_videos(tmp_path / "d")
+    straight = load_components(train(tiny_config(data), tmp_path / "straight", progress=False))
+
+    import rolldepth.train as module
+
+    real_log = module.Run.log_loss
+
+    def crash_after_saving_step_2(self, stage, step, loss):
+        real_log(self, stage, step, loss)
+        if stage == "unet" and step == 2:
+            raise KeyboardInterrupt  # after step 2's update; its state (saved every step) is from step 1 + 1
+    monkeypatch.setattr(module.Run, "log_loss", crash_after_saving_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(data), tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(module.Run, "log_loss", real_log)
+    assert json.loads((tmp_path / "resumed" / "state_unet" / "step.json").read_text()) == {"step": 2}
+    resumed = load_components(train(tiny_config(data), tmp_path / "resumed", progress=False))
+
+    for name in ("unet", "vae"):
+        a, b = straight[name].state_dict(), resumed[name].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert straight["vae"].config.scaling_factor == resumed["vae"].config.scaling_factor != 0.18215
+    lines = [json.loads(x) for x in (tmp_path / "resumed" / "loss.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["step"]) for e in lines] == [("vae", 0), ("vae", 1), ("unet", 0), ("unet", 1), ("unet", 2)]
+
+
+def test_training_lowers_the_loss_and_the_model_runs(tmp_path, tiny_parts):
+    """Many steps on a 1-sequence dataset: the mean loss of the last steps is well below that of the first."""
+    data = write_videos(tmp_path / "d", n_sequences=1)
+    cfg = tiny_config(data, vae_steps=0, unet_steps=40, unet_lr=3e-3, save_every=100, one_step_fraction=1.0)
+    model = train(cfg, tmp_path / "run", progress=False)
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8])
+    assert json.loads((model / "rolldepth.json").read_text()) == {"processing_res": 192}
+    pipe = RollingDepthPipeline.from_pretrained(model)
+    frames = np.load(data / "seq_00000" / "frames.npy")
+    out = pipe(frames, dilations=(1,), processing_res=32, generator=0, progress=False)
+    assert out.depth.shape == (6, 26, 32) and np.isfinite(out.depth).all()
+
+
+def test_fine_tuning_keeps_the_codec_and_fp16_halves_the_files(tmp_path, tiny_checkpoint):
+    data = write_videos(tmp_path / "d")
+    cfg = tiny_config(data, init=str(tiny_checkpoint), unet_steps=1, save_fp16=True)
+    model = train(cfg, tmp_path / "ft", progress=False)
+    before, after = load_components(tiny_checkpoint), load_components(model)
+    kept = before["vae"].state_dict()  # unchanged up to the fp16 rounding of the saved files
+    assert all(torch.equal(kept[k].half().float(), v) for k, v in after["vae"].state_dict().items())
+    assert not all(torch.equal(before["unet"].state_dict()[k].half().float(), v) for k, v in after["unet"].state_dict().items())
+    assert not (tmp_path / "ft" / "state_vae").exists()
+    size = lambda folder: sum(f.stat().st_size for f in (folder / "unet").glob("*.safetensors"))
+    assert size(model) < 0.6 * size(tiny_checkpoint)
+
+
+def test_resume_with_other_settings_and_bad_data_are_user_errors(tmp_path, tiny_parts, capsys):
+    data = write_videos(tmp_path / "d")
+    train(tiny_config(data, unet_steps=0, vae_steps=1), tmp_path / "run", progress=False)
+    with pytest.raises(UserError, match="other settings"):
+        train(tiny_config(data, unet_steps=0, vae_steps=1, seed=5), tmp_path / "run", progress=False)
+    with pytest.raises(UserError, match="larger than"):
+        train(tiny_config(data, crop=(64, 64)), tmp_path / "big", progress=False)
+    capsys.readouterr()
+    code = main(["-q", "train", "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("rolldepth: error:") and "dataset.json" in err and "\n" not in err
