@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 from .errors import UserError
@@ -113,70 +112,29 @@ def add_run_parser(sub) -> None:
 
 def cmd_run(args) -> int:
     from .presets import resolve_settings
-    from .video_io import list_inputs, read_frames, resize_frames
-    from .writers import get_colormap, save_outputs
+    from .runner import RunOptions, check_input, process_video
+    from .video_io import list_inputs
 
     settings = resolve_settings(
         args.preset, res=args.res, dilations=args.dilations, snippet_lengths=args.snippet_lengths,
         cap_dilation=args.cap_dilation, dtype=args.dtype, refine_steps=args.refine_steps,
         refine_snippet_length=args.refine_snippet_length, refine_start_dilation=args.refine_start_dilation,
     )
-    if args.start < 0 or args.count < 0 or args.fps < 0 or args.input_fps <= 0:
-        raise UserError("--from, --frames and --fps must be >= 0 and --input-fps > 0")
+    options = RunOptions(
+        settings=settings, start=args.start, count=args.count, fps=args.fps, input_fps=args.input_fps,
+        restore_res=args.restore_res, cmaps=tuple(args.cmap), save_npy=args.save_npy, save_png=args.save_png,
+        save_sbs=args.save_sbs, save_snippets=args.save_snippets, batch_size=args.batch_size,
+        vae_batch_size=args.vae_batch_size, seed=args.seed, progress=not args.quiet,
+    )
+    options.check()
     inputs = [path for arg in args.inputs for path in list_inputs(Path(arg))]
-    for name in args.cmap:
-        get_colormap(name)
-    rate = Fraction(args.input_fps).limit_denominator(1001)
-    infos = [check_input(path, rate, args.start, args.count, settings) for path in inputs]
+    infos = [check_input(path, options) for path in inputs]  # every input checked before the model loads
     pipe = load_pipeline(args.model, settings.dtype, args.device)
-    res = settings.res if (settings.res_explicit or pipe.default_res is None) else pipe.default_res
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    for number, path in enumerate(inputs, 1):
+    for number, (path, info) in enumerate(zip(inputs, infos), 1):
         log.info("[%d/%d] %s", number, len(inputs), path)
-        info = infos[number - 1]
-        frames = read_frames(path, args.start, args.count)
-        out = pipe(
-            frames, dilations=settings.dilations, snippet_lengths=settings.snippet_lengths,
-            cap_dilation=settings.cap_dilation, refine_steps=settings.refine_steps,
-            refine_snippet_length=settings.refine_snippet_length,
-            refine_start_dilation=settings.refine_start_dilation, processing_res=res,
-            restore_res=args.restore_res, batch_size=args.batch_size, vae_batch_size=args.vae_batch_size,
-            generator=args.seed, return_snippets=args.save_snippets,
-        )
-        rgb = frames if args.restore_res else resize_frames(frames, res)
-        if not args.restore_res:
-            rgb = ((rgb.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().clip(0, 255).astype("uint8")
-        snippets = None
-        if args.save_snippets:
-            snippets = {f"dilation{g.dilation}_{k}": a for k, (g, a) in enumerate(zip(out.groups, out.snippets))}
-            snippets |= {f"dilation{g.dilation}_{k}_indices": g.indices for k, g in enumerate(out.groups)}
-        fps = Fraction(args.fps).limit_denominator(1001) if args.fps else info.fps
-        written = save_outputs(
-            args.output_dir, path.stem if path.is_file() else path.name, out.depth, rgb, fps,
-            save_npy=args.save_npy, save_png=args.save_png, cmaps=tuple(args.cmap), save_sbs=args.save_sbs,
-            snippets=snippets,
-        )
-        seconds = sum(out.timings.values())
-        log.info("%d frames in %.1f s (%.2f s/frame): %s", len(frames), seconds, seconds / len(frames),
-                 ", ".join(p.name for p in written.values()))
+        process_video(pipe, path, args.output_dir, options, info)
     return 0
-
-
-def check_input(path: Path, rate: Fraction, start: int, count: int, settings):
-    """Probe one input and check that its frame window can be processed, before any model is loaded: a bad input
-    in a long list must fail in seconds, not after minutes of loading and inference."""
-    from .snippets import build_snippet_groups
-    from .video_io import probe
-
-    info = probe(path, fps=rate)
-    if start >= info.n_frames:
-        raise UserError(f"--from {start} is past the end of {path} ({info.n_frames} frames)")
-    n_frames = info.n_frames - start if count == 0 else min(count, info.n_frames - start)
-    try:
-        build_snippet_groups(n_frames, settings.dilations, settings.snippet_lengths, cap=settings.cap_dilation)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    return info
 
 
 # ------------------------------------------------------------------------------------------------------------------
