@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_parser(sub)
     add_bench_parser(sub)
-    for module in ("synth", "train", "evaluate"):
+    for module in ("synth", "train", "evaluate", "webapp"):
         try:
             __import__(f"rolldepth.{module}", fromlist=["register_cli"]).register_cli(sub)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,231 @@
+"""The web page: the request function on its own, then the real page driven in headless Chromium.
+
+The browser tests start the app on a free localhost port and load Debian's /usr/bin/chromium through Playwright
+(Playwright never downloads a browser here); every request the page makes to anything but that port is aborted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import encode_video, pattern_frames
+from rolldepth.cli import load_pipeline, main
+from rolldepth.errors import UserError
+from rolldepth.webapp import STAGES, PipelineCache, prune_old, run_request, stage_fraction
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def decode(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])])
+
+
+def png_zip_depth(data: bytes) -> np.ndarray:
+    """Depth back from the zip of 16-bit PNGs and its depth_range.json, as a user of the download would."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = sorted(n for n in archive.namelist() if n.endswith(".png"))
+        rng = json.loads(archive.read(next(n for n in archive.namelist() if n.endswith("depth_range.json"))))
+        pngs = np.stack([np.asarray(Image.open(io.BytesIO(archive.read(n)))) for n in names])
+    assert pngs.dtype == np.uint16
+    return pngs / 65535 * (rng["vmax"] - rng["vmin"]) + rng["vmin"], (rng["vmax"] - rng["vmin"]) / 65535
+
+
+class CountingLoader:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, model, dtype_name, device):
+        self.calls.append((model, dtype_name, device))
+        return load_pipeline(model, dtype_name, device)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+def test_request_writes_every_output_and_loads_the_model_once(tmp_path, tiny_checkpoint):
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(8))
+    loader = CountingLoader()
+    cache = PipelineCache(str(tiny_checkpoint), "cpu", loader=loader)
+    stages = []
+    result = run_request(cache, str(video), "fast", "32", "", "Greys_r", tmp_path / "work", stages.append)
+
+    depth = np.load(result.npy)
+    n, height, width = depth.shape
+    assert n == 8 and max(height, width) == 32 and abs(height - 36 * 32 / 52) <= 1  # aspect kept, long side 32
+    back, step = png_zip_depth(result.png_zip.read_bytes())
+    assert back.shape == depth.shape
+    np.testing.assert_allclose(back, depth, atol=step)
+    even = (height + height % 2, width + width % 2)
+    grey = decode(result.depth_video)
+    assert grey.shape == (8, *even, 3)
+    near = np.unravel_index(depth[3].argmax(), depth[3].shape)
+    far = np.unravel_index(depth[3].argmin(), depth[3].shape)
+    assert grey[3][near].mean() > grey[3][far].mean()  # the chosen colormap (Greys_r: nearer is brighter) was used
+    assert decode(result.sbs_video).shape[:3] == (8, even[0], 2 * even[1])
+    assert result.folder.parent == tmp_path / "work" and result.n_frames == 8 and "8 frames" in result.summary()
+    assert stages[0] == "loading the model" and stages[-1] == "packing downloads"
+    assert [s for s in stages if s in STAGES] == list(STAGES)
+
+    again = run_request(cache, str(video), "full", "24", "0", "Spectral_r", tmp_path / "work")
+    assert np.load(again.npy).shape[2] == 24  # the options of this request, not the last one's
+    assert again.folder != result.folder and result.npy.exists()  # each request has its own folder
+    assert cache.get("fp32") is cache.get("fp16")  # on the CPU every preset runs fp32: one pipeline serves all
+    assert len(loader.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "frames, preset, res, refine, message",
+    [
+        (1, "fast", "", "", "at least 3 frames"),
+        ("junk", "fast", "", "", "cannot read junk.mp4"),
+        (None, "fast", "", "", "upload a video"),
+        (8, "fast", "big", "", "resolution must be a whole number"),
+        (8, "fast", "-5", "", "--res must be >= 0"),
+        (8, "fast", "", "1000", "--refine-steps must be between 0 and 500"),
+        (8, "nosuch", "", "", "unknown preset"),
+    ],
+)
+def test_request_user_errors_before_the_model_loads(tmp_path, frames, preset, res, refine, message):
+    video = None
+    if frames == "junk":
+        video = tmp_path / "junk.mp4"
+        video.write_bytes(b"not a video at all" * 20)
+    elif frames is not None:
+        video = encode_video(tmp_path / "clip.mp4", pattern_frames(frames))
+    loader = CountingLoader()
+    with pytest.raises(UserError, match=message) as info:
+        run_request(PipelineCache("unused", "cpu", loader=loader), video, preset, res, refine, "Spectral_r",
+                    tmp_path / "work")
+    assert str(tmp_path) not in str(info.value)  # the server's upload folder is not shown to the user
+    assert loader.calls == []
+
+
+def test_stage_fraction_and_prune(tmp_path):
+    assert stage_fraction("loading the model", 0.5) == 0
+    assert stage_fraction(STAGES[1], 0) == pytest.approx(2 / 5)
+    assert stage_fraction("decoding chunk 3", 0.4) == 0.4  # a stage the page does not know keeps the bar still
+    old, new = tmp_path / "request-old", tmp_path / "request-new"
+    old.mkdir(), new.mkdir()
+    (old / "clip_pred.npy").write_bytes(b"x")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    prune_old(tmp_path, keep_seconds=3600)
+    assert not old.exists() and new.exists()
+
+
+def test_web_without_gradio_says_how_to_install(monkeypatch, capsys, tiny_checkpoint):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` fail as if it were not installed
+    assert main(["web", "--model", str(tiny_checkpoint)]) == 2
+    assert "pip install 'rolldepth[web]'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------------------------
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium; setup.sh installs it)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint, tmp_path_factory):
+    from rolldepth.webapp import build_app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+        app = build_app(str(tiny_checkpoint), "cpu", work_root=tmp_path_factory.mktemp("requests"))
+        port = free_port()
+        app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    outside = []
+
+    def local_only(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", local_only)
+    page.goto(server)
+    page.locator("#run").wait_for()
+    yield page
+    context.close()
+    assert outside == []  # the page needs nothing from outside this machine
+
+
+def upload_and_run(page, video: Path, res: str) -> None:
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    page.get_by_role("combobox", name="Preset").click()
+    page.get_by_role("option", name="fast", exact=True).click()
+    page.locator("#res input, #res textarea").first.fill(res)
+    page.locator("#run").click()
+
+
+@needs_chromium
+def test_page_runs_a_video_and_offers_the_outputs(page, tmp_path):
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(8))
+    upload_and_run(page, video, "32")
+    depth_video = page.locator("#depth-video video")
+    page.locator("#depth-video video[src]").wait_for(timeout=30_000)
+    assert page.locator("#sbs-video video").get_attribute("src")
+    page.wait_for_function("document.querySelector('#depth-video video').readyState >= 1", timeout=10_000)
+    shown = depth_video.evaluate("v => [v.videoWidth, v.videoHeight]")  # Chromium decoded the mp4's header
+    assert "Done: 8 frames" in page.locator("#status").inner_text()
+
+    links = page.locator("#downloads a[download]")
+    assert sorted(links.evaluate_all("els => els.map(e => e.getAttribute('download'))")) == [
+        "clip_png16.zip", "clip_pred.npy"]
+    with page.expect_download() as download:
+        page.locator("#downloads a[download='clip_pred.npy']").click()
+    depth = np.load(download.value.path())
+    assert depth.shape[0] == 8 and depth.dtype == np.float32
+    assert shown == [depth.shape[2] + depth.shape[2] % 2, depth.shape[1] + depth.shape[1] % 2]
+    zipped = page.request.get(page.locator("#downloads a[download='clip_png16.zip']").get_attribute("href"))
+    back, step = png_zip_depth(zipped.body())
+    np.testing.assert_allclose(back, depth, atol=step)
+
+
+@needs_chromium
+def test_page_shows_a_user_error_not_a_traceback(page, tmp_path):
+    video = encode_video(tmp_path / "one.mp4", pattern_frames(1))
+    upload_and_run(page, video, "32")
+    error = page.get_by_text("one.mp4: snippets of 3 frames need at least 3 frames, the video has 1")
+    error.wait_for(timeout=15_000)
+    assert "Traceback" not in page.content()
+    assert page.locator("#depth-video video").count() == 0
