@@ -12,11 +12,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from .snippets import SnippetGroup
+from .workdir import rows_in_blocks
 
 
 def global_min(preds: Sequence[np.ndarray]) -> float:
-    """Smallest value over all snippet predictions (the official co-alignment subtracts it first)."""
-    return float(min(np.min(p) for p in preds))
+    """Smallest value over all snippet predictions (the official co-alignment subtracts it first); read block by
+    block, so the predictions may be disk-backed (``NpyArray``)."""
+    return float(min(float(np.min(block)) for p in preds for _, block in rows_in_blocks(p)))
 
 
 def _members(groups: Sequence[SnippetGroup], n_frames: int) -> list[list[tuple[int, int, int]]]:
@@ -42,7 +44,8 @@ def merge_frames(
     Parameters
     ----------
     full_preds : sequence of np.ndarray
-        ``[K_g, L_g, H, W]`` per group, raw model output (not min-subtracted); may be ``np.memmap``.
+        ``[K_g, L_g, H, W]`` per group, raw model output (not min-subtracted); may be disk-backed (``NpyArray``,
+        ``np.memmap``): only ``full_preds[g][k, j]`` is read.
     groups : sequence of SnippetGroup
         Frame indices of the snippets of each group.
     n_frames : int
@@ -74,7 +77,7 @@ def renormalise(depth: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Map the whole video linearly to ``[-1, 1]`` (one min and max for all frames, so frames stay comparable).
 
     A constant video has no range to stretch and becomes zeros. Works frame by frame so ``depth`` and ``out``
-    may be memmaps; ``out`` may be ``depth`` itself.
+    may be disk-backed; ``out`` may be ``depth`` itself.
     """
     if out is None:
         out = np.empty(depth.shape, dtype=np.float32)

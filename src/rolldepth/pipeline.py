@@ -6,9 +6,11 @@ One readable ``__call__`` in the diffusers style; the math lives in small pure m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,8 @@ from .coalign import coalign, subsample
 from .errors import UserError
 from .merge import global_min, merge_frames, renormalise
 from .snippets import SnippetGroup, build_snippet_groups, refine_dilations, snippet_indices
-from .video_io import resize_depth, resize_frames
+from .video_io import processing_size, resize_depth, resize_frames
+from .workdir import MemoryStore, rows_in_blocks
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +47,31 @@ def read_model_defaults(folder: Path) -> dict:
 
 
 @dataclass
+class FrameSource:
+    """Frames to process, decoded on demand so a long video never has to be in memory.
+
+    Attributes
+    ----------
+    n_frames, height, width : int
+        How many frames and their size (all frames have it).
+    frames : callable
+        ``frames(first)`` iterates uint8 [H, W, 3] RGB frames from index ``first`` to the end; it is called again
+        for every pass (e.g. a resumed run starts decoding where the last one stopped).
+    """
+
+    n_frames: int
+    height: int
+    width: int
+    frames: Callable[[int], Iterator[np.ndarray]]
+
+
+@dataclass
 class RollingDepthOutput:
     """What one pipeline call returns.
 
     Attributes
     ----------
-    depth : np.ndarray
+    depth : np.ndarray or NpyArray
         [N, H, W] float32 relative INVERSE depth (larger = nearer), one affine frame for the whole video, about
         [-1, 1]. H, W are the processing size, or the input size with ``restore_res``.
     depth_coaligned : np.ndarray
@@ -96,6 +118,7 @@ class RollingDepthPipeline(DiffusionPipeline):
         enable_multi_frame_attention(self.unet)
         self.default_res = default_res
         self._empty_embedding: torch.Tensor | None = None
+        self._weights_digest: str | None = None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, dtype: torch.dtype = torch.float32, device="cpu", **_):
@@ -121,6 +144,40 @@ class RollingDepthPipeline(DiffusionPipeline):
                 self.device, self.unet.dtype
             )
         return self._empty_embedding
+
+    def weights_digest(self) -> str:
+        """A short fingerprint of the weights, scheduler and prompt embedding, computed once per pipeline.
+
+        A resumed run must only reuse cached predictions of the same model. Hashing every weight of an SD-sized
+        UNet costs seconds, so each tensor contributes its name, shape, dtype and a strided sample of its values:
+        any retrained or swapped model changes it.
+        """
+        if self._weights_digest is None:
+            digest = hashlib.sha1()
+            for part in ("unet", "vae"):
+                for name, tensor in getattr(self, part).state_dict().items():
+                    flat = tensor.detach().reshape(-1)
+                    sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy()
+                    digest.update(f"{part}.{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+                    digest.update(sample.tobytes())
+            digest.update(self.empty_embedding.float().cpu().numpy().tobytes())
+            digest.update(json.dumps(dict(self.scheduler.config), sort_keys=True, default=str).encode())
+            self._weights_digest = digest.hexdigest()
+        return self._weights_digest
+
+    def resolve_res(self, processing_res: int | None) -> int:
+        """The processing resolution: as given, else the checkpoint's recommendation, else 768."""
+        res = self.default_res if processing_res is None else processing_res
+        return 768 if res is None else int(res)
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """[C, h, w] of the RGB latent of one frame of the processing size (after padding)."""
+        m, f = self.size_multiple, self.vae_factor
+        return (
+            int(self.vae.config.latent_channels),
+            (height + -height % m) // f,
+            (width + -width % m) // f,
+        )
 
     # ----------------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -164,64 +221,152 @@ class RollingDepthPipeline(DiffusionPipeline):
             Keep the raw snippet predictions in the output.
         progress : bool
             Show progress bars.
+
+        Notes
+        -----
+        Everything stays in memory here; :meth:`run` with a :class:`~rolldepth.workdir.DiskStore` runs the same
+        steps with the intermediate arrays on disk (what ``rolldepth run`` does), giving the same result.
         """
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise UserError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {list(frames.shape)}")
+        source = FrameSource(len(frames), frames.shape[1], frames.shape[2], lambda first: iter(frames[first:]))
+        return self.run(
+            source, MemoryStore(), dilations=dilations, snippet_lengths=snippet_lengths, cap_dilation=cap_dilation,
+            refine_steps=refine_steps, refine_snippet_length=refine_snippet_length,
+            refine_start_dilation=refine_start_dilation, processing_res=processing_res, restore_res=restore_res,
+            batch_size=batch_size, vae_batch_size=vae_batch_size, generator=generator,
+            return_snippets=return_snippets, progress=progress,
+        )
+
+    @torch.no_grad()
+    def run(
+        self,
+        source: FrameSource,
+        store,
+        *,
+        dilations=(1, 25),
+        snippet_lengths=(3,),
+        cap_dilation: bool = True,
+        refine_steps: int = 0,
+        refine_snippet_length: int = 3,
+        refine_start_dilation: int = 6,
+        processing_res: int | None = None,
+        restore_res: bool = False,
+        batch_size: int = 4,
+        vae_batch_size: int = 4,
+        generator: torch.Generator | int | None = None,
+        return_snippets: bool = False,
+        progress: bool = True,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> RollingDepthOutput:
+        """The pipeline on frames streamed from ``source``, intermediate arrays kept by ``store``.
+
+        With a :class:`~rolldepth.workdir.DiskStore` memory does not grow with the video's length except for the
+        subsampled co-alignment data (1/100 of the predictions), the frame-to-snippet bookkeeping and, with
+        refinement, the latents of the whole video (which refinement keeps in memory: 1/16 of the depth's size for
+        an SD VAE). Every stage records its progress in the store (frames encoded, snippets predicted per group,
+        the alignment, finished arrays) and skips what an earlier, interrupted run already recorded; snippet
+        batches and VAE batches start at the same indices either way, so a resumed run computes exactly what an
+        uninterrupted one would. Arguments as for :meth:`__call__`; ``on_stage`` is told "reading frames" and
+        "estimating depth" as those stages start. Arrays in the output are the store's (``NpyArray`` for a
+        ``DiskStore``).
+        """
         if batch_size < 1 or vae_batch_size < 1:
             raise UserError("batch sizes must be >= 1")
-        n_frames, in_h, in_w = frames.shape[:3]
+        n_frames = int(store.get("frames", source.n_frames))
+        groups = build_snippet_groups(n_frames, dilations, snippet_lengths, cap=cap_dilation)
         if isinstance(generator, int):
             generator = torch.Generator().manual_seed(generator)
-        groups = build_snippet_groups(n_frames, dilations, snippet_lengths, cap=cap_dilation)
+        res = self.resolve_res(processing_res)
+        height, width = processing_size(source.height, source.width, res)
         timings: dict[str, float] = {}
 
-        # 1. Frames -> processing size -> RGB latents, encoded once per frame.
+        # 1. Frames streamed in VAE batches: resized to the processing size, encoded once each.
         tic = time.perf_counter()
-        res = self.default_res if processing_res is None else processing_res
-        res = 768 if res is None else res
-        rgb = resize_frames(frames, res)
-        height, width = rgb.shape[-2:]
-        rgb_latents = self.encode(self._pad(rgb), vae_batch_size, progress, "Encoding frames")
+        if on_stage:
+            on_stage("reading frames")
+        latents = store.array("latents", (source.n_frames, *self.latent_shape(height, width)))
+        done = int(store.get("encoded", 0))
+        if done < n_frames:
+            encoded = self.encode_frames(
+                source.frames(done), res, latents, start=done, batch=vae_batch_size, progress=progress,
+                on_chunk=lambda k: store.set("encoded", k),
+            )
+            if encoded < n_frames:  # a damaged file: decoding stopped early
+                log.warning("only %d of %d frames could be decoded; estimating depth for those", encoded, n_frames)
+                n_frames = encoded
+                groups = build_snippet_groups(n_frames, dilations, snippet_lengths, cap=cap_dilation)
+                store.set("frames", n_frames)
+        if len(latents) != n_frames:
+            latents = latents[:n_frames] if isinstance(latents, np.ndarray) else latents.head(n_frames)
         timings["encode"] = time.perf_counter() - tic
 
         # 2. One-step snippet inference, snippets batched; one noise map shared by every frame.
         tic = time.perf_counter()
-        noise = torch.randn(rgb_latents.shape[1:], generator=generator, dtype=torch.float32)
+        if on_stage:
+            on_stage("estimating depth")
+        noise = torch.randn(latents.shape[1:], generator=generator, dtype=torch.float32)
         noise = noise.to(self.device, self.unet.dtype)
-        snippets = [
-            self.predict_snippets(rgb_latents, noise, g.indices, batch_size, vae_batch_size, (height, width), progress)
-            for g in groups
-        ]
+        snippets = []
+        for g, group in enumerate(groups):
+            key = f"snippets{g}"
+            preds = store.array(key, (len(group), group.snippet_len, height, width))
+            done = int(store.get(key, 0))
+            if done < len(group):
+                self.predict_snippets(
+                    latents, noise, group.indices, batch_size, vae_batch_size, (height, width), progress,
+                    out=preds, start=done, on_batch=lambda k, key=key: store.set(key, k),
+                )
+            snippets.append(preds)
         timings["snippets"] = time.perf_counter() - tic
 
-        # 3. Co-alignment on subsampled, min-shifted predictions; 4. merge at full resolution, renormalise.
+        # 3. Co-alignment on subsampled, min-shifted predictions; 4. merge frame by frame, renormalise in place.
         tic = time.perf_counter()
-        offset = global_min(snippets)
-        result = coalign([subsample(s - offset) for s in snippets], groups, n_frames)
-        depth = renormalise(merge_frames(snippets, groups, n_frames, result.scales, result.shifts, offset))
+        alignment = store.get("alignment")
+        if alignment is None:
+            offset = global_min(snippets)
+            result = coalign([subsampled(p, offset) for p in snippets], groups, n_frames)
+            log.info("co-alignment: objective %.5f after %d iterations", result.objective, result.iterations)
+            alignment = dict(offset=offset, scales=[s.tolist() for s in result.scales],
+                             shifts=[t.tolist() for t in result.shifts])
+            store.set("alignment", alignment)
+        offset = float(alignment["offset"])
+        scales = [np.asarray(s, dtype=np.float64) for s in alignment["scales"]]
+        shifts = [np.asarray(t, dtype=np.float64) for t in alignment["shifts"]]
+        depth = coaligned = store.array("merged", (n_frames, height, width))
+        if not store.get("merged"):
+            merge_frames(snippets, groups, n_frames, scales, shifts, offset, out=coaligned)
+            renormalise(coaligned, out=coaligned)
+            store.set("merged", True)
         timings["coalign"] = time.perf_counter() - tic
-        log.info("co-alignment: objective %.5f after %d iterations", result.objective, result.iterations)
-        coaligned = depth
 
         # 5. Optional refinement: re-noise the merged video half-way and denoise it with shrinking snippets.
         if refine_steps > 0:
             tic = time.perf_counter()
-            depth = self.refine(
-                depth, rgb_latents, noise, refine_steps, refine_snippet_length, refine_start_dilation,
-                cap_dilation, batch_size, vae_batch_size, progress,
-            )
+            depth = store.array("refined", (n_frames, height, width))
+            if not store.get("refined"):
+                self.refine(
+                    coaligned, latents, noise, refine_steps, refine_snippet_length, refine_start_dilation,
+                    cap_dilation, batch_size, vae_batch_size, progress, out=depth,
+                )
+                store.set("refined", True)
             timings["refine"] = time.perf_counter() - tic
 
-        if restore_res and (height, width) != (in_h, in_w):
-            depth = resize_depth(depth, (in_h, in_w))
+        if restore_res and (height, width) != (source.height, source.width):
+            restored = store.array("restored", (n_frames, source.height, source.width))
+            if not store.get("restored"):
+                for first, block in rows_in_blocks(depth):
+                    restored[first : first + len(block)] = resize_depth(block, (source.height, source.width))
+                store.set("restored", True)
+            depth = restored
         return RollingDepthOutput(
-            depth=np.ascontiguousarray(depth, dtype=np.float32),
+            depth=depth,
             depth_coaligned=coaligned,
             snippets=snippets if return_snippets else None,
             groups=groups,
-            scales=result.scales,
-            shifts=result.shifts,
+            scales=scales,
+            shifts=shifts,
             timings=timings,
         )
 
@@ -234,13 +379,50 @@ class RollingDepthPipeline(DiffusionPipeline):
             images = F.pad(images, (0, pad_w, 0, pad_h), mode="replicate")
         return images
 
+    def _encode_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """One VAE call: [B, 3, H, W] in [-1, 1] -> scaled latent means (posterior mean, as in Marigold)."""
+        images = images.to(self.device, self.vae.dtype)
+        return self.vae.encode(images).latent_dist.mean * self.vae.config.scaling_factor
+
     def encode(self, images: torch.Tensor, batch: int, progress: bool, desc: str) -> torch.Tensor:
-        """[N, 3, H, W] in [-1, 1] -> scaled latent means [N, 4, H/f, W/f] (posterior mean, as in Marigold)."""
+        """[N, 3, H, W] in [-1, 1] -> scaled latent means [N, 4, H/f, W/f], ``batch`` images per VAE call."""
         out = []
         for start in tqdm(range(0, len(images), batch), desc=desc, disable=not progress, leave=False):
-            chunk = images[start : start + batch].to(self.device, self.vae.dtype)
-            out.append(self.vae.encode(chunk).latent_dist.mean * self.vae.config.scaling_factor)
+            out.append(self._encode_batch(images[start : start + batch]))
         return torch.cat(out)
+
+    def encode_frames(
+        self, frames: Iterable[np.ndarray], res: int, out, start: int = 0, batch: int = 4, progress: bool = True,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> int:
+        """Encode streamed uint8 RGB frames into ``out[start:]`` (float32 latents), ``batch`` frames per VAE call.
+
+        Only one batch of frames is held at a time. ``on_chunk`` is called with the number of frames done after
+        each batch (resumable runs record it). Returns the index after the last frame encoded.
+        """
+        index, chunk = start, []
+        bar = tqdm(total=len(out), initial=start, desc="Encoding frames", disable=not progress, leave=False)
+
+        def flush() -> None:
+            nonlocal index
+            latents = self._encode_batch(self._pad(resize_frames(np.stack(chunk), res)))
+            out[index : index + len(chunk)] = latents.float().cpu().numpy()
+            index += len(chunk)
+            bar.update(len(chunk))
+            chunk.clear()
+            if on_chunk:
+                on_chunk(index)
+
+        for frame in frames:
+            if index + len(chunk) >= len(out):
+                break
+            chunk.append(frame)
+            if len(chunk) == batch:
+                flush()
+        if chunk:
+            flush()
+        bar.close()
+        return index
 
     def decode(self, latents: torch.Tensor, size: tuple[int, int], batch: int) -> np.ndarray:
         """Depth latents [M, 4, h, w] -> depth [M, H, W] float32: mean of the 3 decoded channels, padding cropped."""
@@ -251,6 +433,12 @@ class RollingDepthPipeline(DiffusionPipeline):
             out.append(image[:, : size[0], : size[1]].cpu().numpy())
         return np.concatenate(out)
 
+    def _gather(self, latents, index: np.ndarray) -> torch.Tensor:
+        """Rows ``index`` of stored latents (ndarray, NpyArray or tensor) as a tensor on the device."""
+        if isinstance(latents, torch.Tensor):
+            return latents[torch.from_numpy(np.asarray(index)).to(latents.device)]
+        return torch.from_numpy(np.ascontiguousarray(latents[np.asarray(index)])).to(self.device, self.vae.dtype)
+
     def denoise(self, rgb_latents, depth_latents, timestep, n_frames: int) -> torch.Tensor:
         """One DDIM step of the depth latents of whole snippets ([(B*L), 4, h, w], frames of a snippet consecutive)."""
         unet_in = torch.cat([rgb_latents, depth_latents], dim=1).to(self.unet.dtype)
@@ -260,22 +448,41 @@ class RollingDepthPipeline(DiffusionPipeline):
         ).sample
         return self.scheduler.step(v_pred, timestep, depth_latents).prev_sample
 
-    def predict_snippets(self, rgb_latents, noise, indices, batch, vae_batch, size, progress) -> np.ndarray:
-        """One-step prediction at t=999 for every snippet of a group: [K, L, H, W] float32 inverse depth."""
+    def predict_snippets(
+        self, rgb_latents, noise, indices, batch, vae_batch, size, progress, *, out=None, start: int = 0,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """One-step prediction at t=999 for every snippet of a group: [K, L, H, W] float32 inverse depth.
+
+        Written into ``out`` (any array indexed by row slices) from snippet ``start`` on, which must be a multiple
+        of ``batch`` (a resumed run starts at the batch after the last one recorded); ``on_batch`` is called with
+        the number of snippets done after each batch.
+        """
         n_snippets, length = indices.shape
         self.scheduler.set_timesteps(1, device=self.device)
         timestep = self.scheduler.timesteps[0]
-        out = np.empty((n_snippets, length, *size), dtype=np.float32)
+        if out is None:
+            out = np.empty((n_snippets, length, *size), dtype=np.float32)
         desc = f"Snippets ({length} frames)"
-        for start in tqdm(range(0, n_snippets, batch), desc=desc, disable=not progress, leave=False):
-            idx = torch.from_numpy(indices[start : start + batch].reshape(-1))
-            latents = self.denoise(rgb_latents[idx], noise.expand(len(idx), -1, -1, -1), timestep, length)
-            out[start : start + batch] = self.decode(latents, size, vae_batch).reshape(-1, length, *size)
+        bar = tqdm(total=n_snippets, initial=start, desc=desc, disable=not progress, leave=False)
+        for first in range(start, n_snippets, batch):
+            idx = indices[first : first + batch].reshape(-1)
+            latents = self.denoise(self._gather(rgb_latents, idx), noise.expand(len(idx), -1, -1, -1), timestep, length)
+            out[first : first + batch] = self.decode(latents, size, vae_batch).reshape(-1, length, *size)
+            bar.update(len(idx) // length)
+            if on_batch:
+                on_batch(min(first + batch, n_snippets))
+        bar.close()
         return out
 
-    def refine(self, depth, rgb_latents, noise, steps, length, start_dilation, cap, batch, vae_batch, progress):
+    def refine(self, depth, rgb_latents, noise, steps, length, start_dilation, cap, batch, vae_batch, progress,
+               out=None):
         """Partial diffusion from t=499 with snippet dilations shrinking to 1; after EVERY step each frame's latent
-        is the mean over all snippets that contain it (the official refinement)."""
+        is the mean over all snippets that contain it (the official refinement).
+
+        ``depth`` is read and ``out`` written one VAE batch at a time, but the latents of the whole video stay in
+        memory while refining (every step touches all of them).
+        """
         n_frames, height, width = depth.shape
         total = int(steps / REFINE_SKIP_RATIO)
         if total > self.scheduler.config.num_train_timesteps:
@@ -284,8 +491,12 @@ class RollingDepthPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps[int(total * REFINE_SKIP_RATIO) :]
         schedule = refine_dilations(len(timesteps), start_dilation, n_frames, length, cap=cap)
 
-        image = torch.from_numpy(np.ascontiguousarray(depth)).float()[:, None].expand(-1, 3, -1, -1)
-        clean = self.encode(self._pad(image), vae_batch, progress, "Encoding depth")
+        rgb_all = self._gather(rgb_latents, np.arange(n_frames))
+        clean = []
+        for first in tqdm(range(0, n_frames, vae_batch), desc="Encoding depth", disable=not progress, leave=False):
+            image = torch.from_numpy(np.asarray(depth[first : first + vae_batch], dtype=np.float32))
+            clean.append(self._encode_batch(self._pad(image[:, None].expand(-1, 3, -1, -1))))
+        clean = torch.cat(clean)
         noise_all = noise.expand(n_frames, -1, -1, -1)
         latents = self.scheduler.add_noise(clean, noise_all.to(clean.dtype), timesteps[:1])
 
@@ -297,8 +508,17 @@ class RollingDepthPipeline(DiffusionPipeline):
             counts = torch.zeros(n_frames, dtype=latents.dtype, device=latents.device)
             for start in range(0, len(indices), batch):
                 idx = torch.from_numpy(indices[start : start + batch].reshape(-1)).to(latents.device)
-                stepped = self.denoise(rgb_latents[idx], latents[idx], timestep, indices.shape[1])
+                stepped = self.denoise(rgb_all[idx], latents[idx], timestep, indices.shape[1])
                 total_latents.index_add_(0, idx, stepped.to(latents.dtype))
                 counts.index_add_(0, idx, torch.ones(len(idx), dtype=latents.dtype, device=latents.device))
             latents = total_latents / counts[:, None, None, None]
-        return self.decode(latents, (height, width), vae_batch)
+        if out is None:
+            out = np.empty((n_frames, height, width), dtype=np.float32)
+        for first in range(0, n_frames, vae_batch):
+            out[first : first + vae_batch] = self.decode(latents[first : first + vae_batch], (height, width), vae_batch)
+        return out
+
+
+def subsampled(preds, offset: float) -> np.ndarray:
+    """``subsample(preds - offset)`` as a compact array, read block by block (``preds`` may be on disk)."""
+    return np.concatenate([subsample(block - offset) for _, block in rows_in_blocks(preds)])
