@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import shutil
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from fractions import Fraction
@@ -25,11 +26,13 @@ from pathlib import Path
 import av
 import numpy as np
 from matplotlib import colormaps
+from numpy.lib import format as npformat
 from matplotlib.colors import Colormap
 from PIL import Image
 
 from .errors import UserError
 from .video_io import as_rate
+from .workdir import rows_in_blocks
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +110,12 @@ def value_range(depth: np.ndarray, vmin: float | None = None, vmax: float | None
     """The (vmin, vmax) a visualisation maps to its ends: the video-global min/max unless given.
 
     One range for the whole video (not per frame) keeps colours comparable across frames, so a flicker in the
-    video is a flicker in the depth, not in the normalisation.
+    video is a flicker in the depth, not in the normalisation. Read block by block: ``depth`` may be disk-backed.
     """
-    lo = float(np.min(depth)) if vmin is None else float(vmin)
-    hi = float(np.max(depth)) if vmax is None else float(vmax)
+    if vmin is None or vmax is None:
+        blocks = np.array([(np.min(b), np.max(b)) for _, b in rows_in_blocks(depth)], dtype=np.float64)
+    lo = float(np.min(blocks[:, 0])) if vmin is None else float(vmin)  # np.min, not min(): NaN must propagate
+    hi = float(np.max(blocks[:, 1])) if vmax is None else float(vmax)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"depth range must be finite (NaN or inf in the depth?), got [{lo}, {hi}]")
     if hi < lo:
@@ -148,8 +153,10 @@ def colorize(
 
 
 def _as_depth(depth: np.ndarray) -> np.ndarray:
-    depth = np.asarray(depth)
-    if depth.ndim != 3 or depth.size == 0:
+    """A non-empty [N, H, W] array; a disk-backed one (``NpyArray``) is checked but never read here."""
+    if not hasattr(depth, "shape") or not hasattr(depth, "dtype"):
+        depth = np.asarray(depth)
+    if len(depth.shape) != 3 or 0 in depth.shape:
         raise ValueError(f"depth must be a non-empty [N, H, W] array, got shape {list(depth.shape)}")
     return depth
 
@@ -215,19 +222,37 @@ def _pad_to_even(frame: np.ndarray) -> np.ndarray:
 
 
 def write_npy(path: str | Path, depth: np.ndarray) -> Path:
-    """Save depth as float32 [N, H, W] ``.npy`` (full precision, unlike the official code's float16)."""
-    depth = _as_depth(depth).astype(np.float32, copy=False)
+    """Save depth as float32 [N, H, W] ``.npy`` (full precision, unlike the official code's float16); a
+    disk-backed ``depth`` is copied block by block."""
+    depth = _as_depth(depth)
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        np.save(file, depth)
+        _write_npy_stream(file, depth, np.float32)
     return path
 
 
+def _write_npy_stream(file, array, dtype=None) -> None:
+    """The ``.npy`` format (header, then C-order data) written block by block from any array-like."""
+    dtype = np.dtype(dtype or array.dtype)
+    header = {"descr": npformat.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(array.shape)}
+    npformat.write_array_header_1_0(file, header)
+    for _, block in rows_in_blocks(array):
+        file.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
+
+
 def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Save named arrays (e.g. the raw snippet predictions and their frame indices) as one uncompressed ``.npz``."""
+    """Save named arrays (e.g. the raw snippet predictions and their frame indices) as one uncompressed ``.npz``,
+    each written block by block (disk-backed arrays are never read whole)."""
     path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        np.savez(file, **arrays)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+                array = np.asarray(array)
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                if array.shape:
+                    _write_npy_stream(member, array)
+                else:
+                    npformat.write_array(member, np.asarray(array))
     return path
 
 
@@ -271,7 +296,7 @@ def save_outputs(
     out_dir: str | Path,
     stem: str,
     depth: np.ndarray,
-    rgb: np.ndarray | None,
+    rgb: np.ndarray | Iterable[np.ndarray] | None,
     fps: Fraction | float,
     *,
     save_npy: bool = True,
@@ -287,15 +312,20 @@ def save_outputs(
     is given. Colormap names and shapes are checked before anything is written, so a typo in a colormap name
     leaves no partial set of outputs behind.
 
+    Everything is written frame by frame, so ``depth`` may be disk-backed (``NpyArray``) and ``rgb`` any iterable
+    of uint8 [H, W, 3] frames (e.g. decoded again from the input), read once, for the side-by-side video.
+
     Returns
     -------
     dict[str, Path]
         What was written, keyed by the part of the name after ``<stem>_``: ``"pred"``, ``"png16"``, each colormap
         name, ``"rgbd"``, ``"snippets"``.
     """
-    depth = _as_depth(depth).astype(np.float32, copy=False)
+    depth = _as_depth(depth)
+    if isinstance(depth, np.ndarray):
+        depth = depth.astype(np.float32, copy=False)
     selected = {name: get_colormap(name) for name in cmaps}
-    if rgb is not None:
+    if isinstance(rgb, np.ndarray):
         rgb = np.asarray(rgb)
         if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3 or len(rgb) != len(depth):
             raise ValueError(
