@@ -192,6 +192,27 @@ def probe(path: str | Path, fps: Fraction | float | None = None) -> VideoInfo:
     return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path)
 
 
+def check_sequence(folder: str | Path, start: int = 0, count: int = 0) -> None:
+    """Read the header of every image of a sequence window, so an unreadable file or one of another size is
+    reported before any work starts rather than when decoding reaches it (headers only: fast for long sequences).
+
+    Raises
+    ------
+    UserError
+        Naming the first image that cannot be read or whose size differs from the first one's.
+    """
+    files = _sequence_files(Path(folder))
+    files = files[start : len(files) if count == 0 else start + count]
+    size = _image_size(files[0]) if files else None
+    for path in files[1:]:
+        found = _image_size(path)
+        if found != size:
+            raise UserError(
+                f"image {path} is {found[0]}x{found[1]} but the sequence is {size[0]}x{size[1]}: "
+                "all images of a sequence must have the same size"
+            )
+
+
 def as_rate(fps: Fraction | float) -> Fraction:
     """An exact, positive frame rate: Fractions and ints as given, floats to the nearest ratio with denominator
     <= 1001 (29.97002997... -> 30000/1001), because a float's exact binary value makes no usable time base."""
