@@ -7,6 +7,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -112,7 +113,7 @@ def add_run_parser(sub) -> None:
 
 def cmd_run(args) -> int:
     from .presets import resolve_settings
-    from .runner import RunOptions, check_input, process_video
+    from .runner import ModelShape, RunOptions, check_input, process_video
     from .video_io import list_inputs
 
     settings = resolve_settings(
@@ -127,13 +128,28 @@ def cmd_run(args) -> int:
         vae_batch_size=args.vae_batch_size, seed=args.seed, progress=not args.quiet,
     )
     options.check()
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        raise UserError(f"--output-dir {args.output_dir} is a file, not a folder")
     inputs = [path for arg in args.inputs for path in list_inputs(Path(arg))]
-    infos = [check_input(path, options) for path in inputs]  # every input checked before the model loads
-    pipe = load_pipeline(args.model, settings.dtype, args.device)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    for number, (path, info) in enumerate(zip(inputs, infos), 1):
-        log.info("[%d/%d] %s", number, len(inputs), path)
-        process_video(pipe, path, args.output_dir, options, info)
+    model = args.model or default_model()
+    device = pick_device(args.device)
+    shape = ModelShape.of_folder(model)  # read from its configs: the model itself is loaded after the checks
+    infos = [  # every input checked, and the disk and memory it needs estimated, before the model loads
+        check_input(path, options, output_dir=args.output_dir, model=shape, device_type=device.type)
+        for path in inputs
+    ]
+    pipe = load_pipeline(model, settings.dtype, args.device)
+    try:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        for number, (path, info) in enumerate(zip(inputs, infos), 1):
+            log.info("[%d/%d] %s", number, len(inputs), path)
+            process_video(pipe, path, args.output_dir, options, info)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            raise
+        raise UserError(
+            f"cannot write to {args.output_dir}: {exc.strerror} (free some space and rerun the command to resume)"
+        ) from None
     return 0
 
 

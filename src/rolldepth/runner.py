@@ -2,12 +2,23 @@
 
 ``check_input`` runs before any model is loaded, so a bad input in a long list fails in seconds;
 ``process_video`` runs the pipeline on one input and writes its outputs.
+
+Long videos and interrupted runs: ``process_video`` streams frames from the input and keeps the intermediate arrays
+(RGB latents, every snippet prediction, the merged depth) in a work folder ``<output_dir>/.<stem>.rolldepth-work/``
+instead of memory, so memory does not grow with the video's length. The folder records how far the run got and
+for what (input file, model weights, options); running the same command again after a crash or ``kill -9``
+continues from the last finished batch and gives the same result, while a run with other inputs, model or options
+starts over. It is deleted once every output is written; outputs only ever appear under their final names complete.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from dataclasses import dataclass, field
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -17,6 +28,11 @@ from .presets import Settings
 from .video_io import VideoInfo
 
 log = logging.getLogger(__name__)
+
+WORK_SUFFIX = ".rolldepth-work"
+# Bytes live per pixel per frame while the VAE decodes at the processing size: the full-resolution blocks hold about
+# three float32 tensors of ``vae_width`` channels (input, output and a normalisation/skip temporary).
+VAE_LIVE_TENSORS = 3
 
 
 @dataclass
@@ -52,32 +68,249 @@ class RunOptions:
             get_colormap(name)
 
 
+@dataclass(frozen=True)
+class ModelShape:
+    """What the resource estimate needs to know about a model, readable from its folder before loading it.
+
+    Defaults are those of the Stable Diffusion 2 VAE that RollingDepth uses (the most demanding case).
+    """
+
+    default_res: int | None = None
+    vae_width: int = 128  # channels of the VAE's full-resolution blocks
+    vae_factor: int = 8  # image pixels per latent pixel along each side
+    latent_channels: int = 4
+
+    @classmethod
+    def of_folder(cls, folder: str | Path | None) -> ModelShape:
+        """From a local checkpoint folder's configs; the SD defaults for anything unreadable (a hub id, say)."""
+        if folder is None or not Path(folder).is_dir():
+            return cls()
+        folder = Path(folder)
+        try:
+            vae = json.loads((folder / "vae" / "config.json").read_text())
+            widths = list(vae.get("block_out_channels", [128]))
+            shape = cls(vae_width=int(widths[0]), vae_factor=2 ** (len(widths) - 1),
+                        latent_channels=int(vae.get("latent_channels", 4)))
+        except (OSError, ValueError, TypeError):
+            shape = cls()
+        try:
+            res = json.loads((folder / "rolldepth.json").read_text()).get("processing_res")
+        except (OSError, ValueError, AttributeError):
+            res = None
+        return cls(res if isinstance(res, int) else None, shape.vae_width, shape.vae_factor, shape.latent_channels)
+
+    @classmethod
+    def of_pipe(cls, pipe) -> ModelShape:
+        config = pipe.vae.config
+        return cls(pipe.default_res, int(config.block_out_channels[0]), pipe.vae_factor, int(config.latent_channels))
+
+
 def output_stem(path: Path) -> str:
     """``clip.mp4`` -> ``clip``; an image-sequence folder keeps its name."""
     return path.stem if path.is_file() else path.name
 
 
-def check_input(path: Path, options: RunOptions) -> VideoInfo:
-    """Probe one input and check that its frame window can be processed with these options."""
+def frame_window(info: VideoInfo, options: RunOptions) -> int:
+    """How many frames of the input the options select."""
+    available = info.n_frames - options.start
+    return available if options.count == 0 else min(options.count, available)
+
+
+def check_input(
+    path: Path,
+    options: RunOptions,
+    *,
+    output_dir: Path | None = None,
+    model: ModelShape | None = None,
+    device_type: str = "cpu",
+) -> VideoInfo:
+    """Probe one input and check that its frame window can be processed with these options.
+
+    Image sequences have every header of the window read (unreadable files and mixed sizes fail here). With
+    ``output_dir`` the disk and memory the run needs are estimated (for ``model``, by default an SD-sized one)
+    and a run that cannot fit is refused with the estimate in the message.
+    """
     from .snippets import build_snippet_groups
-    from .video_io import probe
+    from .video_io import check_sequence, probe
 
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001))
     if options.start >= info.n_frames:
         raise UserError(f"--from {options.start} is past the end of {path} ({info.n_frames} frames)")
-    available = info.n_frames - options.start
-    n_frames = available if options.count == 0 else min(options.count, available)
+    n_frames = frame_window(info, options)
     s = options.settings
     try:
         build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
+    if path.is_dir():
+        check_sequence(path, options.start, n_frames)
+    if output_dir is not None:
+        model = model or ModelShape()
+        check_resources(path, info, options, resolve_res(s, model.default_res), output_dir, model, device_type)
     return info
+
+
+def resolve_res(settings: Settings, default_res: int | None) -> int:
+    """The preset's resolution unless the checkpoint recommends its own and the user did not ask for one."""
+    return settings.res if (settings.res_explicit or default_res is None) else default_res
 
 
 def processing_res(pipe, settings: Settings) -> int | None:
     """The preset's resolution unless the checkpoint recommends its own and the user did not ask for one."""
-    return settings.res if (settings.res_explicit or pipe.default_res is None) else pipe.default_res
+    return resolve_res(settings, pipe.default_res)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Resource estimate
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes a run needs: on disk (work files and outputs) and in memory beyond the model itself."""
+
+    disk: int
+    memory: int
+    size: tuple[int, int]  # processing (height, width)
+
+
+def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: ModelShape) -> Estimate:
+    """What processing one input costs, from its size and the options alone.
+
+    Disk: RGB latents, every snippet prediction (float32 at the processing size), the merged depth (and the refined
+    and restored ones when asked for) and the 16-bit PNGs. Memory: one VAE batch at the processing size (the part
+    that grows with the resolution), the subsampled co-alignment data and, with refinement, the video's latents
+    (kept in memory while refining). The model's own weights come on top.
+    """
+    from .snippets import build_snippet_groups
+    from .video_io import processing_size
+
+    s = options.settings
+    n_frames = frame_window(info, options)
+    height, width = processing_size(info.height, info.width, res)
+    pixels, in_pixels = height * width, info.height * info.width
+    groups = build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
+    slots = sum(g.indices.size for g in groups)
+    latent_bytes = n_frames * model.latent_channels * pixels // model.vae_factor**2 * 4
+    depth_arrays = 1 + (s.refine_steps > 0)
+    disk = latent_bytes + slots * pixels * 4 + depth_arrays * n_frames * pixels * 4
+    if options.restore_res:
+        disk += n_frames * in_pixels * 4
+    if options.save_png:
+        disk += n_frames * (in_pixels if options.restore_res else pixels) * 2
+    memory = options.vae_batch_size * pixels * model.vae_width * 4 * VAE_LIVE_TENSORS
+    memory += slots * pixels // 100 * 4 * 3  # subsampled predictions, float32 plus float64 working copies
+    if s.refine_steps > 0:
+        memory += 4 * latent_bytes  # RGB, clean, noisy and summed latents
+    return Estimate(disk=disk, memory=memory, size=(height, width))
+
+
+def available_memory() -> int | None:
+    """Memory the OS can give this process without swapping (``MemAvailable``), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def free_disk(folder: Path) -> int:
+    """Free bytes on the file system that holds ``folder`` (or would, once created)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError
+
+
+def check_resources(
+    path: Path, info: VideoInfo, options: RunOptions, res: int, output_dir: Path, model: ModelShape,
+    device_type: str = "cpu",
+) -> Estimate:
+    """Refuse a run that cannot fit on the disk of ``output_dir`` or (on the CPU) in the available memory."""
+    estimate = estimate_resources(info, options, res, model)
+    height, width = estimate.size
+    what = (f"{path}: {frame_window(info, options)} frames at {width}x{height} "
+            f"({'--res 0 keeps the native size' if res == 0 else f'--res {res}'})")
+    free = free_disk(output_dir)
+    if estimate.disk > free:
+        raise UserError(
+            f"{what} need about {human_bytes(estimate.disk)} of disk for work files and outputs, but "
+            f"{output_dir} has {human_bytes(free)} free; lower --res or process fewer frames (--from/--frames)"
+        )
+    memory = available_memory() if device_type == "cpu" else None
+    if memory is not None and estimate.memory > memory:
+        raise UserError(
+            f"{what} need about {human_bytes(estimate.memory)} of memory besides the model, but "
+            f"{human_bytes(memory)} is available; lower --res or --vae-batch-size"
+        )
+    return estimate
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Resumable runs
+def input_signature(path: Path) -> dict:
+    """Path, size and modification time of the input (of every image, for a sequence): a changed input is a new
+    input."""
+    from .video_io import image_files
+
+    path = Path(path).resolve()
+    if path.is_dir():
+        digest = hashlib.sha1()
+        for image in image_files(path):
+            stat = image.stat()
+            digest.update(f"{image.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return {"path": str(path), "images": digest.hexdigest()}
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: int) -> dict:
+    """Everything the work folder's arrays depend on; a resumed run must match it exactly."""
+    from . import __version__
+
+    settings = asdict(options.settings)
+    settings.pop("res_explicit", None)
+    settings.pop("dtype", None)  # the dtype really used is the model's, below
+    return {
+        "rolldepth": __version__,
+        "input": input_signature(path),
+        "window": [options.start, n_frames],
+        "model": pipe.weights_digest(),
+        "dtype": str(pipe.unet.dtype),
+        "device": pipe.device.type,
+        "settings": settings,
+        "res": res,
+        "restore_res": options.restore_res,
+        "batch_size": options.batch_size,
+        "vae_batch_size": options.vae_batch_size,
+        "seed": options.seed,
+    }
+
+
+def work_folder(output_dir: Path, stem: str) -> Path:
+    return Path(output_dir) / f".{stem}{WORK_SUFFIX}"
+
+
+def _rgb_frames(path: Path, start: int, n_frames: int, res: int, native: bool):
+    """The input frames again, one at a time, at the depth's size (for the side-by-side video)."""
+    from .video_io import iter_frames, resize_frames
+
+    for frame in iter_frames(path, start, n_frames):
+        if native:
+            yield frame
+        else:
+            rgb = resize_frames(frame, res)[0].permute(1, 2, 0).numpy()
+            yield ((rgb + 1) * 127.5).round().clip(0, 255).astype("uint8")
 
 
 def process_video(
@@ -87,41 +320,67 @@ def process_video(
     options: RunOptions,
     info: VideoInfo | None = None,
     on_stage: Callable[[str], None] | None = None,
+    *,
+    resume: bool = True,
 ) -> dict[str, Path]:
-    """Estimate depth for one input and write its outputs; returns them keyed like ``writers.save_outputs``."""
-    from .video_io import read_frames, resize_frames
+    """Estimate depth for one input and write its outputs; returns them keyed like ``writers.save_outputs``.
+
+    Frames are streamed and intermediate arrays kept in the work folder (see the module notes), so memory stays
+    bounded for long videos and an interrupted call resumes when called again (``resume=False`` starts over).
+    """
+    from .pipeline import FrameSource
+    from .video_io import iter_frames
+    from .workdir import DiskStore
     from .writers import save_outputs
 
+    path, output_dir = Path(path), Path(output_dir)
     info = info or check_input(path, options)
     s = options.settings
-    res = processing_res(pipe, s)
-    if on_stage:
-        on_stage("reading frames")
-    frames = read_frames(path, options.start, options.count)
-    if on_stage:
-        on_stage("estimating depth")
-    out = pipe(
-        frames, dilations=s.dilations, snippet_lengths=s.snippet_lengths, cap_dilation=s.cap_dilation,
-        refine_steps=s.refine_steps, refine_snippet_length=s.refine_snippet_length,
-        refine_start_dilation=s.refine_start_dilation, processing_res=res, restore_res=options.restore_res,
-        batch_size=options.batch_size, vae_batch_size=options.vae_batch_size, generator=options.seed,
-        return_snippets=options.save_snippets, progress=options.progress,
-    )
-    if on_stage:
-        on_stage("writing outputs")
-    rgb = frames if options.restore_res else resize_frames(frames, res)
-    if not options.restore_res:
-        rgb = ((rgb.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().clip(0, 255).astype("uint8")
-    snippets = None
-    if options.save_snippets:
-        snippets = {f"dilation{g.dilation}_{k}": a for k, (g, a) in enumerate(zip(out.groups, out.snippets))}
-        snippets |= {f"dilation{g.dilation}_{k}_indices": g.indices for k, g in enumerate(out.groups)}
-    fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
-    written = save_outputs(
-        output_dir, output_stem(path), out.depth, rgb, fps, save_npy=options.save_npy, save_png=options.save_png,
-        cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
-    )
+    res = pipe.resolve_res(processing_res(pipe, s))
+    check_resources(path, info, options, res, output_dir, ModelShape.of_pipe(pipe), pipe.device.type)
+    n_frames = frame_window(info, options)
+    stem = output_stem(path)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the output folder {output_dir}: {exc.strerror or exc}") from None
+    store = DiskStore(work_folder(output_dir, stem), run_fingerprint(pipe, path, options, res, n_frames), resume)
+
+    def frames(first: int):
+        return iter_frames(path, options.start + first, n_frames - first) if first < n_frames else iter(())
+
+    try:
+        out = pipe.run(
+            FrameSource(n_frames, info.height, info.width, frames), store,
+            dilations=s.dilations, snippet_lengths=s.snippet_lengths, cap_dilation=s.cap_dilation,
+            refine_steps=s.refine_steps, refine_snippet_length=s.refine_snippet_length,
+            refine_start_dilation=s.refine_start_dilation, processing_res=res, restore_res=options.restore_res,
+            batch_size=options.batch_size, vae_batch_size=options.vae_batch_size, generator=options.seed,
+            return_snippets=options.save_snippets, progress=options.progress, on_stage=on_stage,
+        )
+        if on_stage:
+            on_stage("writing outputs")
+        depth = out.depth
+        n_done = len(depth)
+        rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res) if options.save_sbs else None
+        snippets = None
+        if options.save_snippets:
+            snippets = {f"dilation{g.dilation}_{k}": a for k, (g, a) in enumerate(zip(out.groups, out.snippets))}
+            snippets |= {f"dilation{g.dilation}_{k}_indices": g.indices for k, g in enumerate(out.groups)}
+        fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
+        written = save_outputs(
+            output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
+            cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
+        )
+        if options.save_npy:  # the finished depth file becomes the output: a rename, not a copy
+            final = output_dir / f"{stem}_pred.npy"
+            store.close()
+            os.replace(depth.path, final)
+            written = {"pred": final, **written}
+    finally:
+        store.close()
+    store.remove()
     seconds = sum(out.timings.values())
-    log.info("%d frames in %.1f s (%.2f s/frame): %s", len(frames), seconds, seconds / len(frames),
+    log.info("%d frames in %.1f s (%.2f s/frame): %s", n_done, seconds, seconds / n_done,
              ", ".join(p.name for p in written.values()))
     return written

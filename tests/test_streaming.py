@@ -1,0 +1,188 @@
+"""Disk-backed runs: the same depth as the in-memory pipeline, bounded reads, resume after kill -9, restart on change."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import rolldepth.workdir as workdir
+from conftest import encode_video, pattern_frames
+from rolldepth.cli import main
+from rolldepth.pipeline import RollingDepthPipeline
+from rolldepth.presets import resolve_settings
+from rolldepth.runner import RunOptions, process_video
+from rolldepth.video_io import read_frames
+from rolldepth.workdir import DiskStore, NpyArray
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_checkpoint):
+    return RollingDepthPipeline.from_pretrained(tiny_checkpoint)
+
+
+def options_for(**changes) -> RunOptions:
+    settings = resolve_settings("fast", res=26, dilations=[1, 3], dtype="fp32",
+                                refine_steps=changes.pop("refine_steps", 0))
+    base = RunOptions(settings=settings, cmaps=(), save_png=False, save_sbs=False, progress=False,
+                      batch_size=3, vae_batch_size=2, seed=5)
+    return replace(base, **changes)
+
+
+def count_unet_calls(monkeypatch, pipe, fail_at: int | None = None) -> list:
+    """Count ``denoise`` (one UNet call each); raise KeyboardInterrupt at call number ``fail_at``."""
+    calls, real = [], pipe.denoise
+
+    def counted(*args):
+        calls.append(1)
+        if len(calls) == fail_at:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(pipe, "denoise", counted)
+    return calls
+
+
+# ------------------------------------------------------------------------------------------------------------------
+def test_npy_array_reads_and_writes_like_numpy(tmp_path):
+    ref = np.random.default_rng(0).standard_normal((5, 3, 4, 6)).astype(np.float32)
+    a = NpyArray.create(tmp_path / "a.npy", ref.shape)
+    a[0:2] = ref[0:2]
+    a[2] = ref[2]
+    for k in (3, 4):
+        for j in range(3):
+            a[k, j] = ref[k, j]
+    a.flush()
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), ref)  # a standard .npy file
+    np.testing.assert_array_equal(a[1, 2], ref[1, 2])
+    np.testing.assert_array_equal(a[-1], ref[-1])
+    np.testing.assert_array_equal(a[np.array([4, 0, 4])], ref[[4, 0, 4]])
+    np.testing.assert_array_equal(np.stack(list(a)), ref)
+    np.testing.assert_array_equal(np.asarray(a.head(2)), ref[:2])
+    with pytest.raises(IndexError):
+        a[5]
+    a.close()
+
+
+def test_disk_store_resumes_only_a_matching_fingerprint(tmp_path):
+    store = DiskStore(tmp_path / "w", {"seed": 1})
+    store.array("x", (3, 2))[1] = [7, 8]
+    store.set("x", 2)
+    store.close()
+    again = DiskStore(tmp_path / "w", {"seed": 1})
+    assert again.resumed and again.get("x") == 2
+    np.testing.assert_array_equal(again.array("x", (3, 2))[1], [7, 8])
+    again.close()
+    other = DiskStore(tmp_path / "w", {"seed": 2})
+    assert not other.resumed and other.get("x") is None and not (tmp_path / "w" / "x.npy").exists()
+    other.remove()
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("changes", [{}, {"refine_steps": 2, "restore_res": True}])
+def test_disk_backed_run_equals_in_memory_call(pipe, tmp_path, changes):
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(11))
+    options = options_for(**changes)
+    out = tmp_path / "out"
+    written = process_video(pipe, video, out, options)
+    s = options.settings
+    expected = pipe(read_frames(video), dilations=s.dilations, processing_res=26, refine_steps=s.refine_steps,
+                    restore_res=options.restore_res, batch_size=3, vae_batch_size=2, generator=5, progress=False)
+    got = np.load(written["pred"])
+    assert got.shape == expected.depth.shape == ((11, 36, 52) if changes else (11, 18, 26))
+    np.testing.assert_allclose(got, expected.depth, rtol=0, atol=1e-6)
+    assert sorted(os.listdir(out)) == ["clip_pred.npy"]  # the work folder is gone
+
+
+def test_disk_arrays_are_only_read_in_small_pieces(pipe, tmp_path, monkeypatch):
+    """No stage (merge, renormalisation, refinement, writers) reads a whole disk-backed array at once."""
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(24))
+    frame_bytes = 18 * 26 * 4
+    monkeypatch.setattr(workdir, "READ_BLOCK_BYTES", 3 * frame_bytes)
+    reads, real = [], NpyArray._read
+
+    def recorded(self, first, count, items=None, skip=0):
+        out = real(self, first, count, items, skip)
+        reads.append(out.nbytes)
+        return out
+
+    monkeypatch.setattr(NpyArray, "_read", recorded)
+    written = process_video(pipe, video, tmp_path / "out", options_for(refine_steps=2, cmaps=("Greys_r",),
+                                                                       save_png=True, save_sbs=True))
+    assert np.load(written["pred"]).shape == (24, 18, 26)
+    assert len(reads) > 100
+    assert max(reads) <= 3 * frame_bytes < 24 * frame_bytes  # a whole depth array would be 24 frames
+
+
+def slow_cli_run(argv: list[str]) -> None:
+    """The CLI with every UNet call slowed down, so the parent can kill it half-way."""
+    real = RollingDepthPipeline.denoise
+
+    def slow(self, *args):
+        time.sleep(0.1)
+        return real(self, *args)
+
+    RollingDepthPipeline.denoise = slow
+    os._exit(main(argv))
+
+
+def test_run_killed_mid_way_resumes_to_the_identical_result(tiny_checkpoint, tmp_path, monkeypatch):
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(16))
+    args = ["--model", str(tiny_checkpoint), "--res", "26", "-d", "1", "4", "--batch-size", "2", "--cmap",
+            "--no-save-png", "--no-save-sbs", "--seed", "3"]
+    out = tmp_path / "out"
+    progress = out / ".clip.rolldepth-work" / "progress.json"
+    # a forked child: a real process killed with SIGKILL, without paying for importing torch again
+    child = multiprocessing.get_context("fork").Process(
+        target=slow_cli_run, args=(["-q", "run", str(video), "-o", str(out), *args],)
+    )
+    child.start()
+    deadline, done = time.monotonic() + 60, {}
+    while done.get("snippets0", 0) < 4:  # two finished batches of the first group
+        assert child.is_alive(), f"the run ended early (exit code {child.exitcode})"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+        try:
+            done = json.loads(progress.read_text())["done"]
+        except (OSError, ValueError, KeyError):
+            pass
+    child.kill()  # SIGKILL
+    child.join()
+    assert child.exitcode == -signal.SIGKILL
+    done = json.loads(progress.read_text())["done"]  # as the killed process left it
+    assert 4 <= done["snippets0"] < 14
+    assert sorted(p.name for p in out.iterdir()) == [".clip.rolldepth-work"]  # no output under a final name
+
+    calls = count_unet_calls(monkeypatch, RollingDepthPipeline)
+    assert main(["-q", "run", str(video), "-o", str(out), *args]) == 0
+    resumed = len(calls)
+    assert main(["-q", "run", str(video), "-o", str(tmp_path / "fresh"), *args]) == 0
+    np.testing.assert_array_equal(np.load(out / "clip_pred.npy"), np.load(tmp_path / "fresh" / "clip_pred.npy"))
+    # 14 snippets of dilation 1 and 8 of dilation 4 in batches of 2: 11 UNet calls, minus the batches recorded
+    assert len(calls) - resumed == 11
+    assert resumed == 11 - done["snippets0"] // 2
+    assert sorted(p.name for p in out.iterdir()) == ["clip_pred.npy"]
+
+
+def test_changed_option_starts_over(pipe, tmp_path, monkeypatch, caplog):
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(10))
+    out = tmp_path / "out"
+    count_unet_calls(monkeypatch, pipe, fail_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        process_video(pipe, video, out, options_for(seed=0))
+    assert sorted(p.name for p in out.iterdir()) == [".clip.rolldepth-work"]
+
+    calls = count_unet_calls(monkeypatch, pipe)
+    caplog.set_level("INFO", logger="rolldepth")
+    written = process_video(pipe, video, out, options_for(seed=1))
+    assert "starting over" in caplog.text
+    assert len(calls) == 3 + 2  # 8 + 6 snippets (dilation 3 capped to 2) in batches of 3: every batch again
+    expected = pipe(read_frames(video), dilations=(1, 3), processing_res=26, batch_size=3, vae_batch_size=2,
+                    generator=1, progress=False).depth
+    np.testing.assert_allclose(np.load(written["pred"]), expected, rtol=0, atol=1e-6)
