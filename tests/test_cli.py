@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from fractions import Fraction
 
 import av
@@ -12,6 +13,8 @@ from PIL import Image
 
 from conftest import encode_video, pattern_frames
 from rolldepth.cli import main
+from rolldepth.presets import resolve_settings
+from test_video_io import write_header_only_mkv
 
 
 def read_video(path):
@@ -90,3 +93,116 @@ def test_user_mistakes_give_one_line_and_exit_2(tmp_path, tiny_checkpoint, capsy
     assert err.startswith("rolldepth: error:") and "\n" not in err and "Traceback" not in err
     assert message in err
     assert not (tmp_path / "o" / "ok_pred.npy").exists()
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rolldepth: error:") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """These mistakes must be found before the (slow) model load."""
+    import rolldepth.cli as cli
+
+    def refuse(*args):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(cli, "load_pipeline", refuse)
+
+
+def written(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def image_sequence(folder, n_frames=6, sizes=None):
+    folder.mkdir()
+    for i, frame in enumerate(pattern_frames(n_frames)):
+        Image.fromarray(frame if sizes is None else frame[: sizes[i][0], : sizes[i][1]]).save(folder / f"f{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "make, extra, message",
+    [
+        (lambda d: written(d / "empty.mp4", b""), [], "empty.mp4 as a video"),
+        (lambda d: write_header_only_mkv(d / "nothing.mkv"), [], "no frames"),
+        (lambda d: encode_video(d / "two.mp4", pattern_frames(2)), [], "at least 3 frames"),
+        (lambda d: written(image_sequence(d / "seq") / "f3.png", b"not a png").parent, [], "cannot read image"),
+        (lambda d: image_sequence(d / "seq", sizes=[(36, 52)] * 4 + [(36, 50)] * 2), [], "f4.png is 50x36"),
+        (lambda d: encode_video(d / "ok.mp4", pattern_frames(12)), ["-d", "1", "25", "--no-cap-dilation"],
+         "dilation 25 needs at least 51 frames"),
+        (lambda d: encode_video(d / "ok.mp4", pattern_frames(6)), ["--from", "6"], "past the end"),
+        (lambda d: encode_video(d / "ok.mp4", pattern_frames(6)), ["-o", "{tmp}/afile"], "is a file"),
+    ],
+)
+def test_bad_inputs_fail_before_the_model_loads(tmp_path, tiny_checkpoint, capsys, no_model_load, make, extra,
+                                                message):
+    path = make(tmp_path)
+    (tmp_path / "afile").write_text("")
+    extra = [a.format(tmp=tmp_path) for a in extra]
+    code = main(["-q", "run", str(path), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), *extra])
+    assert code == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_wrong_checkpoint_folders(tmp_path, tiny_checkpoint, capsys):
+    video = encode_video(tmp_path / "ok.mp4", pattern_frames(6))
+    broken = shutil.copytree(tiny_checkpoint, tmp_path / "broken")
+    next((broken / "unet").glob("*.safetensors")).write_bytes(b"\x00junk" * 100)
+    plain = shutil.copytree(tiny_checkpoint, tmp_path / "plain")
+    config = json.loads((plain / "unet" / "config.json").read_text())
+    (plain / "unet" / "config.json").write_text(json.dumps(config | {"in_channels": 4}))  # a text-to-image UNet
+    for model, message in [(broken, "could not load"), (plain, "not a depth-conditioned UNet"),
+                           (video, "is a file, not a checkpoint folder")]:
+        code = main(["-q", "run", str(video), "-o", str(tmp_path / "o"), "--model", str(model)])
+        assert code == 2
+        assert message in one_line_error(capsys)
+    assert not (tmp_path / "o" / "ok_pred.npy").exists()
+
+
+def test_image_broken_past_its_header_is_one_line_during_the_run(tmp_path, tiny_checkpoint, capsys):
+    seq = image_sequence(tmp_path / "seq")
+    data = (seq / "f4.png").read_bytes()
+    (seq / "f4.png").write_bytes(data[: len(data) // 2])  # the header check passes, decoding fails
+    code = main(["-q", "run", str(seq), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--res", "26"])
+    assert code == 2
+    assert "f4.png" in one_line_error(capsys)
+    assert list((tmp_path / "o").iterdir()) == []  # no output, and no work folder worth resuming
+
+
+def test_native_resolution_of_a_huge_input_is_refused_with_a_memory_estimate(tmp_path, tiny_checkpoint, capsys,
+                                                                             monkeypatch, no_model_load):
+    import rolldepth.runner as runner
+
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    Image.new("1", (9000, 9000)).save(huge / "0.png")  # 81 Mpx, a few kB on disk
+    for i in (1, 2):
+        shutil.copy(huge / "0.png", huge / f"{i}.png")
+    monkeypatch.setattr(runner, "available_memory", lambda: 16 * 10**9)  # the same answer on any machine
+    args = ["-q", "run", str(huge), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "-d", "1"]
+    assert main([*args, "--res", "0"]) == 2
+    err = one_line_error(capsys)
+    # VAE batch: 4 frames x 81e6 px x 16 channels (tiny VAE) x 4 bytes x 3 live tensors = 62.208e9; co-alignment:
+    # 1 snippet x 3 frames x 81e6 / 100 px x 4 bytes x 3 = 29.16e6; total 62.237e9 bytes
+    assert "3 frames at 9000x9000 (--res 0 keeps the native size)" in err and "62.2 GB of memory" in err
+    assert "16.0 GB is available" in err and "--res" in err
+    options = runner.RunOptions(settings=resolve_settings("fast", res=768, dilations=[1]))
+    runner.check_input(huge, options, output_dir=tmp_path / "o", model=runner.ModelShape.of_folder(tiny_checkpoint))
+
+
+def test_a_run_that_cannot_fit_on_the_disk_is_refused(tmp_path, tiny_checkpoint, capsys, monkeypatch, no_model_load):
+    import rolldepth.runner as runner
+
+    video = encode_video(tmp_path / "ok.mp4", pattern_frames(6))
+    monkeypatch.setattr(runner, "free_disk", lambda folder: 1000)
+    assert main(["-q", "run", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--res", "0",
+                 "--cmap"]) == 2
+    # 36x52 = 1872 px. Latents 6 x 4 ch x 1872 / 2^2 x 4 B = 44928; snippets (dilation 1 and 25 capped to 1:
+    # 2 x 4 snippets x 3 frames) 24 x 1872 x 4 = 179712; merged depth 6 x 1872 x 4 = 44928; 16-bit PNGs
+    # 6 x 1872 x 2 = 22464; total 292032 bytes
+    assert "292.0 kB of disk" in one_line_error(capsys)

@@ -15,11 +15,11 @@ import pytest
 import rolldepth.workdir as workdir
 from conftest import encode_video, pattern_frames
 from rolldepth.cli import main
-from rolldepth.pipeline import RollingDepthPipeline
+from rolldepth.pipeline import FrameSource, RollingDepthPipeline
 from rolldepth.presets import resolve_settings
 from rolldepth.runner import RunOptions, process_video
 from rolldepth.video_io import read_frames
-from rolldepth.workdir import DiskStore, NpyArray
+from rolldepth.workdir import DiskStore, MemoryStore, NpyArray
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,17 @@ def test_disk_backed_run_equals_in_memory_call(pipe, tmp_path, changes):
     assert got.shape == expected.depth.shape == ((11, 36, 52) if changes else (11, 18, 26))
     np.testing.assert_allclose(got, expected.depth, rtol=0, atol=1e-6)
     assert sorted(os.listdir(out)) == ["clip_pred.npy"]  # the work folder is gone
+
+
+def test_frames_that_stop_early_are_processed_as_the_shorter_video(pipe, caplog):
+    """A damaged file can decode fewer frames than its packets promised: the run goes on with those it got."""
+    frames = pattern_frames(12)
+    source = FrameSource(12, 36, 52, lambda first: iter(frames[first:9]))
+    out = pipe.run(source, MemoryStore(), dilations=(1, 2), processing_res=26, generator=2, progress=False)
+    expected = pipe(frames[:9], dilations=(1, 2), processing_res=26, generator=2, progress=False)
+    assert "only 9 of 12 frames" in caplog.text
+    assert out.depth.shape == (9, 18, 26)
+    np.testing.assert_array_equal(out.depth, expected.depth)
 
 
 def test_disk_arrays_are_only_read_in_small_pieces(pipe, tmp_path, monkeypatch):

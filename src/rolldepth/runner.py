@@ -377,6 +377,9 @@ def process_video(
             store.close()
             os.replace(depth.path, final)
             written = {"pred": final, **written}
+    except UserError:  # the input is at fault (e.g. a frame that cannot be decoded): nothing worth resuming
+        store.remove()
+        raise
     finally:
         store.close()
     store.remove()
