@@ -25,10 +25,18 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npformat
 
+from .errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent runs on one work folder are not detected there
+    fcntl = None
+
 log = logging.getLogger(__name__)
 
 READ_BLOCK_BYTES = 16 << 20  # iteration reads this much at a time and hands out one row after another
 PROGRESS_FILE = "progress.json"
+LOCK_FILE = "lock"
 PROGRESS_VERSION = 1
 
 
@@ -242,7 +250,8 @@ class DiskStore:
     weights, options). Opening a folder whose recorded fingerprint differs starts over (logged); opening one that
     matches resumes: :meth:`get` returns what earlier runs recorded with :meth:`set`, and :meth:`array` reopens the
     existing files. :meth:`set` first flushes every array to the OS, then replaces ``progress.json`` atomically, so
-    the record never claims more than the files hold, whenever the process dies.
+    the record never claims more than the files hold, whenever the process dies. The folder is locked while open
+    (an OS lock, released even by ``kill -9``), so two runs of one video into one folder cannot mix their work.
 
     Parameters
     ----------
@@ -265,6 +274,8 @@ class DiskStore:
         self.sync = sync
         self._arrays: dict[str, NpyArray] = {}
         self.resumed = False
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = self._acquire_lock()
         state = self._load() if resume else None
         if state is not None and state.get("fingerprint") == self.fingerprint:
             self._state = state.get("done", {})
@@ -274,10 +285,25 @@ class DiskStore:
         else:
             if state is not None:
                 log.info("%s holds an interrupted run with other inputs, model or options: starting over", self.folder)
-            shutil.rmtree(self.folder, ignore_errors=True)
+            for entry in self.folder.iterdir():
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                elif entry.name != LOCK_FILE:
+                    entry.unlink()
             self._state = {}
-        self.folder.mkdir(parents=True, exist_ok=True)
         self._write()
+
+    def _acquire_lock(self):
+        lock = open(self.folder / LOCK_FILE, "a")
+        if fcntl is not None:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                raise UserError(
+                    f"{self.folder} is in use by another rolldepth run on the same video and output folder"
+                ) from None
+        return lock
 
     def _load(self) -> dict | None:
         try:
@@ -324,9 +350,11 @@ class DiskStore:
         self._write()
 
     def close(self) -> None:
+        """Close the arrays and release the folder (it stays on disk for a later run to resume)."""
         for array in self._arrays.values():
             array.close()
         self._arrays.clear()
+        self._lock.close()
 
     def remove(self) -> None:
         """Delete the work folder (after the outputs are safely written)."""
