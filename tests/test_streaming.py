@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from dataclasses import replace
 
@@ -15,6 +16,7 @@ import pytest
 import rolldepth.workdir as workdir
 from conftest import encode_video, pattern_frames
 from rolldepth.cli import main
+from rolldepth.errors import UserError
 from rolldepth.pipeline import FrameSource, RollingDepthPipeline
 from rolldepth.presets import resolve_settings
 from rolldepth.runner import RunOptions, process_video
@@ -81,6 +83,8 @@ def test_disk_store_resumes_only_a_matching_fingerprint(tmp_path):
     again.close()
     other = DiskStore(tmp_path / "w", {"seed": 2})
     assert not other.resumed and other.get("x") is None and not (tmp_path / "w" / "x.npy").exists()
+    with pytest.raises(UserError, match="in use by another rolldepth run"):
+        DiskStore(tmp_path / "w", {"seed": 2})  # a second run on the same folder while the first holds it
     other.remove()
     assert not (tmp_path / "w").exists()
 
@@ -197,3 +201,16 @@ def test_changed_option_starts_over(pipe, tmp_path, monkeypatch, caplog):
     expected = pipe(read_frames(video), dilations=(1, 3), processing_res=26, batch_size=3, vae_batch_size=2,
                     generator=1, progress=False).depth
     np.testing.assert_allclose(np.load(written["pred"]), expected, rtol=0, atol=1e-6)
+
+
+def test_memory_bench_measures_each_child_on_its_own():
+    """Peak RSS per child, not the largest child so far: a small run after a big one must read small."""
+    from rolldepth.bench import run_measured
+
+    def allocate(mib: int) -> list[str]:
+        return [sys.executable, "-c", f"b = bytearray({mib} << 20); b[::4096] = b'x' * len(b[::4096])"]
+
+    code, _, big = run_measured(allocate(300))
+    assert code == 0 and big > 300
+    code, _, small = run_measured(allocate(20))
+    assert code == 0 and 20 < small < 300

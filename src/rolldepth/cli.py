@@ -156,23 +156,31 @@ def cmd_run(args) -> int:
 # ------------------------------------------------------------------------------------------------------------------
 def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="print co-alignment and end-to-end speed/memory figures")
-    p.add_argument("--what", choices=["coalign", "pipeline", "all"], default="all")
+    p.add_argument("--what", choices=["coalign", "pipeline", "memory", "all"], default="all",
+                   help="all = coalign and pipeline; memory (peak RSS of rolldepth run vs video length, minutes) "
+                        "only runs when asked for")
     p.add_argument("-m", "--model", help="checkpoint for the end-to-end figures (default: embedded model)")
     p.add_argument("--frames", type=int, nargs="+", default=[100, 300], help="video lengths of the co-alignment bench")
     p.add_argument("--video-frames", type=int, default=48, help="frames of the end-to-end bench video")
-    p.add_argument("--res", type=int, help="processing resolution of the end-to-end bench")
+    p.add_argument("--res", type=int, help="processing resolution of the end-to-end and memory benches "
+                                            "(memory default 64)")
+    p.add_argument("--memory-frames", type=int, nargs="+", default=[100, 1000],
+                   help="video lengths of the memory bench (default 100 1000)")
     p.add_argument("-d", "--dilations", type=int, nargs="+", default=[1, 10, 25])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench_coalign, bench_pipeline
+    from .bench import bench_coalign, bench_memory, bench_pipeline
 
     if args.what in ("coalign", "all"):
         bench_coalign(args.frames, args.dilations, args.seed)
     if args.what in ("pipeline", "all"):
         bench_pipeline(args.model or default_model(), args.video_frames, args.res, args.dilations, args.seed)
+    if args.what == "memory":  # the tiny random-init model unless one is given: memory is about the data
+        bench_memory(args.model, args.memory_frames, 64 if args.res is None else args.res,
+                     dilations=args.dilations, seed=args.seed)
     return 0
 
 
