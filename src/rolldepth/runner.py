@@ -156,7 +156,7 @@ def resolve_res(settings: Settings, default_res: int | None) -> int:
 
 
 def processing_res(pipe, settings: Settings) -> int | None:
-    """The preset's resolution unless the checkpoint recommends its own and the user did not ask for one."""
+    """:func:`resolve_res` for a loaded pipeline."""
     return resolve_res(settings, pipe.default_res)
 
 
