@@ -1,0 +1,134 @@
+"""`rolldepth eval`: variants really differ where they should, scores match an independent float64 computation."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import pattern_frames
+from rolldepth.cli import main
+from rolldepth.datasets import VideoSample
+from rolldepth.errors import UserError
+from rolldepth.evaluate import VARIANTS, depth_like, evaluate, markdown_table, parse_variants
+from rolldepth.pipeline import RollingDepthPipeline
+from rolldepth.synth import write_dataset
+
+
+def test_parse_variants_splits_on_names_not_commas():
+    assert parse_variants(None) == list(VARIANTS)
+    assert parse_variants("per-frame,{1,10,25}") == ["per-frame", "{1,10,25}"]
+    assert parse_variants("{1,25}, {1}") == ["{1,25}", "{1}"]
+    with pytest.raises(UserError, match="unknown variant"):
+        parse_variants("{1,5}")
+
+
+def test_depth_like_closed_form():
+    # [0, 1, 3] -> unit [0, 1/3, 1] -> 1 / clip(unit, 1e-3) = [1000, 3, 1]
+    np.testing.assert_allclose(depth_like(np.array([0.0, 1.0, 3.0])), [1000.0, 3.0, 1.0], rtol=1e-6)
+
+
+def reference_abs_rel(pred, gt, max_depth, min_depth=1e-3):
+    """Disparity alignment by float64 lstsq over the whole video, inverted, clipped; AbsRel over valid pixels."""
+    mask = (gt > min_depth) & (gt <= max_depth)
+    a, b = np.linalg.lstsq(np.stack([pred[mask], np.ones(mask.sum())], 1).astype(np.float64),
+                           1.0 / gt[mask].astype(np.float64), rcond=None)[0]
+    depth = 1.0 / np.clip(a * pred.astype(np.float64) + b, 1 / max_depth, 1 / min_depth)
+    return float(np.mean(np.abs(depth[mask] - gt[mask]) / gt[mask]))
+
+
+class FakePipe:
+    """Returns a given prediction per video (keyed by the first pixel) and records the kernels it was asked for."""
+
+    def __init__(self, predictions):
+        self.predictions, self.calls = predictions, []
+
+    def __call__(self, frames, **kwargs):
+        self.calls.append(kwargs)
+        return SimpleNamespace(depth=self.predictions[int(frames[0, 0, 0, 0])])
+
+
+def make_sample(name, key, depth):
+    n, h, w = depth.shape
+    frames = np.full((n, h, w, 3), key, dtype=np.uint8)
+    return VideoSample(name=name, depth=depth, valid=depth > 0, fps=30.0, max_depth=20.0,
+                       poses=np.tile(np.eye(4), (n, 1, 1)), K=np.array([[40.0, 0, w / 2], [0, 40.0, h / 2], [0, 0, 1]]),
+                       frame_loader=lambda: frames)
+
+
+def test_evaluate_scores_and_averages_like_an_independent_computation():
+    rng = np.random.default_rng(0)
+    gt_a = rng.uniform(1.0, 8.0, size=(1, 12, 16)).repeat(4, axis=0).astype(np.float32)  # static scene
+    gt_b = rng.uniform(2.0, 15.0, size=(4, 12, 16)).astype(np.float32)
+    exact = (3.0 / gt_a - 0.2).astype(np.float32)  # an exact affine disparity
+    noisy = (1.0 / gt_b + rng.normal(0, 0.02, gt_b.shape)).astype(np.float32)
+    pipe = FakePipe({1: exact, 2: noisy})
+    samples = [make_sample("a", 1, gt_a), make_sample("b", 2, gt_b)]
+    report = evaluate(pipe, samples, ["per-frame", "{1,25}"], refine_steps=5, seed=3)
+
+    video_a = report["videos"][0]["variants"]["per-frame"]["disparity"]
+    assert video_a["abs_rel"] == pytest.approx(0, abs=1e-5) and video_a["delta1"] == pytest.approx(100)
+    assert video_a["tae"] == pytest.approx(0, abs=1e-3)  # static camera and scene: no temporal error
+    expected = np.mean([reference_abs_rel(exact, gt_a, 20.0), reference_abs_rel(noisy, gt_b, 20.0)])
+    assert report["summary"]["{1,25}"]["disparity"]["abs_rel"] == pytest.approx(expected, rel=1e-4)
+    assert report["summary"]["per-frame"]["depth"]["n_videos"] == 2
+    # The per-frame baseline asks for single-frame snippets and is never refined; the others get the options.
+    first, second = pipe.calls[0], pipe.calls[1]
+    assert (first["snippet_lengths"], first["dilations"], first["refine_steps"]) == ((1,), (1,), 0)
+    assert (second["dilations"], second["refine_steps"], second["generator"]) == ((1, 25), 5, 3)
+    table = markdown_table(report["summary"])
+    assert table.count("\n") == 4 and f"| per-frame | {expected * 100:.2f} |" in table
+
+
+def affine_residual(x, y):
+    """Relative residual of the best affine fit y ~ a x + b (0 = exactly affine)."""
+    A = np.stack([x.ravel(), np.ones(x.size)], 1).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(A, y.ravel().astype(np.float64), rcond=None)
+    return float(np.abs(A @ coef - y.ravel()).max() / np.ptp(y))
+
+
+def test_per_frame_variant_ignores_the_other_frames(tiny_checkpoint):
+    pipe = RollingDepthPipeline.from_pretrained(tiny_checkpoint)
+    video = pattern_frames(6, seed=1)
+    changed = video.copy()
+    changed[[0, 1, 3, 4, 5]] = pattern_frames(6, seed=7)[[5, 4, 3, 1, 0]] // 2  # all frames but 2 replaced
+    kwargs = dict(processing_res=32, generator=0, progress=False)
+    per_frame = [pipe(v, **VARIANTS["per-frame"], **kwargs).depth[2] for v in (video, changed)]
+    alone = affine_residual(per_frame[0], per_frame[1])
+    snippets = [pipe(v, **VARIANTS["{1}"], **kwargs).depth[2] for v in (video, changed)]
+    assert alone < 1e-5  # frame 2 alone decides its own prediction
+    assert affine_residual(snippets[0], snippets[1]) > 100 * max(alone, 1e-7)  # with snippets, neighbours matter
+
+
+def test_eval_cli_writes_json_and_table(tmp_path, tiny_checkpoint, capsys):
+    data = write_dataset(tmp_path / "synth", 2, 6, (48, 32), seed=4, progress=False)
+    out = tmp_path / "eval"
+    code = main(["-q", "eval", "--data", str(data), "--kind", "synth", "-o", str(out), "-m", str(tiny_checkpoint),
+                 "--res", "32", "--variants", "per-frame,{1},{1,10,25}"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "eval.json").read_text())
+    assert list(report["summary"]) == ["per-frame", "{1}", "{1,10,25}"]
+    assert [v["name"] for v in report["videos"]] == ["synth/seq_00000", "synth/seq_00001"]
+    for summary in report["summary"].values():
+        for space in ("disparity", "depth"):
+            assert all(np.isfinite(summary[space][k]) for k in ("abs_rel", "delta1", "tae"))
+    assert report["settings"]["res"] == 32
+    table = (out / "eval.md").read_text()
+    assert table in capsys.readouterr().out and table.count("\n") == 5
+    assert not list(out.glob(".*.partial"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "{tmp}/missing", "--kind", "synth"], "not a folder"),
+        (["--data", "{tmp}", "--kind", "nyu"], "unknown dataset"),
+        (["--data", "{tmp}", "--kind", "synth", "--variants", "{2}"], "unknown variant"),
+    ],
+)
+def test_eval_bad_input_is_one_error_line(tmp_path, capsys, args, message):
+    code = main(["eval", *[a.replace("{tmp}", str(tmp_path)) for a in args], "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
