@@ -108,6 +108,9 @@ def add_run_parser(sub) -> None:
     p.add_argument("--vae-batch-size", "--max-vae-bs", type=int, default=4, dest="vae_batch_size",
                    help="frames per VAE call (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared noise map (default 0)")
+    p.add_argument("--ray", metavar="ADDRESS", help="spread the videos over a Ray cluster (auto, host:port, "
+                   "ray://host:10001, or local to start one here); OUT must be shared storage")
+    p.add_argument("--ray-cpus", type=float, default=1, help="Ray CPUs per video (default 1)")
     p.set_defaults(func=cmd_run)
 
 
@@ -138,6 +141,15 @@ def cmd_run(args) -> int:
         check_input(path, options, output_dir=args.output_dir, model=shape, device_type=device.type)
         for path in inputs
     ]
+    if args.ray:
+        from .distributed import run_on_ray
+
+        if args.ray_cpus <= 0:
+            raise UserError("--ray-cpus must be > 0")
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        run_on_ray(args.ray, list(zip(inputs, infos)), str(model), args.output_dir, options,
+                   dtype=settings.dtype, device=args.device, cpus_per_video=args.ray_cpus)
+        return 0
     pipe = load_pipeline(model, settings.dtype, args.device)
     try:
         args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -192,12 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_parser(sub)
     add_bench_parser(sub)
-    for module in ("synth", "train", "evaluate", "webapp"):
-        try:
-            __import__(f"rolldepth.{module}", fromlist=["register_cli"]).register_cli(sub)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"rolldepth.{module}":
-                raise
+    for module in ("synth", "train", "evaluate", "webapp"):  # each module adds its own subcommand
+        __import__(f"rolldepth.{module}", fromlist=["register_cli"]).register_cli(sub)
     return parser
 
 

@@ -1,0 +1,63 @@
+"""`rolldepth run --ray local`: the same outputs as a one-process run, and a broken video does not stop the others."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import encode_video, pattern_frames
+from rolldepth.cli import main
+
+ray = pytest.importorskip("ray")
+
+ARGS = ["--res", "32", "-d", "1", "3", "--no-save-png", "--cmap", "--no-save-sbs"]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    return [encode_video(folder / f"clip{k}.mp4", pattern_frames(8, seed=k)) for k in (1, 2)]
+
+
+def test_ray_run_matches_the_one_process_run(tmp_path, videos, tiny_checkpoint, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    local, spread = tmp_path / "local", tmp_path / "ray"
+    model = ["--model", str(tiny_checkpoint)]
+    assert main(["-q", "run", *map(str, videos), "-o", str(local), *model, *ARGS]) == 0
+    code = main(["-q", "run", *map(str, videos), "-o", str(spread), *model, *ARGS, "--ray", "local"])
+    assert code == 0, capsys.readouterr().err
+    assert not ray.is_initialized()  # the driver disconnected
+    for name in ("clip1_pred.npy", "clip2_pred.npy"):
+        np.testing.assert_allclose(np.load(spread / name), np.load(local / name), atol=1e-5)
+    assert sorted(p.name for p in spread.iterdir()) == ["clip1_pred.npy", "clip2_pred.npy"]  # no work folders
+
+
+def test_ray_run_reports_a_failing_video_and_finishes_the_others(tmp_path, videos, tiny_checkpoint, capsys):
+    # An image sequence whose headers are fine but one image's data is cut: it only fails inside the worker.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for i, frame in enumerate(pattern_frames(6)):
+        Image.fromarray(frame).save(broken / f"f{i}.png")
+    data = (broken / "f4.png").read_bytes()
+    (broken / "f4.png").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    code = main(["-q", "run", str(broken), str(videos[1]), "-o", str(out), "--model", str(tiny_checkpoint), *ARGS,
+                 "--ray", "local"])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 of 2 videos failed" in err and "f4.png" in err and "Traceback" not in err
+    assert (out / "clip2_pred.npy").is_file() and not (out / "broken_pred.npy").exists()
+
+
+def test_unreachable_cluster_is_one_error_line(tmp_path, videos, tiny_checkpoint, capsys):
+    code = main(["-q", "run", str(videos[0]), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint), *ARGS,
+                 "--ray", "127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot connect to the Ray cluster" in err and "Traceback" not in err
+
+
+def test_malformed_address_is_one_error_line(tmp_path, videos, tiny_checkpoint, capsys):
+    code = main(["-q", "run", str(videos[0]), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint), *ARGS,
+                 "--ray", "headnode"])
+    err = capsys.readouterr().err
+    assert code == 2 and "expected auto, local, host:port" in err and "Traceback" not in err
