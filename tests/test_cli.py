@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import encode_video, pattern_frames
-from rolldepth.cli import main
+from rolldepth.cli import build_parser, main
 from rolldepth.presets import resolve_settings
 from test_video_io import write_header_only_mkv
 
@@ -206,3 +206,15 @@ def test_a_run_that_cannot_fit_on_the_disk_is_refused(tmp_path, tiny_checkpoint,
     # 2 x 4 snippets x 3 frames) 24 x 1872 x 4 = 179712; merged depth 6 x 1872 x 4 = 44928; 16-bit PNGs
     # 6 x 1872 x 2 = 22464; total 292032 bytes
     assert "292.0 kB of disk" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("argv", [["-q", "run", "a.mp4", "-o", "o"], ["run", "a.mp4", "-o", "o", "-q"],
+                                  ["synth", "d", "--quiet"]])
+def test_quiet_is_accepted_before_or_after_the_command(argv):
+    args = build_parser().parse_args(argv)
+    assert args.quiet and not args.verbose
+
+
+def test_without_quiet_flags_are_off():
+    args = build_parser().parse_args(["run", "a.mp4", "-o", "o"])
+    assert not args.quiet and not args.verbose

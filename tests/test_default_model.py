@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rolldepth.checkpoint import validate_checkpoint
-from rolldepth.cli import DEFAULT_MODEL
+from rolldepth.weights import DEFAULT_MODEL
 from rolldepth.metrics import evaluate_video
 from rolldepth.pipeline import RollingDepthPipeline
 from rolldepth.synth import render_sequence, sequence_seed
@@ -15,7 +15,7 @@ HELD_OUT_SEED = sequence_seed(99, 0)
 
 @pytest.fixture(scope="module")
 def pipe():
-    return RollingDepthPipeline.from_pretrained(DEFAULT_MODEL)
+    return RollingDepthPipeline.from_pretrained()  # no name: the embedded model, as `rolldepth run` without --model
 
 
 def test_shipped_checkpoint_is_valid_and_small():

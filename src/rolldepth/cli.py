@@ -12,22 +12,11 @@ import logging
 import sys
 from pathlib import Path
 
+from .weights import default_model
 from .errors import UserError
 from .presets import PRESETS
 
 log = logging.getLogger("rolldepth")
-
-DEFAULT_MODEL = Path(__file__).parent / "weights" / "default"
-
-
-def default_model() -> Path:
-    """The small model shipped inside the package, used when ``--model`` is not given."""
-    if not (DEFAULT_MODEL / "unet").is_dir():
-        raise UserError(
-            f"the embedded default model is not installed ({DEFAULT_MODEL} is missing); pass --model DIR_OR_HUB_ID"
-        )
-    return DEFAULT_MODEL
-
 
 def pick_device(name: str):
     """``auto`` -> cuda, then mps, then cpu; an explicit device must exist."""
@@ -206,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     for module in ("synth", "train", "evaluate", "webapp"):  # each module adds its own subcommand
         __import__(f"rolldepth.{module}", fromlist=["register_cli"]).register_cli(sub)
+    for command in sub.choices.values():  # -v/-q also after the command: `rolldepth run clip.mp4 -o out -q`
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                             help="only warnings and errors, no progress bars")
     return parser
 
 

@@ -151,7 +151,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 # ============================================================================================ command line
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .cli import default_model, load_pipeline
+    from .cli import load_pipeline
+    from .weights import default_model
     from .datasets import load_dataset
 
     variants = parse_variants(args.variants)

@@ -27,6 +27,7 @@ from .errors import UserError
 from .merge import global_min, merge_frames, renormalise
 from .snippets import SnippetGroup, build_snippet_groups, refine_dilations, snippet_indices
 from .video_io import processing_size, resize_depth, resize_frames
+from .weights import default_model
 from .workdir import MemoryStore, rows_in_blocks
 
 log = logging.getLogger(__name__)
@@ -121,9 +122,14 @@ class RollingDepthPipeline(DiffusionPipeline):
         self._weights_digest: str | None = None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, dtype: torch.dtype = torch.float32, device="cpu", **_):
-        """Load a checkpoint in diffusers layout from a local folder or a hub id (e.g. ``prs-eth/rollingdepth-v1-0``)."""
-        folder = resolve_checkpoint(name_or_path)
+    def from_pretrained(
+        cls, name_or_path: str | Path | None = None, dtype: torch.dtype = torch.float32, device="cpu", **_
+    ):
+        """Load a checkpoint in diffusers layout from a local folder or a hub id (e.g. ``prs-eth/rollingdepth-v1-0``).
+
+        With no name, the small model embedded in the package is loaded, as ``rolldepth run`` does without ``--model``.
+        """
+        folder = resolve_checkpoint(default_model() if name_or_path is None else name_or_path)
         components = load_components(folder, dtype=dtype, device=device)
         return cls(**components, default_res=read_model_defaults(folder).get("processing_res"))
 

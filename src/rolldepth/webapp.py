@@ -250,7 +250,7 @@ def _cmd_web(args) -> int:
     require_gradio()
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
-    from .cli import default_model
+    from .weights import default_model
 
     app = build_app(args.model or str(default_model()), args.device)  # a missing embedded model fails now
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks are not news
