@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+import OpenEXR
 import pytest
 from PIL import Image
 
@@ -28,7 +29,7 @@ def test_run_writes_every_output_readable_back(tmp_path, tiny_checkpoint, capsys
     video = encode_video(tmp_path / "clip.mp4", pattern_frames(14), fps=Fraction(30000, 1001))
     out = tmp_path / "out"
     code = main(["-q", "run", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "0",
-                 "-d", "1", "3", "--save-snippets"])
+                 "-d", "1", "3", "--save-snippets", "--save-exr"])
     assert code == 0, capsys.readouterr().err
     depth = np.load(out / "clip_pred.npy")
     assert depth.dtype == np.float32 and depth.shape == (14, 36, 52)
@@ -41,6 +42,11 @@ def test_run_writes_every_output_readable_back(tmp_path, tiny_checkpoint, capsys
     rng = json.loads((out / "clip_png16" / "depth_range.json").read_text())
     back = first / 65535 * (rng["vmax"] - rng["vmin"]) + rng["vmin"]
     np.testing.assert_allclose(back, depth[0], atol=(rng["vmax"] - rng["vmin"]) / 65535)
+
+    exrs = sorted((out / "clip_exr").glob("*.exr"))
+    assert len(exrs) == 14
+    with OpenEXR.File(str(exrs[-1])) as image:
+        np.testing.assert_array_equal(image.channels()["Y"].pixels, depth[-1])  # the .npy's values, bit for bit
 
     for name in ("clip_Spectral_r.mp4", "clip_Greys_r.mp4"):
         frames, fps = read_video(out / name)

@@ -20,6 +20,7 @@ from rolldepth.writers import (
     colorize,
     save_outputs,
     side_by_side,
+    write_exr,
     write_npy,
     write_png16,
     write_video,
@@ -164,6 +165,32 @@ def test_png16_given_range_clips_and_constant_depth_is_zero(tmp_path):
     meta = json.loads((folder / "depth_range.json").read_text())
     assert (meta["vmin"], meta["vmax"]) == (3.5, 3.5)
     assert np.asarray(Image.open(folder / "frame_000000.png")).max() == 0
+
+
+def test_exr_holds_the_exact_float32_values_and_their_meaning(tmp_path, monkeypatch):
+    import OpenEXR
+
+    depth = np.random.default_rng(4).normal(size=(3, 5, 7)) * 1e3  # float64 in: stored as float32, not remapped
+    folder = write_exr(tmp_path / "clip_exr", depth)
+    assert leftovers(folder) == ["frame_000000.exr", "frame_000001.exr", "frame_000002.exr"]
+    for index, name in enumerate(leftovers(folder)):
+        raw = (folder / name).read_bytes()
+        assert raw[:4] == bytes([0x76, 0x2F, 0x31, 0x01])  # OpenEXR magic number
+        with OpenEXR.File(str(folder / name)) as image:
+            channels = image.channels()
+            assert list(channels) == ["Y"] and channels["Y"].pixels.dtype == np.float32
+            np.testing.assert_array_equal(channels["Y"].pixels, depth[index].astype(np.float32))
+            assert "inverse depth" in image.header()["rolldepth"]
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(OpenEXR.File, "write", fail)
+    with pytest.raises(OSError):
+        write_exr(tmp_path / "clip_exr", -depth)
+    assert leftovers(tmp_path) == ["clip_exr"]  # no partial folder; the complete one is untouched
+    with OpenEXR.File(str(folder / "frame_000000.exr")) as image:
+        np.testing.assert_array_equal(image.channels()["Y"].pixels, depth[0].astype(np.float32))
 
 
 def test_npy_is_float32_and_exact(tmp_path):

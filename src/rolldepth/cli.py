@@ -90,6 +90,8 @@ def add_run_parser(sub) -> None:
                    help="write <stem>_pred.npy float32 [N,H,W] (default on)")
     p.add_argument("--save-png", action=argparse.BooleanOptionalAction, default=True,
                    help="write a 16-bit PNG sequence <stem>_png16/ (default on)")
+    p.add_argument("--save-exr", action=argparse.BooleanOptionalAction, default=False,
+                   help="write a float32 OpenEXR sequence <stem>_exr/, the exact values of the .npy (default off)")
     p.add_argument("--save-sbs", action=argparse.BooleanOptionalAction, default=True,
                    help="write the RGB|depth side-by-side video (default on)")
     p.add_argument("--save-snippets", action="store_true", help="write the raw snippet predictions <stem>_snippets.npz")
@@ -116,7 +118,7 @@ def cmd_run(args) -> int:
     options = RunOptions(
         settings=settings, start=args.start, count=args.count, fps=args.fps, input_fps=args.input_fps,
         restore_res=args.restore_res, cmaps=tuple(args.cmap), save_npy=args.save_npy, save_png=args.save_png,
-        save_sbs=args.save_sbs, save_snippets=args.save_snippets, batch_size=args.batch_size,
+        save_exr=args.save_exr, save_sbs=args.save_sbs, save_snippets=args.save_snippets, batch_size=args.batch_size,
         vae_batch_size=args.vae_batch_size, seed=args.seed, progress=not args.quiet,
     )
     options.check()

@@ -48,6 +48,7 @@ class RunOptions:
     cmaps: tuple[str, ...] = ("Spectral_r", "Greys_r")
     save_npy: bool = True
     save_png: bool = True
+    save_exr: bool = False
     save_sbs: bool = True
     save_snippets: bool = False
     batch_size: int = 4
@@ -193,8 +194,9 @@ def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: Mo
     disk = latent_bytes + slots * pixels * 4 + depth_arrays * n_frames * pixels * 4
     if options.restore_res:
         disk += n_frames * in_pixels * 4
-    if options.save_png:
-        disk += n_frames * (in_pixels if options.restore_res else pixels) * 2
+    if options.save_png or options.save_exr:  # 2 bytes per pixel for PNG, at most 4 (uncompressed) for EXR
+        per_pixel = 2 * options.save_png + 4 * options.save_exr
+        disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
     memory = options.vae_batch_size * pixels * model.vae_width * 4 * VAE_LIVE_TENSORS
     memory += slots * pixels // 100 * 4 * 3  # subsampled predictions, float32 plus float64 working copies
     if s.refine_steps > 0:
@@ -370,7 +372,7 @@ def process_video(
         fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
         written = save_outputs(
             output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
-            cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
+            save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
         )
         if options.save_npy:  # the finished depth file becomes the output: a rename, not a copy
             final = output_dir / f"{stem}_pred.npy"

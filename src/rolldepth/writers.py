@@ -37,6 +37,7 @@ from .workdir import rows_in_blocks
 log = logging.getLogger(__name__)
 
 PNG_RANGE_FILE = "depth_range.json"
+EXR_MEANING = "relative inverse depth: larger is nearer; true 1/depth = a * value + b, one a > 0 and b per video"
 _SUGGESTED_CMAPS = ("Spectral_r", "Greys_r", "gray", "viridis", "magma", "inferno", "plasma", "turbo", "jet")
 
 
@@ -282,6 +283,26 @@ def write_png16(
     return folder
 
 
+def write_exr(folder: str | Path, depth: np.ndarray) -> Path:
+    """Save depth as float32 OpenEXR images ``frame_000000.exr, ...`` (one ``Y`` channel, ZIP compressed).
+
+    The values are exactly those of ``<stem>_pred.npy`` (relative inverse depth, larger = nearer; no remapping),
+    so compositing tools (Nuke, Resolve, Blender) read the full float precision. ``Y`` makes viewers show it as
+    grayscale; a ``rolldepth`` header attribute says what the values mean. The folder appears only when complete.
+    """
+    import OpenEXR
+
+    depth = _as_depth(depth)
+    folder = Path(folder)
+    with atomic_path(folder, directory=True) as tmp:
+        for index, frame in enumerate(depth):
+            header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "rolldepth": EXR_MEANING}
+            pixels = np.ascontiguousarray(frame, dtype=np.float32)
+            with OpenEXR.File(header, {"Y": pixels}) as image:
+                image.write(str(tmp / f"frame_{index:06d}.exr"))
+    return folder
+
+
 def side_by_side(rgb: Iterable[np.ndarray], depth_rgb: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """Frames of RGB | colorized depth, lazily. An RGB frame of another size is resized to the depth frame's size
     (bilinear, antialiased when shrinking) so the two halves line up pixel for pixel."""
@@ -301,13 +322,14 @@ def save_outputs(
     *,
     save_npy: bool = True,
     save_png: bool = False,
+    save_exr: bool = False,
     cmaps: Iterable[str] = ("Spectral_r", "Greys_r"),
     save_sbs: bool = True,
     snippets: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Path]:
     """Write every requested output of one video into ``out_dir``.
 
-    Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_<cmap>.mp4`` per colormap, ``<stem>_rgbd.mp4``
+    Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_exr/``, ``<stem>_<cmap>.mp4`` per colormap, ``<stem>_rgbd.mp4``
     (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz`` when ``snippets``
     is given. Colormap names and shapes are checked before anything is written, so a typo in a colormap name
     leaves no partial set of outputs behind.
@@ -318,7 +340,7 @@ def save_outputs(
     Returns
     -------
     dict[str, Path]
-        What was written, keyed by the part of the name after ``<stem>_``: ``"pred"``, ``"png16"``, each colormap
+        What was written, keyed by the part of the name after ``<stem>_``: ``"pred"``, ``"png16"``, ``"exr"``, each colormap
         name, ``"rgbd"``, ``"snippets"``.
     """
     depth = _as_depth(depth)
@@ -341,6 +363,8 @@ def save_outputs(
         written["pred"] = write_npy(out_dir / f"{stem}_pred.npy", depth)
     if save_png:
         written["png16"] = write_png16(out_dir / f"{stem}_png16", depth, lo, hi)
+    if save_exr:
+        written["exr"] = write_exr(out_dir / f"{stem}_exr", depth)
     for name, colormap in selected.items():
         written[name] = write_video(out_dir / f"{stem}_{name}.mp4", _colorized_frames(depth, colormap, lo, hi), rate)
     if save_sbs and rgb is not None and selected:
