@@ -42,12 +42,20 @@ def reference_abs_rel(pred, gt, max_depth, min_depth=1e-3):
 class FakePipe:
     """Returns a given prediction per video (keyed by the first pixel) and records the kernels it was asked for."""
 
-    def __init__(self, predictions):
-        self.predictions, self.calls = predictions, []
+    def __init__(self, predictions, fail_at=None):
+        self.predictions, self.calls, self.fail_at = predictions, [], fail_at
 
     def __call__(self, frames, **kwargs):
+        if len(self.calls) == self.fail_at:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C, or the machine went down
         self.calls.append(kwargs)
         return SimpleNamespace(depth=self.predictions[int(frames[0, 0, 0, 0])])
+
+    def weights_digest(self):
+        return "fake"
+
+    def resolve_res(self, res):
+        return res or 64
 
 
 def make_sample(name, key, depth):
@@ -80,6 +88,42 @@ def test_evaluate_scores_and_averages_like_an_independent_computation():
     assert (second["dilations"], second["refine_steps"], second["generator"]) == ((1, 25), 5, 3)
     table = markdown_table(report["summary"])
     assert table.count("\n") == 4 and f"| per-frame | {expected * 100:.2f} |" in table
+
+
+def without_seconds(report):
+    """Everything but the timings, which differ between runs."""
+    videos = [{**v, "variants": {k: {s: r[s] for s in ("disparity", "depth")} for k, r in v["variants"].items()}}
+              for v in report["videos"]]
+    return videos, {name: {s: m[s] for s in ("disparity", "depth")} for name, m in report["summary"].items()}
+
+
+def test_interrupted_evaluation_resumes_with_only_the_missing_work(tmp_path):
+    rng = np.random.default_rng(1)
+    gts = [rng.uniform(1.0, 9.0, size=(4, 6, 8)).astype(np.float32) for _ in range(3)]
+    predictions = {k + 1: (1 / gt + rng.normal(0, 0.05, gt.shape)).astype(np.float32) for k, gt in enumerate(gts)}
+    samples = [make_sample(f"synth/v{k}", k + 1, gt) for k, gt in enumerate(gts)]
+    variants, work = ["per-frame", "{1,25}"], tmp_path / "work"
+    whole = evaluate(FakePipe(predictions), samples, variants, seed=3)
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(FakePipe(predictions, fail_at=3), samples, variants, seed=3, work_dir=work)
+    assert len(list(work.glob("*.json"))) == 3 and not list(work.glob(".*.partial"))
+    pipe = FakePipe(predictions)
+    resumed = evaluate(pipe, samples, variants, seed=3, work_dir=work)
+    assert len(pipe.calls) == 3  # 6 (video, variant) pairs, 3 done before the interruption
+    assert without_seconds(resumed) == without_seconds(whole)
+
+    (work / "synth__v0__per-frame.json").write_text("{truncated")  # a damaged result is recomputed, not trusted
+    pipe = FakePipe(predictions)
+    evaluate(pipe, samples, variants, seed=3, work_dir=work)
+    assert len(pipe.calls) == 1
+    pipe = FakePipe(predictions)
+    evaluate(pipe, samples, variants, seed=4, work_dir=work)  # another seed: nothing earlier is reused
+    assert len(pipe.calls) == 6
+    other = [make_sample(s.name, k + 1, gts[k] * 2) for k, s in enumerate(samples)]  # same names, other data
+    pipe = FakePipe(predictions)
+    evaluate(pipe, other, variants, seed=4, work_dir=work)
+    assert len(pipe.calls) == 6
 
 
 def affine_residual(x, y):
@@ -117,7 +161,7 @@ def test_eval_cli_writes_json_and_table(tmp_path, tiny_checkpoint, capsys):
     assert report["settings"]["res"] == 32
     table = (out / "eval.md").read_text()
     assert table in capsys.readouterr().out and table.count("\n") == 5
-    assert not list(out.glob(".*.partial"))
+    assert sorted(p.name for p in out.iterdir()) == ["eval.json", "eval.md"]  # no partial files, no work folder
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,11 @@ depth space (:mod:`rolldepth.metrics`), and the per-video scores are averaged wi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -30,6 +32,7 @@ VARIANTS: dict[str, dict] = {
     "{1,10,25}": dict(snippet_lengths=(3,), dilations=(1, 10, 25)),
 }
 SPACES = ("disparity", "depth")
+WORK_DIR = ".eval-work"  # inside OUT: finished (video, variant) results of an interrupted evaluation
 
 
 def parse_variants(text: str | None) -> list[str]:
@@ -68,8 +71,14 @@ def score(pred_inv: np.ndarray, sample) -> dict[str, dict]:
     }
 
 
-def evaluate(pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, progress=True) -> dict:
+def evaluate(
+    pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, progress=True, work_dir: Path | None = None
+) -> dict:
     """Run every variant on every sample and score it.
+
+    With ``work_dir``, each (video, variant) result is saved there as soon as it is scored, together with what
+    produced it (weights digest, resolution, refinement, seed, frame count); a re-run after a crash reuses the
+    results whose record matches and computes the rest, so an interrupted evaluation loses at most one variant.
 
     Parameters
     ----------
@@ -85,6 +94,8 @@ def evaluate(pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, 
         Refinement steps for the snippet variants (the per-frame baseline is never refined).
     seed : int
         Noise seed, the same for every video and variant.
+    work_dir : Path, optional
+        Folder of finished (video, variant) results, for resuming.
 
     Returns
     -------
@@ -93,24 +104,36 @@ def evaluate(pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, 
         the mean over videos of each space and the seconds per frame.
     """
     variants = list(variants or VARIANTS)
+    if work_dir:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
     videos, seconds, frames_done = [], {v: 0.0 for v in variants}, 0
     for sample in samples:
         frames = np.asarray(sample.frames)
         if len(frames) < 2:
             raise UserError(f"{sample.name} has {len(frames)} frame(s); a video needs at least 2")
         entry = {"name": sample.name, "n_frames": len(frames), "variants": {}}
+        data = hashlib.sha1(frames.tobytes())
+        data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
         for name in variants:
-            kernels = VARIANTS[name]
-            tic = time.perf_counter()
-            out = pipe(
-                frames, **kernels, refine_steps=0 if name == "per-frame" else refine_steps,
-                processing_res=res, generator=seed, progress=False,
-            )
-            took = time.perf_counter() - tic
-            seconds[name] += took
-            entry["variants"][name] = dict(score(np.asarray(out.depth), sample), seconds=took)
-            log.info("%s %s: AbsRel %.4f (disparity) in %.1f s", sample.name, name,
-                     entry["variants"][name]["disparity"]["abs_rel"], took)
+            steps = 0 if name == "per-frame" else refine_steps
+            record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps, seed=seed,
+                          shape=list(frames.shape), data=data.hexdigest())
+            saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json" if work_dir else None
+            result = _load_result(saved, record)
+            if result is None:
+                tic = time.perf_counter()
+                out = pipe(
+                    frames, **VARIANTS[name], refine_steps=steps, processing_res=res, generator=seed, progress=False,
+                )
+                result = dict(score(np.asarray(out.depth), sample), seconds=time.perf_counter() - tic)
+                if saved:
+                    _write_atomic(saved, json.dumps({"record": record, "result": result}))
+                log.info("%s %s: AbsRel %.4f (disparity) in %.1f s", sample.name, name,
+                         result["disparity"]["abs_rel"], result["seconds"])
+            else:
+                log.info("%s %s: done in an earlier run", sample.name, name)
+            seconds[name] += result["seconds"]
+            entry["variants"][name] = result
         frames_done += len(frames)
         videos.append(entry)
     if not videos:
@@ -123,6 +146,17 @@ def evaluate(pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, 
         for name in variants
     }
     return {"videos": videos, "summary": summary}
+
+
+def _load_result(path: Path | None, record: dict) -> dict | None:
+    """A saved result if it exists, is readable and was made the same way; else ``None`` (it will be recomputed)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return saved["result"] if isinstance(saved, dict) and saved.get("record") == record else None
 
 
 def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
@@ -152,8 +186,8 @@ def _write_atomic(path: Path, text: str) -> None:
 # ============================================================================================ command line
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .cli import load_pipeline
-    from .weights import default_model
     from .datasets import load_dataset
+    from .weights import default_model
 
     variants = parse_variants(args.variants)
     if args.refine_steps < 0 or (args.max_videos is not None and args.max_videos < 1):
@@ -165,8 +199,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise UserError(f"no videos in {args.data}")
     model = args.model or str(default_model())
     pipe = load_pipeline(model, args.dtype, args.device)
+    work_dir = args.out / WORK_DIR
     report = evaluate(pipe, samples, variants, res=args.res, refine_steps=args.refine_steps, seed=args.seed,
-                      progress=not args.quiet)
+                      progress=not args.quiet, work_dir=work_dir)
     report["settings"] = dict(
         model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
         refine_steps=args.refine_steps, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
@@ -175,6 +210,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     _write_atomic(args.out / "eval.json", json.dumps(report, indent=1))
     _write_atomic(args.out / "eval.md", table)
+    shutil.rmtree(work_dir)  # everything it held is in eval.json now
     print(table, end="")
     return 0
 
@@ -186,7 +222,8 @@ def register_cli(subparsers) -> None:
         help="evaluate a model on benchmark data (per-frame baseline and dilation ablations)",
         description="Run the per-frame baseline and the dilation variants on every video of a benchmark, align "
         "each prediction to the ground truth with one scale and shift per video (in disparity and in depth "
-        "space), and write OUT/eval.json (per video) and OUT/eval.md (the mean table). AbsRel is printed x100.",
+        "space), and write OUT/eval.json (per video) and OUT/eval.md (the mean table). AbsRel is printed x100. "
+        "An interrupted evaluation resumes: run the same command again.",
     )
     p.add_argument("--data", type=Path, required=True, help="dataset root folder")
     p.add_argument("--kind", required=True, help="synth, scannet, bonn, sintel, kitti or pointodyssey")
