@@ -142,6 +142,7 @@ def image_sequence(folder, n_frames=6, sizes=None):
          "dilation 25 needs at least 51 frames"),
         (lambda d: encode_video(d / "ok.mp4", pattern_frames(6)), ["--from", "6"], "past the end"),
         (lambda d: encode_video(d / "ok.mp4", pattern_frames(6)), ["-o", "{tmp}/afile"], "is a file"),
+        (lambda d: encode_video(d / "ok.mp4", pattern_frames(6)), ["-o", "{tmp}/afile/o"], "afile is a file"),
     ],
 )
 def test_bad_inputs_fail_before_the_model_loads(tmp_path, tiny_checkpoint, capsys, no_model_load, make, extra,
@@ -224,3 +225,16 @@ def test_quiet_is_accepted_before_or_after_the_command(argv):
 def test_without_quiet_flags_are_off():
     args = build_parser().parse_args(["run", "a.mp4", "-o", "o"])
     assert not args.quiet and not args.verbose
+
+
+def test_ctrl_c_is_one_line_that_says_how_to_resume(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    import rolldepth.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rolldepth.runner, "process_video", interrupted)
+    video = encode_video(tmp_path / "ok.mp4", pattern_frames(6))
+    code = main(["-q", "run", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--res", "32"])
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and "run the same command again" in err and "\n" not in err

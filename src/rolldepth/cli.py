@@ -10,6 +10,7 @@ import argparse
 import errno
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from .weights import default_model
@@ -17,6 +18,20 @@ from .errors import UserError
 from .presets import PRESETS
 
 log = logging.getLogger("rolldepth")
+
+def check_writable(folder: Path) -> None:
+    """Fail now, not after the checks and the model load, if ``folder`` cannot be created or written; create
+    nothing (a run refused for bad input leaves no output folder behind)."""
+    base = folder.absolute()
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise UserError(f"cannot create the output folder {folder}: {base} is a file")
+    try:
+        tempfile.TemporaryDirectory(dir=base, prefix=".rolldepth-probe-").cleanup()
+    except OSError as exc:
+        raise UserError(f"cannot write the output folder {folder}: {exc.strerror or exc}") from None
+
 
 def pick_device(name: str):
     """``auto`` -> cuda, then mps, then cpu; an explicit device must exist."""
@@ -122,8 +137,11 @@ def cmd_run(args) -> int:
         vae_batch_size=args.vae_batch_size, seed=args.seed, progress=not args.quiet,
     )
     options.check()
+    if args.ray_cpus <= 0:
+        raise UserError("--ray-cpus must be > 0")
     if args.output_dir.exists() and not args.output_dir.is_dir():
         raise UserError(f"--output-dir {args.output_dir} is a file, not a folder")
+    check_writable(args.output_dir)
     inputs = [path for arg in args.inputs for path in list_inputs(Path(arg))]
     model = args.model or default_model()
     device = pick_device(args.device)
@@ -135,8 +153,6 @@ def cmd_run(args) -> int:
     if args.ray:
         from .distributed import run_on_ray
 
-        if args.ray_cpus <= 0:
-            raise UserError("--ray-cpus must be > 0")
         args.output_dir.mkdir(parents=True, exist_ok=True)
         run_on_ray(args.ray, list(zip(inputs, infos)), str(model), args.output_dir, options,
                    dtype=settings.dtype, device=args.device, cpus_per_video=args.ray_cpus)
@@ -220,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rolldepth: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("rolldepth: interrupted", file=sys.stderr)
+        print("rolldepth: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
         return 130
 
 
