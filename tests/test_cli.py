@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -238,3 +239,23 @@ def test_ctrl_c_is_one_line_that_says_how_to_resume(tmp_path, tiny_checkpoint, c
     code = main(["-q", "run", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--res", "32"])
     err = capsys.readouterr().err.strip()
     assert code == 130 and "run the same command again" in err and "\n" not in err
+
+
+def test_inputs_named_alike_are_refused_before_anything_is_written(tmp_path, tiny_checkpoint, capsys):
+    first = encode_video((tmp_path / "a").mkdir() or tmp_path / "a" / "clip.mp4", pattern_frames(6))
+    second = encode_video((tmp_path / "b").mkdir() or tmp_path / "b" / "clip.mkv", pattern_frames(6, seed=2))
+    code = main(["-q", "run", str(first), str(second), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint)])
+    assert code == 2 and "would both write clip_* outputs" in one_line_error(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_input_named_twice_runs_once(tmp_path, tiny_checkpoint, monkeypatch):
+    import rolldepth.runner
+
+    seen = []
+    monkeypatch.setattr(rolldepth.runner, "process_video", lambda pipe, path, *args: seen.append(path))
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(6))
+    other = encode_video(tmp_path / "other.mp4", pattern_frames(6))
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "run", "clip.mp4", "other.mp4", str(video), "-o", "o", "--model", str(tiny_checkpoint)]) == 0
+    assert seen == [Path("clip.mp4"), Path("other.mp4")]

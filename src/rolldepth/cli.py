@@ -33,6 +33,19 @@ def check_writable(folder: Path) -> None:
         raise UserError(f"cannot write the output folder {folder}: {exc.strerror or exc}") from None
 
 
+def check_distinct_stems(inputs: list[Path]) -> None:
+    """Two inputs named alike (``a/clip.mp4``, ``b/clip.mp4``) would write the same ``clip_*`` outputs."""
+    from .runner import output_stem
+
+    seen: dict[str, Path] = {}
+    for path in inputs:
+        other = seen.setdefault(output_stem(path), path)
+        if other != path:
+            raise UserError(
+                f"{other} and {path} would both write {output_stem(path)}_* outputs; run them into different -o folders"
+            )
+
+
 def pick_device(name: str):
     """``auto`` -> cuda, then mps, then cpu; an explicit device must exist."""
     import torch
@@ -143,6 +156,11 @@ def cmd_run(args) -> int:
         raise UserError(f"--output-dir {args.output_dir} is a file, not a folder")
     check_writable(args.output_dir)
     inputs = [path for arg in args.inputs for path in list_inputs(Path(arg))]
+    unique: dict[Path, Path] = {}
+    for path in inputs:
+        unique.setdefault(path.resolve(), path)  # an input named twice runs once
+    inputs = list(unique.values())
+    check_distinct_stems(inputs)
     model = args.model or default_model()
     device = pick_device(args.device)
     shape = ModelShape.of_folder(model)  # read from its configs: the model itself is loaded after the checks
