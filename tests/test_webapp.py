@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -33,6 +34,20 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def decode(path: Path) -> np.ndarray:
     with av.open(str(path)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])])
+
+
+def exr_zip_depth(data: bytes) -> np.ndarray:
+    """Frames of a zip of EXRs, in name order, read with OpenEXR from files unpacked on disk."""
+    import OpenEXR
+
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = sorted(n for n in archive.namelist() if n.endswith(".exr"))
+        archive.extractall(tmp, names)
+        frames = []
+        for name in names:
+            with OpenEXR.File(str(Path(tmp) / name)) as image:
+                frames.append(image.channels()["Y"].pixels.copy())
+    return np.stack(frames)
 
 
 def png_zip_depth(data: bytes) -> np.ndarray:
@@ -68,6 +83,7 @@ def test_request_writes_every_output_and_loads_the_model_once(tmp_path, tiny_che
     back, step = png_zip_depth(result.png_zip.read_bytes())
     assert back.shape == depth.shape
     np.testing.assert_allclose(back, depth, atol=step)
+    np.testing.assert_array_equal(exr_zip_depth(result.exr_zip.read_bytes()), depth)  # float32, bit for bit
     even = (height + height % 2, width + width % 2)
     grey = decode(result.depth_video)
     assert grey.shape == (8, *even, 3)
@@ -210,7 +226,7 @@ def test_page_runs_a_video_and_offers_the_outputs(page, tmp_path):
 
     links = page.locator("#downloads a[download]")
     assert sorted(links.evaluate_all("els => els.map(e => e.getAttribute('download'))")) == [
-        "clip_png16.zip", "clip_pred.npy"]
+        "clip_exr.zip", "clip_png16.zip", "clip_pred.npy"]
     with page.expect_download() as download:
         page.locator("#downloads a[download='clip_pred.npy']").click()
     depth = np.load(download.value.path())

@@ -74,6 +74,7 @@ class RequestResult:
     sbs_video: Path
     npy: Path
     png_zip: Path
+    exr_zip: Path
     n_frames: int
     stage_seconds: list[tuple[str, float]] = field(default_factory=list)
 
@@ -84,7 +85,7 @@ class RequestResult:
 
 
 def zip_folder(folder: Path, target: Path) -> Path:
-    """Store a folder's files in a zip without recompressing them (PNGs are already compressed)."""
+    """Store a folder's files in a zip without recompressing them (PNGs and ZIP-compressed EXRs already are)."""
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
         for path in sorted(folder.iterdir()):
             if path.is_file():
@@ -132,7 +133,8 @@ def run_request(
     settings = resolve_settings(
         preset, res=_optional_int(res, "resolution"), refine_steps=_optional_int(refine_steps, "refinement steps")
     )
-    options = RunOptions(settings=settings, cmaps=(cmap,), save_npy=True, save_png=True, save_sbs=True)
+    options = RunOptions(settings=settings, cmaps=(cmap,), save_npy=True, save_png=True, save_exr=True,
+                         save_sbs=True)
     options.check()
     path = Path(video)
     try:
@@ -154,11 +156,12 @@ def run_request(
     written = process_video(pipe, path, folder, options, info, on_stage=stage)
     stage("packing downloads")
     png_zip = zip_folder(written["png16"], folder / f"{written['png16'].name}.zip")
+    exr_zip = zip_folder(written["exr"], folder / f"{written['exr'].name}.zip")
     stamps.append(("", time.perf_counter()))
     n_frames = int(np.load(written["pred"], mmap_mode="r").shape[0])
     return RequestResult(
         folder=folder, depth_video=written[cmap], sbs_video=written["rgbd"], npy=written["pred"], png_zip=png_zip,
-        n_frames=n_frames, stage_seconds=[(a, t1 - t0) for (a, t0), (_, t1) in zip(stamps, stamps[1:])],
+        exr_zip=exr_zip, n_frames=n_frames, stage_seconds=[(a, t1 - t0) for (a, t0), (_, t1) in zip(stamps, stamps[1:])],
     )
 
 
@@ -198,7 +201,7 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             result = run_request(cache, video, preset, res, refine_steps, cmap, work_root, on_stage)
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return str(result.depth_video), str(result.sbs_video), [str(result.npy), str(result.png_zip)], \
+        return str(result.depth_video), str(result.sbs_video), [str(result.npy), str(result.png_zip), str(result.exr_zip)], \
             result.summary()
 
     presets_text = "; ".join(
@@ -225,7 +228,7 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             with gr.Column():
                 depth_video = gr.Video(label="Depth", interactive=False, elem_id="depth-video")
                 sbs_video = gr.Video(label="Side by side (input | depth)", interactive=False, elem_id="sbs-video")
-                files = gr.File(label="Downloads (.npy float32 depth, zip of 16-bit PNGs)", file_count="multiple",
+                files = gr.File(label="Downloads (.npy float32 depth, zips of 16-bit PNGs and float32 EXRs)", file_count="multiple",
                                 interactive=False, elem_id="downloads")
         run.click(on_run, [video, preset, res, refine, cmap], [depth_video, sbs_video, files, status])
     return app
