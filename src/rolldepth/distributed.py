@@ -24,6 +24,8 @@ def _pipeline(model: str, dtype: str, device: str):
     if key not in _PIPELINES:
         from .cli import load_pipeline
 
+        for library in ("diffusers", "transformers"):  # no weight-loading bars from workers in the driver's log
+            __import__(f"{library}.utils.logging", fromlist=["disable_progress_bar"]).disable_progress_bar()
         _PIPELINES[key] = load_pipeline(model, dtype, device)
     return _PIPELINES[key]
 
@@ -99,6 +101,7 @@ def run_on_ray(
     connect(address, quiet=not options.progress)  # first: it turns a missing Ray into a one-line error
     import ray
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:
         task = ray.remote(num_cpus=cpus_per_video, max_retries=0)(process_one)
@@ -107,7 +110,8 @@ def run_on_ray(
             task.remote(model, dtype, device, path, output_dir, worker_options, info): path for path, info in jobs
         }
         failures = []
-        with tqdm(total=len(pending), desc="videos", unit="video", disable=not options.progress) as bar:
+        bar = tqdm(total=len(pending), desc="videos", unit="video", disable=not options.progress)
+        with bar, logging_redirect_tqdm():  # "done: ..." lines print above the bar, not through it
             while pending:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)
                 path = pending.pop(ready)
