@@ -13,11 +13,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .weights import default_model
 from .errors import UserError
 from .presets import PRESETS
+from .weights import default_model
 
 log = logging.getLogger("rolldepth")
+
+
+def quiet_weight_loading() -> None:
+    """Silence diffusers' and transformers' weight-loading bars, which ignore TQDM_DISABLE."""
+    for library in ("diffusers", "transformers"):
+        __import__(f"{library}.utils.logging", fromlist=["disable_progress_bar"]).disable_progress_bar()
+
 
 def check_writable(folder: Path) -> None:
     """Fail now, not after the checks and the model load, if ``folder`` cannot be created or written; create
@@ -26,7 +33,7 @@ def check_writable(folder: Path) -> None:
     while not base.exists():
         base = base.parent
     if not base.is_dir():
-        raise UserError(f"cannot create the output folder {folder}: {base} is a file")
+        raise UserError(f"cannot create the output folder {folder}: {base} is a file, not a folder")
     try:
         tempfile.TemporaryDirectory(dir=base, prefix=".rolldepth-probe-").cleanup()
     except OSError as exc:
@@ -152,8 +159,6 @@ def cmd_run(args) -> int:
     options.check()
     if args.ray_cpus <= 0:
         raise UserError("--ray-cpus must be > 0")
-    if args.output_dir.exists() and not args.output_dir.is_dir():
-        raise UserError(f"--output-dir {args.output_dir} is a file, not a folder")
     check_writable(args.output_dir)
     inputs = [path for arg in args.inputs for path in list_inputs(Path(arg))]
     unique: dict[Path, Path] = {}
@@ -171,13 +176,11 @@ def cmd_run(args) -> int:
     if args.ray:
         from .distributed import run_on_ray
 
-        args.output_dir.mkdir(parents=True, exist_ok=True)
         run_on_ray(args.ray, list(zip(inputs, infos)), str(model), args.output_dir, options,
                    dtype=settings.dtype, device=args.device, cpus_per_video=args.ray_cpus)
         return 0
     pipe = load_pipeline(model, settings.dtype, args.device)
     try:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
         for number, (path, info) in enumerate(zip(inputs, infos), 1):
             log.info("[%d/%d] %s", number, len(inputs), path)
             process_video(pipe, path, args.output_dir, options, info)
@@ -246,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["TQDM_DISABLE"] = "1"
-        for library in ("diffusers", "transformers"):  # their weight-loading bars ignore TQDM_DISABLE
-            __import__(f"{library}.utils.logging", fromlist=["disable_progress_bar"]).disable_progress_bar()
+        quiet_weight_loading()
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

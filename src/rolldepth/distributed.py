@@ -8,6 +8,7 @@ A video that fails is reported by name with its one-line reason; the others stil
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from pathlib import Path
@@ -22,10 +23,9 @@ _PIPELINES: dict[tuple, object] = {}  # per worker process: (model, dtype, devic
 def _pipeline(model: str, dtype: str, device: str):
     key = (model, dtype, device)
     if key not in _PIPELINES:
-        from .cli import load_pipeline
+        from .cli import load_pipeline, quiet_weight_loading
 
-        for library in ("diffusers", "transformers"):  # no weight-loading bars from workers in the driver's log
-            __import__(f"{library}.utils.logging", fromlist=["disable_progress_bar"]).disable_progress_bar()
+        quiet_weight_loading()  # no weight-loading bars from workers in the driver's log
         _PIPELINES[key] = load_pipeline(model, dtype, device)
     return _PIPELINES[key]
 
@@ -105,7 +105,7 @@ def run_on_ray(
 
     try:
         task = ray.remote(num_cpus=cpus_per_video, max_retries=0)(process_one)
-        worker_options = type(options)(**{**vars(options), "progress": False})  # no bars from inside workers
+        worker_options = dataclasses.replace(options, progress=False)  # no bars from inside workers
         pending = {
             task.remote(model, dtype, device, path, output_dir, worker_options, info): path for path, info in jobs
         }

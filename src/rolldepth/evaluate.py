@@ -77,7 +77,7 @@ def evaluate(
     """Run every variant on every sample and score it.
 
     With ``work_dir``, each (video, variant) result is saved there as soon as it is scored, together with what
-    produced it (weights digest, resolution, refinement, seed, frame count); a re-run after a crash reuses the
+    produced it (weights digest, resolution, refinement, seed, a hash of the frames and ground truth); a re-run after a crash reuses the
     results whose record matches and computes the rest, so an interrupted evaluation loses at most one variant.
 
     Parameters
@@ -112,13 +112,16 @@ def evaluate(
         if len(frames) < 2:
             raise UserError(f"{sample.name} has {len(frames)} frame(s); a video needs at least 2")
         entry = {"name": sample.name, "n_frames": len(frames), "variants": {}}
-        data = hashlib.sha1(frames.tobytes())
-        data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
+        if work_dir:
+            data = hashlib.sha1(frames.tobytes())
+            data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
         for name in variants:
             steps = 0 if name == "per-frame" else refine_steps
-            record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps, seed=seed,
-                          shape=list(frames.shape), data=data.hexdigest())
-            saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json" if work_dir else None
+            saved = record = None
+            if work_dir:
+                record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps,
+                              seed=seed, shape=list(frames.shape), data=data.hexdigest())
+                saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json"
             result = _load_result(saved, record)
             if result is None:
                 tic = time.perf_counter()
@@ -207,7 +210,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         refine_steps=args.refine_steps, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
     )
     table = markdown_table(report["summary"])
-    args.out.mkdir(parents=True, exist_ok=True)
     _write_atomic(args.out / "eval.json", json.dumps(report, indent=1))
     _write_atomic(args.out / "eval.md", table)
     shutil.rmtree(work_dir)  # everything it held is in eval.json now

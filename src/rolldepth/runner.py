@@ -194,9 +194,8 @@ def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: Mo
     disk = latent_bytes + slots * pixels * 4 + depth_arrays * n_frames * pixels * 4
     if options.restore_res:
         disk += n_frames * in_pixels * 4
-    if options.save_png or options.save_exr:  # 2 bytes per pixel for PNG, at most 4 (uncompressed) for EXR
-        per_pixel = 2 * options.save_png + 4 * options.save_exr
-        disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
+    per_pixel = 2 * options.save_png + 4 * options.save_exr  # PNG 2 bytes, EXR at most 4 (uncompressed)
+    disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
     memory = options.vae_batch_size * pixels * model.vae_width * 4 * VAE_LIVE_TENSORS
     memory += slots * pixels // 100 * 4 * 3  # subsampled predictions, float32 plus float64 working copies
     if s.refine_steps > 0:

@@ -161,7 +161,8 @@ def run_request(
     n_frames = int(np.load(written["pred"], mmap_mode="r").shape[0])
     return RequestResult(
         folder=folder, depth_video=written[cmap], sbs_video=written["rgbd"], npy=written["pred"], png_zip=png_zip,
-        exr_zip=exr_zip, n_frames=n_frames, stage_seconds=[(a, t1 - t0) for (a, t0), (_, t1) in zip(stamps, stamps[1:])],
+        exr_zip=exr_zip, n_frames=n_frames,
+        stage_seconds=[(a, t1 - t0) for (a, t0), (_, t1) in zip(stamps, stamps[1:])],
     )
 
 
@@ -201,8 +202,8 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             result = run_request(cache, video, preset, res, refine_steps, cmap, work_root, on_stage)
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return str(result.depth_video), str(result.sbs_video), [str(result.npy), str(result.png_zip), str(result.exr_zip)], \
-            result.summary()
+        downloads = [str(result.npy), str(result.png_zip), str(result.exr_zip)]
+        return str(result.depth_video), str(result.sbs_video), downloads, result.summary()
 
     presets_text = "; ".join(
         f"**{name}**: {s.res} px, dilations {list(s.dilations)}, refinement {s.refine_steps} steps"
@@ -228,8 +229,8 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             with gr.Column():
                 depth_video = gr.Video(label="Depth", interactive=False, elem_id="depth-video")
                 sbs_video = gr.Video(label="Side by side (input | depth)", interactive=False, elem_id="sbs-video")
-                files = gr.File(label="Downloads (.npy float32 depth, zips of 16-bit PNGs and float32 EXRs)", file_count="multiple",
-                                interactive=False, elem_id="downloads")
+                files = gr.File(label="Downloads (.npy float32 depth, zips of 16-bit PNGs and float32 EXRs)",
+                                file_count="multiple", interactive=False, elem_id="downloads")
         run.click(on_run, [video, preset, res, refine, cmap], [depth_video, sbs_video, files, status])
     return app
 

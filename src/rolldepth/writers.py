@@ -294,9 +294,9 @@ def write_exr(folder: str | Path, depth: np.ndarray) -> Path:
 
     depth = _as_depth(depth)
     folder = Path(folder)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "rolldepth": EXR_MEANING}
     with atomic_path(folder, directory=True) as tmp:
         for index, frame in enumerate(depth):
-            header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "rolldepth": EXR_MEANING}
             pixels = np.ascontiguousarray(frame, dtype=np.float32)
             with OpenEXR.File(header, {"Y": pixels}) as image:
                 image.write(str(tmp / f"frame_{index:06d}.exr"))
@@ -329,8 +329,8 @@ def save_outputs(
 ) -> dict[str, Path]:
     """Write every requested output of one video into ``out_dir``.
 
-    Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_exr/``, ``<stem>_<cmap>.mp4`` per colormap, ``<stem>_rgbd.mp4``
-    (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz`` when ``snippets``
+    Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_exr/``, ``<stem>_<cmap>.mp4`` per colormap,
+    ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz`` when ``snippets``
     is given. Colormap names and shapes are checked before anything is written, so a typo in a colormap name
     leaves no partial set of outputs behind.
 
@@ -340,8 +340,8 @@ def save_outputs(
     Returns
     -------
     dict[str, Path]
-        What was written, keyed by the part of the name after ``<stem>_``: ``"pred"``, ``"png16"``, ``"exr"``, each colormap
-        name, ``"rgbd"``, ``"snippets"``.
+        What was written, keyed by the part of the name after ``<stem>_``: ``"pred"``, ``"png16"``, ``"exr"``,
+        each colormap name, ``"rgbd"``, ``"snippets"``.
     """
     depth = _as_depth(depth)
     if isinstance(depth, np.ndarray):
