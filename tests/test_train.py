@@ -111,7 +111,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_parts, monke
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(data), tmp_path / "resumed", progress=False)
     monkeypatch.setattr(module.Run, "log_loss", real_log)
-    assert json.loads((tmp_path / "resumed" / "state_unet" / "step.json").read_text()) == {"step": 2}
+    assert json.loads((tmp_path / "resumed" / "state_unet" / "step.json").read_text())["step"] == 2
     resumed = load_components(train(tiny_config(data), tmp_path / "resumed", progress=False))
 
     for name in ("unet", "vae"):
@@ -133,7 +133,7 @@ def test_training_lowers_the_loss_and_the_model_runs(tmp_path, tiny_parts):
     pipe = RollingDepthPipeline.from_pretrained(model)
     frames = np.load(data / "seq_00000" / "frames.npy")
     out = pipe(frames, dilations=(1,), processing_res=32, generator=0, progress=False)
-    assert out.depth.shape == (6, 26, 32) and np.isfinite(out.depth).all()
+    assert out.depth.shape == (6, 25, 32) and np.isfinite(out.depth).all()  # official sizes floor
 
 
 def test_fine_tuning_keeps_the_codec_and_fp16_halves_the_files(tmp_path, tiny_checkpoint):

@@ -130,9 +130,12 @@ def add_run_parser(sub) -> None:
     p.add_argument("--save-sbs", action=argparse.BooleanOptionalAction, default=True,
                    help="write the RGB|depth side-by-side video (default on)")
     p.add_argument("--save-snippets", action="store_true", help="write the raw snippet predictions <stem>_snippets.npz")
-    p.add_argument("--batch-size", type=int, default=4, help="snippets per UNet call (default 4)")
-    p.add_argument("--vae-batch-size", "--max-vae-bs", type=int, default=4, dest="vae_batch_size",
-                   help="frames per VAE call (default 4)")
+    p.add_argument("--batch-size", type=int, help="snippets per UNet call (default: as many as fit the GPU's "
+                   "free memory; 4 on the CPU)")
+    p.add_argument("--vae-batch-size", "--max-vae-bs", type=int, dest="vae_batch_size",
+                   help="frames per VAE call (default: as many as fit the GPU's free memory; 4 on the CPU)")
+    p.add_argument("--max-vram", type=float, metavar="GB",
+                   help="GPU memory the automatic batch sizes may plan for, in GB (default: what is free)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared noise map (default 0)")
     p.add_argument("--ray", metavar="ADDRESS", help="spread the videos over a Ray cluster (auto, host:port, "
                    "ray://host:10001, or local to start one here); OUT must be shared storage")
@@ -154,7 +157,7 @@ def cmd_run(args) -> int:
         settings=settings, start=args.start, count=args.count, fps=args.fps, input_fps=args.input_fps,
         restore_res=args.restore_res, cmaps=tuple(args.cmap), save_npy=args.save_npy, save_png=args.save_png,
         save_exr=args.save_exr, save_sbs=args.save_sbs, save_snippets=args.save_snippets, batch_size=args.batch_size,
-        vae_batch_size=args.vae_batch_size, seed=args.seed, progress=not args.quiet,
+        vae_batch_size=args.vae_batch_size, max_vram=args.max_vram, seed=args.seed, progress=not args.quiet,
     )
     options.check()
     if args.ray_cpus <= 0:
@@ -196,9 +199,10 @@ def cmd_run(args) -> int:
 # ------------------------------------------------------------------------------------------------------------------
 def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="print co-alignment and end-to-end speed/memory figures")
-    p.add_argument("--what", choices=["coalign", "pipeline", "memory", "all"], default="all",
+    p.add_argument("--what", choices=["coalign", "pipeline", "memory", "gpu", "all"], default="all",
                    help="all = coalign and pipeline; memory (peak RSS of rolldepth run vs video length, minutes) "
-                        "only runs when asked for")
+                        "and gpu (the real-size pipeline on an accelerator: stages, VRAM, fp16 vs fp32) only run "
+                        "when asked for")
     p.add_argument("-m", "--model", help="checkpoint for the end-to-end figures (default: embedded model)")
     p.add_argument("--frames", type=int, nargs="+", default=[100, 300], help="video lengths of the co-alignment bench")
     p.add_argument("--video-frames", type=int, default=48, help="frames of the end-to-end bench video")
@@ -208,6 +212,14 @@ def add_bench_parser(sub) -> None:
                    help="video lengths of the memory bench (default 100 1000)")
     p.add_argument("-d", "--dilations", type=int, nargs="+", default=[1, 10, 25])
     p.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("gpu bench")
+    g.add_argument("--shape", choices=["sd2", "tiny"], default="sd2",
+                   help="random-init model shapes: sd2 = prs-eth/rollingdepth-v1-0's, tiny = a CPU rehearsal")
+    g.add_argument("--device", default="cuda", help="device of the gpu bench (default cuda)")
+    g.add_argument("--fast-frames", type=int, default=250, help="frames of the fast-preset run (250)")
+    g.add_argument("--paper-frames", type=int, default=100, help="frames of the paper-preset run (100)")
+    g.add_argument("--max-vram", type=float, default=6.0, metavar="GB", help="VRAM cap of the capped run (6)")
+    g.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.set_defaults(func=cmd_bench)
 
 
@@ -221,7 +233,20 @@ def cmd_bench(args) -> int:
     if args.what == "memory":  # the tiny random-init model unless one is given: memory is about the data
         bench_memory(args.model, args.memory_frames, 64 if args.res is None else args.res,
                      dilations=args.dilations, seed=args.seed)
+    if args.what == "gpu":
+        from .bench_gpu import bench_gpu
+
+        if args.device.startswith("cuda") and not torch_cuda_available():
+            raise UserError("--what gpu needs a CUDA device (or --device cpu --shape tiny for a rehearsal)")
+        bench_gpu(args.shape, args.device, args.fast_frames, args.paper_frames, res=args.res or 768,
+                  max_vram=args.max_vram, json_path=args.json)
     return 0
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from .errors import UserError
 from .merge import global_min, merge_frames, renormalise
 from .snippets import SnippetGroup, build_snippet_groups, refine_dilations, snippet_indices
 from .video_io import processing_size, resize_depth, resize_frames
+from .vram import plan_batches
 from .weights import default_model
 from .workdir import MemoryStore, rows_in_blocks
 
@@ -131,6 +132,9 @@ class RollingDepthPipeline(DiffusionPipeline):
         """
         folder = resolve_checkpoint(default_model() if name_or_path is None else name_or_path)
         components = load_components(folder, dtype=dtype, device=device)
+        if torch.device(device).type == "cuda":  # NHWC convolutions: cuDNN's fast path for the UNet and the VAE
+            for part in ("unet", "vae"):
+                components[part].to(memory_format=torch.channels_last)
         return cls(**components, default_res=read_model_defaults(folder).get("processing_res"))
 
     # ----------------------------------------------------------------------------------------------------------
@@ -140,8 +144,13 @@ class RollingDepthPipeline(DiffusionPipeline):
 
     @property
     def size_multiple(self) -> int:
-        """Image sides must be multiples of this for the VAE and every UNet downsampling to line up."""
-        return self.vae_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        """Image sides are padded to multiples of this: the VAE's factor only, as diffusers' Marigold does.
+
+        The UNet takes any latent size (its up-sampling follows the skip connections' sizes), so a 768x432 frame
+        reaches it as a 96x54 latent, as in the official RollingDepth: padding to a multiple of the UNet's depth
+        (768x448) would put rows of replicated content into every joint self-attention.
+        """
+        return self.vae_factor
 
     @property
     def empty_embedding(self) -> torch.Tensor:
@@ -149,7 +158,14 @@ class RollingDepthPipeline(DiffusionPipeline):
             self._empty_embedding = encode_empty_prompt(self.tokenizer, self.text_encoder).to(
                 self.device, self.unet.dtype
             )
+            if self.text_encoder.device.type == "cuda":  # used once: give its GPU memory to the UNet's batches
+                self.text_encoder.to("cpu")
         return self._empty_embedding
+
+    def _sync(self) -> None:
+        """Wait for queued GPU work, so that a stage's seconds are its own."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def weights_digest(self) -> str:
         """A short fingerprint of the weights, scheduler and prompt embedding, computed once per pipeline.
@@ -199,8 +215,9 @@ class RollingDepthPipeline(DiffusionPipeline):
         refine_start_dilation: int = 6,
         processing_res: int | None = None,
         restore_res: bool = False,
-        batch_size: int = 4,
-        vae_batch_size: int = 4,
+        batch_size: int | None = None,
+        vae_batch_size: int | None = None,
+        max_vram: float | None = None,
         generator: torch.Generator | int | None = None,
         return_snippets: bool = False,
         progress: bool = True,
@@ -219,8 +236,11 @@ class RollingDepthPipeline(DiffusionPipeline):
             Max side used for inference (0 = native); default: the checkpoint's recommendation, else 768.
         restore_res : bool
             Resize the result back to the input size.
-        batch_size, vae_batch_size : int
-            Snippets per UNet call and frames per VAE call.
+        batch_size, vae_batch_size : int, optional
+            Snippets per UNet call and frames per VAE call; default: on a GPU the largest that fit its free memory
+            (measured, see :mod:`rolldepth.vram`), on the CPU 4.
+        max_vram : float, optional
+            GB of GPU memory the automatic batch sizes may plan for (e.g. to leave room for other programs).
         generator : torch.Generator or int, optional
             Seed of the one noise map shared by all frames.
         return_snippets : bool
@@ -241,7 +261,7 @@ class RollingDepthPipeline(DiffusionPipeline):
             source, MemoryStore(), dilations=dilations, snippet_lengths=snippet_lengths, cap_dilation=cap_dilation,
             refine_steps=refine_steps, refine_snippet_length=refine_snippet_length,
             refine_start_dilation=refine_start_dilation, processing_res=processing_res, restore_res=restore_res,
-            batch_size=batch_size, vae_batch_size=vae_batch_size, generator=generator,
+            batch_size=batch_size, vae_batch_size=vae_batch_size, max_vram=max_vram, generator=generator,
             return_snippets=return_snippets, progress=progress,
         )
 
@@ -259,8 +279,9 @@ class RollingDepthPipeline(DiffusionPipeline):
         refine_start_dilation: int = 6,
         processing_res: int | None = None,
         restore_res: bool = False,
-        batch_size: int = 4,
-        vae_batch_size: int = 4,
+        batch_size: int | None = None,
+        vae_batch_size: int | None = None,
+        max_vram: float | None = None,
         generator: torch.Generator | int | None = None,
         return_snippets: bool = False,
         progress: bool = True,
@@ -278,7 +299,7 @@ class RollingDepthPipeline(DiffusionPipeline):
         "estimating depth" as those stages start. Arrays in the output are the store's (``NpyArray`` for a
         ``DiskStore``).
         """
-        if batch_size < 1 or vae_batch_size < 1:
+        if (batch_size is not None and batch_size < 1) or (vae_batch_size is not None and vae_batch_size < 1):
             raise UserError("batch sizes must be >= 1")
         n_frames = int(store.get("frames", source.n_frames))
         groups = build_snippet_groups(n_frames, dilations, snippet_lengths, cap=cap_dilation)
@@ -287,6 +308,16 @@ class RollingDepthPipeline(DiffusionPipeline):
         res = self.resolve_res(processing_res)
         height, width = processing_size(source.height, source.width, res)
         timings: dict[str, float] = {}
+
+        # Batch sizes: planned once per run and recorded, so a resumed run batches exactly as the first one did.
+        batches = store.get("batches")
+        if batches is None:
+            longest = max([group.snippet_len for group in groups] + [refine_snippet_length if refine_steps else 1])
+            plan = plan_batches(self, self.latent_shape(height, width)[1:], longest, batch_size, vae_batch_size,
+                                max_vram)
+            batches = [plan.batch_size, plan.vae_batch_size]
+            store.set("batches", batches)
+        batch_size, vae_batch_size = (int(b) for b in batches)
 
         # 1. Frames streamed in VAE batches: resized to the processing size, encoded once each.
         tic = time.perf_counter()
@@ -322,7 +353,7 @@ class RollingDepthPipeline(DiffusionPipeline):
             if done < len(group):
                 self.predict_snippets(
                     latents, noise, group.indices, batch_size, vae_batch_size, (height, width), progress,
-                    out=preds, start=done, on_batch=lambda k, key=key: store.set(key, k),
+                    out=preds, start=done, on_batch=lambda k, key=key: store.set(key, k), timings=timings,
                 )
             snippets.append(preds)
         timings["snippets"] = time.perf_counter() - tic
@@ -378,7 +409,8 @@ class RollingDepthPipeline(DiffusionPipeline):
 
     # ----------------------------------------------------------------------------------------------------------
     def _pad(self, images: torch.Tensor) -> torch.Tensor:
-        """Replicate-pad [N, C, h, w] on the bottom/right to sides the VAE and UNet can halve cleanly."""
+        """Replicate-pad [N, C, h, w] on the bottom/right to multiples of the VAE's factor (a no-op for the
+        multiples of 8 that most processing sizes are)."""
         m = self.size_multiple
         pad_h, pad_w = -images.shape[-2] % m, -images.shape[-1] % m
         if pad_h or pad_w:
@@ -456,13 +488,14 @@ class RollingDepthPipeline(DiffusionPipeline):
 
     def predict_snippets(
         self, rgb_latents, noise, indices, batch, vae_batch, size, progress, *, out=None, start: int = 0,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[int], None] | None = None, timings: dict[str, float] | None = None,
     ) -> np.ndarray:
         """One-step prediction at t=999 for every snippet of a group: [K, L, H, W] float32 inverse depth.
 
         Written into ``out`` (any array indexed by row slices) from snippet ``start`` on, which must be a multiple
         of ``batch`` (a resumed run starts at the batch after the last one recorded); ``on_batch`` is called with
-        the number of snippets done after each batch.
+        the number of snippets done after each batch. ``timings`` (if given) accumulates the seconds of the UNet
+        (``snippets_unet``) and of decoding (``snippets_decode``).
         """
         n_snippets, length = indices.shape
         self.scheduler.set_timesteps(1, device=self.device)
@@ -473,8 +506,14 @@ class RollingDepthPipeline(DiffusionPipeline):
         bar = tqdm(total=n_snippets, initial=start, desc=desc, disable=not progress, leave=False)
         for first in range(start, n_snippets, batch):
             idx = indices[first : first + batch].reshape(-1)
+            tic = time.perf_counter()
             latents = self.denoise(self._gather(rgb_latents, idx), noise.expand(len(idx), -1, -1, -1), timestep, length)
+            self._sync()
+            toc = time.perf_counter()
             out[first : first + batch] = self.decode(latents, size, vae_batch).reshape(-1, length, *size)
+            if timings is not None:
+                timings["snippets_unet"] = timings.get("snippets_unet", 0.0) + toc - tic
+                timings["snippets_decode"] = timings.get("snippets_decode", 0.0) + time.perf_counter() - toc
             bar.update(len(idx) // length)
             if on_batch:
                 on_batch(min(first + batch, n_snippets))

@@ -26,6 +26,7 @@ from typing import Callable
 from .errors import UserError
 from .presets import Settings
 from .video_io import VideoInfo
+from .vram import CPU_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,9 @@ class RunOptions:
     save_exr: bool = False
     save_sbs: bool = True
     save_snippets: bool = False
-    batch_size: int = 4
-    vae_batch_size: int = 4
+    batch_size: int | None = None  # None: planned from the GPU's free memory (4 on the CPU)
+    vae_batch_size: int | None = None
+    max_vram: float | None = None  # GB the planned batches may use
     seed: int = 0
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -63,8 +65,10 @@ class RunOptions:
 
         if self.start < 0 or self.count < 0 or self.fps < 0 or self.input_fps <= 0:
             raise UserError("--from, --frames and --fps must be >= 0 and --input-fps > 0")
-        if self.batch_size < 1 or self.vae_batch_size < 1:
+        if any(b is not None and b < 1 for b in (self.batch_size, self.vae_batch_size)):
             raise UserError("--batch-size and --vae-batch-size must be >= 1")
+        if self.max_vram is not None and self.max_vram <= 0:
+            raise UserError(f"--max-vram must be a positive number of GB, got {self.max_vram}")
         for name in self.cmaps:
             get_colormap(name)
 
@@ -196,7 +200,7 @@ def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: Mo
         disk += n_frames * in_pixels * 4
     per_pixel = 2 * options.save_png + 4 * options.save_exr  # PNG 2 bytes, EXR at most 4 (uncompressed)
     disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
-    memory = options.vae_batch_size * pixels * model.vae_width * 4 * VAE_LIVE_TENSORS
+    memory = (options.vae_batch_size or CPU_BATCH) * pixels * model.vae_width * 4 * VAE_LIVE_TENSORS
     memory += slots * pixels // 100 * 4 * 3  # subsampled predictions, float32 plus float64 working copies
     if s.refine_steps > 0:
         memory += 4 * latent_bytes  # RGB, clean, noisy and summed latents
@@ -294,6 +298,7 @@ def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: i
         "restore_res": options.restore_res,
         "batch_size": options.batch_size,
         "vae_batch_size": options.vae_batch_size,
+        "max_vram": options.max_vram,
         "seed": options.seed,
     }
 
@@ -356,7 +361,8 @@ def process_video(
             dilations=s.dilations, snippet_lengths=s.snippet_lengths, cap_dilation=s.cap_dilation,
             refine_steps=s.refine_steps, refine_snippet_length=s.refine_snippet_length,
             refine_start_dilation=s.refine_start_dilation, processing_res=res, restore_res=options.restore_res,
-            batch_size=options.batch_size, vae_batch_size=options.vae_batch_size, generator=options.seed,
+            batch_size=options.batch_size, vae_batch_size=options.vae_batch_size, max_vram=options.max_vram,
+            generator=options.seed,
             return_snippets=options.save_snippets, progress=options.progress, on_stage=on_stage,
         )
         if on_stage:

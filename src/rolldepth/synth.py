@@ -44,7 +44,11 @@ FORMAT_NAME = "rolldepth-synth"
 FORMAT_VERSION = 1
 EGL_FIX = "apt-get update && apt-get install -y libegl1 libgl1-mesa-dri libgles2"
 SCENE_KINDS = ("room", "tabletop", "street", "field")
-CAMERA_PATHS = ("dolly", "orbit", "pan", "handheld", "walk")
+CAMERA_PATHS = ("dolly", "orbit", "pan", "handheld", "walk", "sweep", "approach")
+# Shots whose visible depth range changes over the clip, what a per-frame model normalises differently in every
+# frame and a video model must keep on one scale: a camera turning from a near wall to a far view (sweep) and one
+# closing in on the scene (approach); the consistency split also always has an object flying through the near field.
+CONSISTENCY_PATHS = ("sweep", "approach")
 TEXTURES = {"solid": 0, "checker": 1, "stripes": 2, "noise": 3, "gradient": 4, "marble": 5, "sky": 6}
 MAX_MOVING = 31  # moving objects per scene; slot 0 of the shader's model-matrix array is the static world
 _SEQUENCE_FILES = ("frames.npy", "depth.npy", "poses.npy", "intrinsics.npy", "meta.json")
@@ -162,6 +166,9 @@ class SceneConfig:
     camera_path : str or None
         One of :data:`CAMERA_PATHS`; None lets the seed choose. A path that does not fit the scene falls
         back to ``"pan"`` (the camera stays where it is).
+    camera_paths : tuple of str or None
+        Paths the seed chooses from with equal weights (instead of the scene kind's own weights), e.g.
+        :data:`CONSISTENCY_PATHS`; ``camera_path`` wins when both are given.
     moving_objects : bool
         False renders a static scene, which reprojection checks (TAE) need.
     flyby : bool or None
@@ -175,6 +182,7 @@ class SceneConfig:
 
     kind: str | None = None
     camera_path: str | None = None
+    camera_paths: tuple[str, ...] | None = None
     moving_objects: bool = True
     flyby: bool | None = None
     antialias: bool = True
@@ -732,6 +740,16 @@ def _camera_path(
     if name == "handheld":
         drift = _unit(rng) * rng.uniform(0.02, 0.08) * view
         return eye + drift * centred[:, None], np.tile(_direction(yaw0, pitch0), (n, 1))
+    if name == "sweep":  # a fast turn of 70-150 degrees: near structure and far views pass through the frame
+        turn = np.radians(rng.uniform(70, 150)) * rng.choice([-1, 1])
+        ease = 0.5 - 0.5 * np.cos(np.pi * times / duration)
+        yaw = yaw0 - turn / 2 + turn * ease
+        return np.tile(eye, (n, 1)), _direction(yaw, np.full(n, pitch0))
+    if name == "approach":  # close in on the target until it is 25-45 % as far: the depth range shrinks
+        forward = (layout.target - eye) / np.linalg.norm(layout.target - eye)
+        travel = rng.uniform(0.55, 0.75) * np.linalg.norm(layout.target - eye)
+        ease = 0.5 - 0.5 * np.cos(np.pi * times / duration)
+        return eye + forward * travel * ease[:, None], np.tile(forward, (n, 1))
     raise UserError(f"unknown camera path {name!r}; choose one of {', '.join(CAMERA_PATHS)}")
 
 
@@ -763,10 +781,11 @@ def _clearance(obj: SceneObject, eyes: np.ndarray) -> float:
     return float(box_distance(eyes, _frames_transforms(obj, len(eyes)), centre, half).min())
 
 
-def _choose_path(rng: np.random.Generator, layout: _Layout, times: np.ndarray, forced: str | None) -> tuple[str, np.ndarray]:
+def _choose_path(rng: np.random.Generator, layout: _Layout, times: np.ndarray, forced: str | None,
+                 choices: tuple[str, ...] | None = None) -> tuple[str, np.ndarray]:
     """Draw paths until one stays inside the free space; fall back to a pan, which never moves the eye."""
-    names = list(layout.path_weights)
-    weights = np.array([layout.path_weights[k] for k in names])
+    names = list(choices or layout.path_weights)
+    weights = np.array([1.0 if choices else layout.path_weights[k] for k in names])
     margin = 0.1 * layout.view_distance
     for _ in range(12):
         name = forced or str(rng.choice(names, p=weights / weights.sum()))
@@ -1034,13 +1053,14 @@ def build_sequence_scene(
     kind = config.kind or str(rng.choice(SCENE_KINDS))
     if kind not in _KIND_BUILDERS:
         raise UserError(f"unknown scene kind {kind!r}; choose one of {', '.join(SCENE_KINDS)}")
-    if config.camera_path is not None and config.camera_path not in CAMERA_PATHS:
-        raise UserError(f"unknown camera path {config.camera_path!r}; choose one of {', '.join(CAMERA_PATHS)}")
+    for path in (config.camera_path, *(config.camera_paths or ())):
+        if path is not None and path not in CAMERA_PATHS:
+            raise UserError(f"unknown camera path {path!r}; choose one of {', '.join(CAMERA_PATHS)}")
     width, height = size
     times = np.arange(n_frames) / config.fps
     layout, structure, clutter = _KIND_BUILDERS[kind](rng)
     K = intrinsics_matrix(width, height, rng.uniform(50, 85), rng.uniform(-0.02, 0.02, 2) * [width, height])
-    path, poses = _choose_path(rng, layout, times, config.camera_path)
+    path, poses = _choose_path(rng, layout, times, config.camera_path, config.camera_paths)
     eyes = poses[:, :3, 3]
     margin = 0.1 * layout.view_distance
     objects = list(structure)
@@ -1130,11 +1150,14 @@ def write_dataset(
     seed: int = 0,
     progress: bool = True,
     config: SceneConfig | None = None,
+    workers: int = 1,
 ) -> Path:
     """Render a dataset to ``root/seq_00000/ ...`` and describe it in ``root/dataset.json``.
 
     Each sequence is written into a hidden temporary folder and renamed when complete, so an interrupted run
-    leaves no half-written sequence; running again skips the complete ones (resume).
+    leaves no half-written sequence; running again skips the complete ones (resume). With ``workers > 1`` the
+    sequences are rendered by that many processes, each with its own EGL context; every sequence depends on its
+    own seed only, so the files are the same either way.
 
     Returns
     -------
@@ -1150,8 +1173,8 @@ def write_dataset(
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".seq_*.partial"):
         shutil.rmtree(stale)
-    entries = []
-    for index in tqdm(range(n_sequences), desc="synth", unit="seq", disable=not progress):
+    todo = []
+    for index in range(n_sequences):
         name, seq_seed = f"seq_{index:05d}", sequence_seed(seed, index)
         folder = root / name
         if folder.is_dir():
@@ -1162,9 +1185,25 @@ def write_dataset(
                 )
             logger.debug("skipping complete %s", folder)
         else:
-            sample = render_sequence(seq_seed, n_frames, (width, height), config)
-            meta = dict(sample["meta"], index=index, dataset_seed=int(seed))
-            _write_sequence(root, name, sample, meta)
+            todo.append((str(root), name, seq_seed, n_frames, (width, height), config, index, int(seed)))
+    bar = tqdm(total=n_sequences, initial=n_sequences - len(todo), desc="synth", unit="seq", disable=not progress)
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # a fresh process per worker: EGL contexts do not fork
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
+            for _ in pool.map(_render_and_write, todo):
+                bar.update()
+    else:
+        for job in todo:
+            _render_and_write(job)
+            bar.update()
+    bar.close()
+    entries = []
+    for index in range(n_sequences):
+        name = f"seq_{index:05d}"
+        meta = _read_meta(root / name)
         entries.append({"name": name, "seed": meta["seed"], "kind": meta["kind"], "n_frames": meta["n_frames"]})
     description = {
         "format": FORMAT_NAME,
@@ -1181,6 +1220,13 @@ def write_dataset(
     }
     _write_json(root / "dataset.json", description)
     return root
+
+
+def _render_and_write(job: tuple) -> None:
+    """Render one sequence of a dataset and write it (a top-level function: worker processes import it)."""
+    root, name, seq_seed, n_frames, size, config, index, dataset_seed = job
+    sample = render_sequence(seq_seed, n_frames, size, config)
+    _write_sequence(Path(root), name, sample, dict(sample["meta"], index=index, dataset_seed=dataset_seed))
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -1257,7 +1303,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    root = write_dataset(args.out, args.sequences, args.frames, args.size, args.seed, progress=not args.quiet)
+    config = SceneConfig(camera_paths=CONSISTENCY_PATHS, flyby=True) if args.consistency else None
+    root = write_dataset(args.out, args.sequences, args.frames, args.size, args.seed, progress=not args.quiet,
+                         config=config, workers=max(1, args.workers))
     logger.info("wrote %d sequences to %s", args.sequences, root)
     return 0
 
@@ -1275,4 +1323,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--frames", type=int, default=48, help="frames per video (default 48)")
     p.add_argument("--size", type=_parse_size, default=(160, 120), help="WIDTHxHEIGHT (default 160x120)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--consistency", action="store_true",
+                   help="the consistency split: every shot changes its visible depth range (a camera turning from "
+                        "a near wall to a far view, or closing in on the scene) and has an object flying close by")
+    p.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     p.set_defaults(func=_cmd_synth)

@@ -85,6 +85,9 @@ class TrainConfig:
     kl_weight: float = 1e-6
     save_every: int = 100
     seed: int = 0
+    workers: int = 0  # DataLoader processes drawing batches (0: in the training process)
+    vae_minutes: float | None = None  # time budgets: the stage gets as many steps (at most *_steps) as fit
+    unet_minutes: float | None = None
     processing_res: int = 192  # recommended inference resolution written to rolldepth.json
     save_fp16: bool = False  # store the final weights in half precision (the shipped model: half the size)
 
@@ -110,8 +113,17 @@ def normalise_snippet(depth: np.ndarray, low: float = 2.0, high: float = 98.0) -
 class SyntheticVideos:
     """The sequences of a ``rolldepth synth`` dataset, memory-mapped, and seeded snippet/image sampling from them."""
 
-    def __init__(self, root: str | Path):
-        root = Path(root)
+    def __init__(self, roots):
+        """``roots``: one dataset folder, or several (a ``;``-separated string or a list) sampled as one."""
+        if isinstance(roots, str):
+            roots = roots.split(";")
+        elif isinstance(roots, Path):
+            roots = [roots]
+        self.frames, self.depth = [], []
+        for root in roots:
+            self._add(Path(root))
+
+    def _add(self, root: Path) -> None:
         index = root / "dataset.json"
         if not index.is_file():
             raise UserError(f"{root} is not a rolldepth synth dataset (no dataset.json); make one with `rolldepth synth`")
@@ -119,7 +131,6 @@ class SyntheticVideos:
             names = [entry["name"] for entry in json.loads(index.read_text())["sequences"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise UserError(f"{index} is not a valid dataset description ({exc})") from None
-        self.frames, self.depth = [], []
         for name in names:
             try:
                 frames = np.load(root / name / "frames.npy", mmap_mode="r")
@@ -215,6 +226,7 @@ def unet_loss(unet, vae, scheduler, context, rgb, target, length, generator, one
     one_step = torch.rand(n_snippets, generator=generator) < one_step_fraction
     steps = torch.where(one_step, scheduler.config.num_train_timesteps - 1, steps)
     noise, steps = (x.repeat_interleave(length, dim=0).to(depth_latents.device) for x in (noise, steps))
+    context = context.to(depth_latents.device)
     noisy = scheduler.add_noise(depth_latents, noise, steps)
     v_target = scheduler.get_velocity(depth_latents, noise, steps)
     v_pred = unet(
@@ -237,7 +249,7 @@ class Run:
         current = json.loads(json.dumps(asdict(cfg)))
         if saved.is_file():
             previous = json.loads(saved.read_text())
-            changed = sorted(k for k in current if k not in ("vae_steps", "unet_steps", "save_every") and
+            changed = sorted(k for k in current if k not in ("vae_steps", "unet_steps", "save_every", "workers") and
                              previous.get(k) != current[k])
             if changed:
                 raise UserError(f"{self.out} holds a run with other settings ({', '.join(changed)}); use a new -o")
@@ -250,13 +262,18 @@ class Run:
         meta = self.state_dir(stage) / "step.json"
         return json.loads(meta.read_text())["step"] if meta.is_file() else 0
 
-    def save_state(self, stage: str, step: int, model, optimizer) -> None:
+    def saved_total(self, stage: str) -> int | None:
+        """The stage's length as fixed by a time budget in an earlier session (None: the configured steps)."""
+        meta = self.state_dir(stage) / "step.json"
+        return json.loads(meta.read_text()).get("total") if meta.is_file() else None
+
+    def save_state(self, stage: str, step: int, model, optimizer, total: int | None = None) -> None:
         """Model + optimizer state, written beside the old state and swapped in by renames (crash-safe)."""
         final, tmp = self.state_dir(stage), self.out / f".state_{stage}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp / "state.pt")
-        (tmp / "step.json").write_text(json.dumps({"step": step}))
+        (tmp / "step.json").write_text(json.dumps({"step": step, "total": total}))
         old = self.out / f".state_{stage}.old"
         if final.exists():
             final.rename(old)
@@ -289,23 +306,71 @@ class Run:
             f.write(json.dumps({"stage": stage, "step": step, "loss": round(loss, 6)}) + "\n")
 
 
-def fit(run: Run, stage: str, model, total: int, lr: float, loss_fn, progress: bool = True):
-    """The shared loop: AdamW, warm-up + cosine, accelerate for devices, seeded steps, periodic resumable saves."""
+class StepBatches(torch.utils.data.IterableDataset):
+    """The batches of steps ``start .. stop-1`` in order, made from each step's own generator.
+
+    Under a DataLoader with ``W`` workers, worker ``w`` makes steps ``start + w``, ``start + w + W``, ...; the
+    loader hands them out round-robin, so the main process receives them in step order and the batches are the
+    same whatever the number of workers (and as without workers): resuming stays exact.
+    """
+
+    def __init__(self, make_batch, seed: int, start: int, stop: int, rank: int = 0):
+        super().__init__()
+        self.make_batch, self.seed, self.start, self.stop, self.rank = make_batch, seed, start, stop, rank
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        for step in range(self.start + worker, self.stop, workers):
+            yield step, self.make_batch(step_rng(self.seed, step, self.rank)[0])
+
+
+def _to(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to(b, device) for b in batch)
+    return batch
+
+
+def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn, progress: bool = True,
+        minutes: float | None = None):
+    """The shared loop: AdamW, warm-up + cosine, accelerate for devices, seeded steps, periodic resumable saves.
+
+    ``make_batch(rng)`` draws a step's data (in ``cfg.workers`` DataLoader processes) and ``loss_fn(model, batch,
+    generator)`` computes its loss on the model's device; both generators come from :func:`step_rng`. On a GPU
+    the model runs in bf16 autocast with channels-last tensors. With ``minutes``, the stage's length is set by
+    time: after a few steps the step rate is measured and the stage is given as many steps (at most ``total``) as
+    fit in that time; the number is saved with the state, so a resumed run keeps the same schedule.
+    """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     cfg = run.cfg
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    cuda = torch.cuda.is_available()
+    accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
     model.requires_grad_(True).train()
+    if cuda:
+        model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     start = run.load_state(stage, model, optimizer)
+    planned = run.saved_total(stage)
+    if planned:
+        total, minutes = planned, None
     model, optimizer = accelerator.prepare(model, optimizer)
-    bar = tqdm(range(start, total), desc=f"train {stage}", initial=start, total=total, disable=not progress)
-    for step in bar:
+    data = StepBatches(make_batch, cfg.seed, start, total, accelerator.process_index)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=cfg.workers, pin_memory=cuda,
+                                         prefetch_factor=4 if cfg.workers else None,
+                                         persistent_workers=False)
+    bar = tqdm(desc=f"train {stage}", initial=start, total=total, disable=not progress)
+    calibrate, tic = start + min(30, max(1, total - start)), time.perf_counter()
+    for step, batch in loader:
+        if step >= total:
+            break
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(step, cfg.warmup, total)
-        rng, generator = step_rng(cfg.seed, step, accelerator.process_index)
-        loss = loss_fn(model, rng, generator)
+        generator = step_rng(cfg.seed, step, accelerator.process_index)[1]
+        loss = loss_fn(model, _to(batch, accelerator.device), generator)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -313,19 +378,26 @@ def fit(run: Run, stage: str, model, total: int, lr: float, loss_fn, progress: b
         value = float(loss.detach())
         if not math.isfinite(value):
             raise RuntimeError(f"{stage} loss is {value} at step {step}; lower the learning rate")
+        bar.update()
         bar.set_postfix(loss=f"{value:.4f}")
+        if minutes and step + 1 == calibrate:  # the warm-up's first steps do not depend on the total
+            rate = (step + 1 - start) / (time.perf_counter() - tic)
+            total = min(total, step + 1 + int(rate * max(0.0, minutes * 60 - (time.perf_counter() - tic))))
+            bar.total = total
+            log.info("%s stage: %.1f steps/s, %d steps in %.1f minutes", stage, rate, total, minutes)
         if accelerator.is_main_process:
             run.log_loss(stage, step, value)
             if (step + 1) % cfg.save_every == 0 or step + 1 == total:
-                run.save_state(stage, step + 1, accelerator.unwrap_model(model), optimizer)
-    model = accelerator.unwrap_model(model)
+                run.save_state(stage, step + 1, accelerator.unwrap_model(model), optimizer, total)
+    bar.close()
+    model = accelerator.unwrap_model(model).to(memory_format=torch.contiguous_format)
     return model.eval().requires_grad_(False)
 
 
 @torch.no_grad()
 def latent_scaling_factor(vae, data: SyntheticVideos, cfg: TrainConfig, n: int = 64) -> float:
     """1 / std of the unscaled latent means over RGB and depth images, so the UNet sees unit-variance latents."""
-    images = data.images(np.random.default_rng([cfg.seed, 10**9]), n, cfg)
+    images = data.images(np.random.default_rng([cfg.seed, 10**9]), n, cfg).to(vae.device, vae.dtype)
     return float(1.0 / vae.encode(images).latent_dist.mean.std())
 
 
@@ -354,26 +426,33 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Path:
     run = Run(Path(out), cfg)
     parts = initial_components(cfg)
     vae, unet = parts["vae"], parts["unet"]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # where accelerate puts the model
 
     if not cfg.init and cfg.vae_steps:
-        vae = fit(run, "vae", vae, cfg.vae_steps, cfg.vae_lr,
-                  lambda m, rng, g: vae_loss(m, data.images(rng, cfg.vae_batch, cfg), g, cfg.kl_weight), progress)
+        vae = fit(run, "vae", vae, cfg.vae_steps, cfg.vae_lr, lambda rng: data.images(rng, cfg.vae_batch, cfg),
+                  lambda m, images, g: vae_loss(m, images, g, cfg.kl_weight), progress, cfg.vae_minutes)
         vae.register_to_config(scaling_factor=latent_scaling_factor(vae, data, cfg))
         log.info("codec latent scaling factor %.4f", vae.config.scaling_factor)
 
+    # Everything the UNet's loss touches lives on the UNet's device: the frozen codec and the prompt embedding.
+    vae = vae.to(device).eval().requires_grad_(False)
     enable_multi_frame_attention(unet)
-    context = encode_empty_prompt(parts["tokenizer"], parts["text_encoder"])
+    context = encode_empty_prompt(parts["tokenizer"], parts["text_encoder"]).to(device)
     scheduler = parts["scheduler"]
     weights = np.asarray(cfg.length_weights, dtype=np.float64)
 
-    def snippet_loss(model, rng, generator):
+    def snippet_batch(rng):
         length = int(rng.choice(cfg.snippet_lengths, p=weights / weights.sum()))
-        rgb, target = data.snippets(rng, max(1, cfg.frames_per_batch // length), length, cfg)
+        return (length, *data.snippets(rng, max(1, cfg.frames_per_batch // length), length, cfg))
+
+    def snippet_loss(model, batch, generator):
+        length, rgb, target = batch
         return unet_loss(model, vae, scheduler, context, rgb, target, length, generator, cfg.one_step_fraction)
 
     if cfg.unet_steps:
-        unet = fit(run, "unet", unet, cfg.unet_steps, cfg.unet_lr, snippet_loss, progress)
-    parts.update(vae=vae, unet=unet)
+        unet = fit(run, "unet", unet, cfg.unet_steps, cfg.unet_lr, snippet_batch, snippet_loss, progress,
+                   cfg.unet_minutes)
+    parts.update(vae=vae.cpu(), unet=unet.cpu())
     unet.set_attn_processor(AttnProcessor2_0())  # saved as a stock UNet; the pipeline installs its processor
     if cfg.save_fp16:  # loading casts back to the dtype asked for (fp32 on the CPU)
         parts.update({name: parts[name].half() for name in ("unet", "vae", "text_encoder")})
@@ -399,7 +478,8 @@ def register_cli(subparsers) -> None:
         description="Multi-frame training on a `rolldepth synth` dataset. Re-running the same command resumes from "
         "the last saved state; the model is written to OUT/model (diffusers layout, loadable with --model).",
     )
-    p.add_argument("--data", required=True, help="dataset folder written by `rolldepth synth`")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="dataset folder(s) written by `rolldepth synth`, sampled as one")
     p.add_argument("-o", "--output-dir", required=True, type=Path, help="run folder (state, loss log, model)")
     p.add_argument("--init", help="checkpoint folder or hub id to fine-tune (default: the small model from scratch)")
     p.add_argument("--vae-steps", type=int, default=d.vae_steps, help=f"codec steps from scratch ({d.vae_steps})")
@@ -413,15 +493,21 @@ def register_cli(subparsers) -> None:
     p.add_argument("--save-every", type=int, default=d.save_every, help=f"steps between saved states ({d.save_every})")
     p.add_argument("--save-fp16", action="store_true", help="write the final weights in half precision")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=d.workers, help="processes drawing batches (default 0)")
+    p.add_argument("--vae-minutes", type=float, help="codec stage: as many steps as fit in this time "
+                   "(at most --vae-steps)")
+    p.add_argument("--unet-minutes", type=float, help="UNet stage: as many steps as fit in this time "
+                   "(at most --unet-steps)")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args) -> int:
     cfg = TrainConfig(
-        data=args.data, init=args.init, vae_steps=args.vae_steps, unet_steps=args.unet_steps,
+        data=";".join(args.data), init=args.init, vae_steps=args.vae_steps, unet_steps=args.unet_steps,
         unet_lr=args.lr or (3e-5 if args.init else TrainConfig.unet_lr), frames_per_batch=args.frames_per_batch,
         crop=tuple(args.crop), processing_res=args.processing_res, save_every=max(1, args.save_every), seed=args.seed,
-        save_fp16=args.save_fp16,
+        save_fp16=args.save_fp16, workers=max(0, args.workers), vae_minutes=args.vae_minutes,
+        unet_minutes=args.unet_minutes,
     )
     tic = time.perf_counter()
     path = train(cfg, args.output_dir, progress=os.environ.get("TQDM_DISABLE") != "1")

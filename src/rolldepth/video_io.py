@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
+try:
+    import av
+except ImportError:  # a pinned dependency; only missing where frames are given as arrays (GPU benches)
+    av = None
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -389,13 +392,18 @@ def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 # Resizing
 def processing_size(height: int, width: int, res: int) -> tuple[int, int]:
-    """(h, w) with the longer side scaled to ``res`` and the aspect ratio kept; ``res=0`` keeps the size."""
+    """(h, w) with the longer side scaled to ``res`` and the aspect ratio kept; ``res=0`` keeps the size.
+
+    The official formula, floats and flooring included (``f = min(res / W, res / H)``, ``int(H * f)``,
+    ``int(W * f)``), so that every input reaches the model at the size the official code gives it (854x480 at
+    768 px is 768x431, not 768x432).
+    """
     if res < 0:
         raise UserError(f"processing resolution must be >= 0 (0 keeps the input size), got {res}")
     if res == 0:
         return height, width
-    longest = max(height, width)
-    return max(1, round(height * res / longest)), max(1, round(width * res / longest))
+    scale = min(res / width, res / height)
+    return max(1, int(height * scale)), max(1, int(width * scale))
 
 
 def resize_frames(frames: np.ndarray, res: int) -> torch.Tensor:

@@ -1,0 +1,65 @@
+"""The codec's ceiling: how much depth accuracy the VAE alone loses, before any UNet.
+
+Each test video's TRUE inverse depth is normalised jointly over the video to [-1, 1] (2nd/98th percentiles, as in
+training), encoded to latents and decoded (mean of the 3 channels, as the pipeline decodes), then scored exactly
+as `rolldepth eval` scores a prediction (one scale and shift per video, disparity space). RGB frames are round-
+tripped too (PSNR). A perfect codec gives AbsRel 0 and delta1 100: whatever the UNet does, the model cannot beat
+these figures.
+
+    python benchmarks/codec_ceiling.py --data /work/data/test [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from rolldepth.checkpoint import load_components
+from rolldepth.datasets import DATASETS, load_dataset
+from rolldepth.metrics import evaluate_video, mean_over_videos
+from rolldepth.train import normalise_snippet
+from rolldepth.weights import default_model
+
+
+@torch.no_grad()
+def round_trip(vae, images: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    out = []
+    for first in range(0, len(images), batch):
+        chunk = images[first : first + batch]
+        latents = vae.encode(chunk).latent_dist.mean
+        out.append(vae.decode(latents).sample.clamp(-1, 1))
+    return torch.cat(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: the embedded model)")
+    parser.add_argument("--json", help="write the figures here too")
+    args = parser.parse_args()
+    vae = load_components(args.model or default_model())["vae"]
+    depth_rows, psnrs = [], []
+    for sample in load_dataset("synth", args.data):
+        gt = np.asarray(sample.depth, dtype=np.float32)
+        target = torch.from_numpy(normalise_snippet(gt))[:, None].expand(-1, 3, -1, -1)
+        decoded = round_trip(vae, target).mean(1).numpy()
+        depth_rows.append(evaluate_video(decoded, gt, sample.valid, DATASETS["synth"].max_depth))
+        rgb = torch.from_numpy(np.asarray(sample.frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        mse = float(((round_trip(vae, rgb) - rgb) ** 2).mean())
+        psnrs.append(10 * np.log10(4.0 / mse))
+    summary = mean_over_videos(depth_rows)
+    result = dict(inverse_depth_abs_rel=summary["abs_rel"] * 100, inverse_depth_delta1=summary["delta1"],
+                  rgb_psnr_db=float(np.mean(psnrs)), videos=len(depth_rows))
+    print(f"codec round trip of true inverse depth: AbsRel {result['inverse_depth_abs_rel']:.2f} (x100), "
+          f"delta1 {result['inverse_depth_delta1']:.2f} %; RGB PSNR {result['rgb_psnr_db']:.2f} dB "
+          f"({len(depth_rows)} videos)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
