@@ -125,6 +125,9 @@ def bench_gpu(shape: str = "sd2", device: str = "cuda", fast_frames: int = 250, 
     tic = time.perf_counter()
     pipe32 = build_pipeline(shape, device, torch.float32)
     pipe16 = as_dtype(pipe32, torch.float16) if cuda else pipe32
+    if cuda:  # one model on the GPU at a time: the VRAM figures are the fp16 model's alone
+        pipe32.to("cpu")
+        torch.cuda.empty_cache()
     params = sum(p.numel() for p in pipe32.unet.parameters())
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
     print(f"device {name}; {shape} shapes (UNet {params / 1e6:.0f} M parameters), built in "
@@ -141,6 +144,9 @@ def bench_gpu(shape: str = "sd2", device: str = "cuda", fast_frames: int = 250, 
                               **fast))
     strict = torch.backends.cuda.matmul.allow_tf32
     a = timed_run(pipe16, frames[:parity_frames], "parity fp16", **fast)
+    if cuda:
+        pipe16.to("cpu")
+        pipe32.to(device)
     b = timed_run(pipe32, frames[:parity_frames], "parity fp32", **fast)
     diff = np.abs(a["depth"] - b["depth"])
     print(f"fp16 vs fp32 on the same {parity_frames} frames and noise: max |diff| {diff.max():.4f}, mean "
