@@ -275,3 +275,50 @@ def test_cli_writes_dataset_and_quiet_hides_progress(tmp_path, capfd):
     assert main(["-q", "synth", str(tmp_path / "bad"), "--sequences", "1", "--frames", "2", "--size", "4x4"]) == 2
     err = capfd.readouterr().err
     assert err.startswith("rolldepth: error:") and err.count("\n") == 1
+
+
+def _yaw(pose: np.ndarray) -> float:
+    forward = pose[:3, 2]  # camera z axis in the world
+    return float(np.degrees(np.arctan2(forward[0], forward[2])))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sweep_turns_in_place_and_approach_closes_in(seed):
+    from rolldepth.synth import build_sequence_scene
+
+    _, poses, _, meta = build_sequence_scene(seed, 24, (32, 24), SceneConfig(camera_path="sweep", moving_objects=False))
+    assert meta["camera_path"] == "sweep"
+    eyes = poses[:, :3, 3]
+    assert np.abs(eyes - eyes[0]).max() < 0.05 * max(1.0, np.abs(eyes[0]).max())  # turns where it stands
+    turn = np.unwrap(np.radians([_yaw(p) for p in poses]))
+    assert np.degrees(np.abs(turn[-1] - turn[0])) > 60  # 70..150 degrees minus handheld wobble
+
+    _, poses, _, meta = build_sequence_scene(seed, 24, (32, 24), SceneConfig(camera_path="approach", moving_objects=False))
+    if meta["camera_path"] == "approach":  # a path that would hit the structure falls back to a pan
+        step = poses[-1, :3, 3] - poses[0, :3, 3]
+        assert np.dot(step, poses[0, :3, 2]) > 0.9 * np.linalg.norm(step) > 0  # straight ahead, towards the view
+
+
+def test_consistency_split_changes_the_depth_range_and_workers_change_nothing(tmp_path):
+    """The consistency split draws its paths from the given ones and always has a fly-by; 2 rendering processes
+    write bit-identical files to 1."""
+    config = SceneConfig(camera_paths=("sweep", "approach"), flyby=True)
+    one = write_dataset(tmp_path / "one", 3, n_frames=8, size=(32, 24), seed=5, progress=False, config=config)
+    two = write_dataset(tmp_path / "two", 3, n_frames=8, size=(32, 24), seed=5, progress=False, config=config,
+                        workers=2)
+    for name in ("seq_00000", "seq_00001", "seq_00002"):
+        a, b = load_sequence(one / name), load_sequence(two / name)
+        for key in ("frames", "depth", "poses", "intrinsics"):
+            np.testing.assert_array_equal(a[key], b[key])
+        assert a["meta"]["camera_path"] in ("sweep", "approach", "pan")
+    metas = [load_sequence(one / name)["meta"] for name in ("seq_00000", "seq_00001", "seq_00002")]
+    assert any(m["camera_path"] in ("sweep", "approach") for m in metas)
+    assert all(m["flyby"] for m in metas)  # forced in this split
+
+
+def test_cli_consistency_flag(tmp_path):
+    from rolldepth.cli import main
+
+    assert main(["-q", "synth", str(tmp_path / "c"), "--sequences", "1", "--frames", "3", "--size", "32x24",
+                 "--consistency"]) == 0
+    assert load_sequence(tmp_path / "c" / "seq_00000")["meta"]["camera_path"] in ("sweep", "approach", "pan")

@@ -160,3 +160,38 @@ def test_resume_with_other_settings_and_bad_data_are_user_errors(tmp_path, tiny_
     code = main(["-q", "train", "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("rolldepth: error:") and "dataset.json" in err and "\n" not in err
+
+
+def test_batches_from_workers_equal_batches_in_process(tmp_path):
+    """DataLoader workers make the same batches, in step order, as the training process itself would."""
+    from rolldepth.train import StepBatches
+
+    data = SyntheticVideos(write_videos(tmp_path / "d"))
+    cfg = tiny_config(tmp_path / "d")
+
+    def make(rng):
+        return data.snippets(rng, 2, 3, cfg)
+
+    inline = list(StepBatches(make, 0, 3, 9))
+    loader = torch.utils.data.DataLoader(StepBatches(make, 0, 3, 9), batch_size=None, num_workers=2)
+    pooled = list(loader)
+    assert [s for s, _ in pooled] == [s for s, _ in inline] == list(range(3, 9))
+    for (_, a), (_, b) in zip(inline, pooled):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_time_budget_fixes_the_steps_and_resume_keeps_them(tmp_path, tiny_parts):
+    data = write_videos(tmp_path / "d")
+    cfg = tiny_config(data, vae_steps=0, unet_steps=10_000, unet_minutes=0.01, save_every=10_000)
+    train(cfg, tmp_path / "run", progress=False)
+    saved = json.loads((tmp_path / "run" / "state_unet" / "step.json").read_text())
+    assert 30 <= saved["step"] == saved["total"] < 10_000  # calibrated after 30 steps, then 0.6 s of steps
+    lines = (tmp_path / "run" / "loss.jsonl").read_text().splitlines()
+    assert len(lines) == saved["total"]
+
+
+def test_several_datasets_are_sampled_as_one(tmp_path):
+    a = write_videos(tmp_path / "a", n_sequences=2)
+    b = write_videos(tmp_path / "b", n_sequences=3, seed=1)
+    assert len(SyntheticVideos(f"{a};{b}").frames) == 5
+    assert len(SyntheticVideos([a, b]).frames) == 5

@@ -322,6 +322,16 @@ def reference_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return triangle_weights(image.shape[0], size[0]) @ image @ triangle_weights(image.shape[1], size[1]).T
 
 
+def test_processing_size_is_the_official_formula_on_a_grid():
+    """f = min(res / W, res / H); int(H * f), int(W * f): the sizes the official code feeds its model."""
+    for height in (120, 240, 431, 480, 720, 1080, 1081, 1920):
+        for width in (160, 320, 427, 640, 854, 1280, 1920, 1921):
+            for res in (384, 512, 768, 1024):
+                f = min(res / width, res / height)
+                assert processing_size(height, width, res) == (int(height * f), int(width * f))
+    assert processing_size(480, 854, 768) == (431, 768)  # rounding would give 432
+
+
 def test_processing_size_keeps_aspect():
     assert processing_size(36, 52, 26) == (18, 26)
     assert processing_size(33, 50, 20) == (13, 20)  # 13.2 -> 13

@@ -1,0 +1,43 @@
+"""Batch planning from GPU memory: the arithmetic, and what happens where nothing can be measured (the CPU)."""
+
+import pytest
+
+from rolldepth.pipeline import RollingDepthPipeline
+from rolldepth.vram import CPU_BATCH, MAX_BATCH, largest_batch, linear_cost, plan_batches
+
+
+def test_largest_batch_is_the_largest_that_fits():
+    # fixed 1 GB + 0.5 GB per item under 4 GB: 6 items (4.0 GB) fit, 7 (4.5 GB) do not
+    assert largest_batch(4.0, 1.0, 0.5) == 6
+    assert largest_batch(4.0, 1.0, 0.5, cap=3) == 3
+    assert largest_batch(1.4, 1.0, 0.5) == 0  # not even one
+    assert largest_batch(1.5, 1.0, 0.5) == 1  # exactly one
+    assert largest_batch(10.0, 1.0, 0.0) == MAX_BATCH  # nothing grows with the batch
+
+
+def test_linear_cost_from_two_peaks():
+    assert linear_cost(300, 500) == (100, 200)
+    assert linear_cost(300, 250) == (300, 0)  # noise: a smaller second peak is no negative cost
+
+
+def test_cpu_keeps_given_or_default_batches(tiny_checkpoint):
+    pipe = RollingDepthPipeline.from_pretrained(tiny_checkpoint)
+    assert plan_batches(pipe, (8, 8), 3, None, None).batch_size == CPU_BATCH
+    plan = plan_batches(pipe, (8, 8), 3, 2, 7, max_vram_gb=0.001)  # a cap means nothing without a GPU
+    assert (plan.batch_size, plan.vae_batch_size) == (2, 7)
+
+
+@pytest.mark.parametrize("batch,vae_batch", [(None, None), (1, 5)])
+def test_pipeline_records_the_batches_it_used(tiny_checkpoint, batch, vae_batch):
+    """A resumed run must batch exactly as the first did: the plan is stored with the run's other progress."""
+    import numpy as np
+
+    from rolldepth.pipeline import FrameSource
+    from rolldepth.workdir import MemoryStore
+
+    pipe = RollingDepthPipeline.from_pretrained(tiny_checkpoint)
+    frames = np.random.default_rng(0).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    store = MemoryStore()
+    pipe.run(FrameSource(5, 16, 16, lambda first: iter(frames[first:])), store, dilations=(1,), processing_res=16,
+             batch_size=batch, vae_batch_size=vae_batch, progress=False)
+    assert store.get("batches") == [batch or CPU_BATCH, vae_batch or CPU_BATCH]
