@@ -59,9 +59,6 @@ def build_pipeline(shape: str, device: str, dtype: torch.dtype = torch.float32, 
         parts = build_components(*SHAPES[shape], seed=seed)
     for name in ("unet", "vae", "text_encoder"):
         parts[name] = parts[name].to(device, dtype)
-    if torch.device(device).type == "cuda":
-        for name in ("unet", "vae"):
-            parts[name].to(memory_format=torch.channels_last)
     return RollingDepthPipeline(**parts)
 
 
@@ -73,8 +70,9 @@ def as_dtype(pipe, dtype: torch.dtype):
     return RollingDepthPipeline(**parts, scheduler=pipe.scheduler, tokenizer=pipe.tokenizer)
 
 
-def _write_outputs(depth: np.ndarray, fps: float) -> dict[str, float]:
-    """Seconds to write what ``rolldepth run`` writes by default (mp4s only where PyAV is installed)."""
+def _write_outputs(depth: np.ndarray, fps: float) -> tuple[float, bool]:
+    """Seconds to write what ``rolldepth run`` writes by default, and whether that included the mp4s (only where
+    PyAV is installed)."""
     from . import writers
 
     cmaps = ("Spectral_r", "Greys_r") if writers.av is not None else ()
@@ -82,7 +80,7 @@ def _write_outputs(depth: np.ndarray, fps: float) -> dict[str, float]:
         tic = time.perf_counter()
         writers.save_outputs(tmp, "bench", depth, None, fps, save_npy=True, save_png=True, cmaps=cmaps,
                              save_sbs=False)
-        return {"write": time.perf_counter() - tic, "write_mp4": float(bool(cmaps))}
+        return time.perf_counter() - tic, bool(cmaps)
 
 
 def timed_run(pipe, frames: np.ndarray, label: str, **kwargs) -> dict:
@@ -97,16 +95,15 @@ def timed_run(pipe, frames: np.ndarray, label: str, **kwargs) -> dict:
     out = pipe(frames, generator=0, progress=False, **kwargs)
     pipeline_seconds = time.perf_counter() - tic
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
-    writes = _write_outputs(np.asarray(out.depth), 30.0)
-    total = pipeline_seconds + writes["write"]
+    write, mp4 = _write_outputs(np.asarray(out.depth), 30.0)
+    total = pipeline_seconds + write
     row = dict(label=label, frames=len(frames), size=list(out.depth.shape[1:]), dtype=str(pipe.unet.dtype),
-               seconds=total, frames_per_second=len(frames) / total, peak_vram_gb=peak,
-               **{k: v for k, v in out.timings.items()}, write=writes["write"], mp4_written=bool(writes["write_mp4"]),
-               settings={k: v for k, v in kwargs.items()})
+               seconds=total, frames_per_second=len(frames) / total, peak_vram_gb=peak, **out.timings,
+               write=write, mp4_written=mp4, settings=dict(kwargs))
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in out.timings.items())
     print(f"{label}: {len(frames)} frames at {row['size'][1]}x{row['size'][0]}, {row['dtype']}: {total:.1f} s "
           f"({row['frames_per_second']:.2f} frames/s), peak VRAM {peak:.2f} GB\n  stages: {stages}, "
-          f"write {writes['write']:.1f} s", flush=True)
+          f"write {write:.1f} s", flush=True)
     row["depth"] = np.asarray(out.depth)
     return row
 
@@ -120,7 +117,6 @@ def bench_gpu(shape: str = "sd2", device: str = "cuda", fast_frames: int = 250, 
     fp32 with TF32 matrix products (what PyTorch allows cuDNN's convolutions by default); the fp16-vs-fp32
     comparison runs in strict fp32 on ``parity_frames`` frames, same input and noise.
     """
-    torch.backends.cudnn.benchmark = False
     cuda = torch.device(device).type == "cuda"
     tic = time.perf_counter()
     pipe32 = build_pipeline(shape, device, torch.float32)

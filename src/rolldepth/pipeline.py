@@ -118,6 +118,9 @@ class RollingDepthPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
         enable_multi_frame_attention(self.unet)
+        if self.unet.device.type == "cuda":  # NHWC convolutions: cuDNN's fast path for the UNet and the VAE
+            for part in (self.unet, self.vae):
+                part.to(memory_format=torch.channels_last)
         self.default_res = default_res
         self._empty_embedding: torch.Tensor | None = None
         self._weights_digest: str | None = None
@@ -132,9 +135,6 @@ class RollingDepthPipeline(DiffusionPipeline):
         """
         folder = resolve_checkpoint(default_model() if name_or_path is None else name_or_path)
         components = load_components(folder, dtype=dtype, device=device)
-        if torch.device(device).type == "cuda":  # NHWC convolutions: cuDNN's fast path for the UNet and the VAE
-            for part in ("unet", "vae"):
-                components[part].to(memory_format=torch.channels_last)
         return cls(**components, default_res=read_model_defaults(folder).get("processing_res"))
 
     # ----------------------------------------------------------------------------------------------------------

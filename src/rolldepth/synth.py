@@ -740,15 +740,14 @@ def _camera_path(
     if name == "handheld":
         drift = _unit(rng) * rng.uniform(0.02, 0.08) * view
         return eye + drift * centred[:, None], np.tile(_direction(yaw0, pitch0), (n, 1))
+    ease = 0.5 - 0.5 * np.cos(np.pi * times / duration)  # 0 -> 1, starting and stopping smoothly
     if name == "sweep":  # a fast turn of 70-150 degrees: near structure and far views pass through the frame
         turn = np.radians(rng.uniform(70, 150)) * rng.choice([-1, 1])
-        ease = 0.5 - 0.5 * np.cos(np.pi * times / duration)
         yaw = yaw0 - turn / 2 + turn * ease
         return np.tile(eye, (n, 1)), _direction(yaw, np.full(n, pitch0))
     if name == "approach":  # close in on the target until it is 25-45 % as far: the depth range shrinks
         forward = (layout.target - eye) / np.linalg.norm(layout.target - eye)
         travel = rng.uniform(0.55, 0.75) * np.linalg.norm(layout.target - eye)
-        ease = 0.5 - 0.5 * np.cos(np.pi * times / duration)
         return eye + forward * travel * ease[:, None], np.tile(forward, (n, 1))
     raise UserError(f"unknown camera path {name!r}; choose one of {', '.join(CAMERA_PATHS)}")
 
@@ -1173,7 +1172,7 @@ def write_dataset(
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".seq_*.partial"):
         shutil.rmtree(stale)
-    todo = []
+    todo, metas = [], {}
     for index in range(n_sequences):
         name, seq_seed = f"seq_{index:05d}", sequence_seed(seed, index)
         folder = root / name
@@ -1184,6 +1183,7 @@ def write_dataset(
                     f"{folder} was rendered with other settings (seed/size/frames); use a new output folder"
                 )
             logger.debug("skipping complete %s", folder)
+            metas[index] = meta
         else:
             todo.append((str(root), name, seq_seed, n_frames, (width, height), config, index, int(seed)))
     bar = tqdm(total=n_sequences, initial=n_sequences - len(todo), desc="synth", unit="seq", disable=not progress)
@@ -1193,18 +1193,19 @@ def write_dataset(
 
         context = multiprocessing.get_context("spawn")  # a fresh process per worker: EGL contexts do not fork
         with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
-            for _ in pool.map(_render_and_write, todo):
+            for meta in pool.map(_render_and_write, todo):
+                metas[meta["index"]] = meta
                 bar.update()
     else:
         for job in todo:
-            _render_and_write(job)
+            meta = _render_and_write(job)
+            metas[meta["index"]] = meta
             bar.update()
     bar.close()
-    entries = []
-    for index in range(n_sequences):
-        name = f"seq_{index:05d}"
-        meta = _read_meta(root / name)
-        entries.append({"name": name, "seed": meta["seed"], "kind": meta["kind"], "n_frames": meta["n_frames"]})
+    entries = [
+        {"name": f"seq_{index:05d}", "seed": meta["seed"], "kind": meta["kind"], "n_frames": meta["n_frames"]}
+        for index, meta in sorted(metas.items())
+    ]
     description = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -1222,11 +1223,14 @@ def write_dataset(
     return root
 
 
-def _render_and_write(job: tuple) -> None:
-    """Render one sequence of a dataset and write it (a top-level function: worker processes import it)."""
+def _render_and_write(job: tuple) -> dict:
+    """Render one sequence of a dataset, write it and return its meta (a top-level function: worker processes
+    import it)."""
     root, name, seq_seed, n_frames, size, config, index, dataset_seed = job
     sample = render_sequence(seq_seed, n_frames, size, config)
-    _write_sequence(Path(root), name, sample, dict(sample["meta"], index=index, dataset_seed=dataset_seed))
+    meta = dict(sample["meta"], index=index, dataset_seed=dataset_seed)
+    _write_sequence(Path(root), name, sample, meta)
+    return meta
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -226,7 +226,6 @@ def unet_loss(unet, vae, scheduler, context, rgb, target, length, generator, one
     one_step = torch.rand(n_snippets, generator=generator) < one_step_fraction
     steps = torch.where(one_step, scheduler.config.num_train_timesteps - 1, steps)
     noise, steps = (x.repeat_interleave(length, dim=0).to(depth_latents.device) for x in (noise, steps))
-    context = context.to(depth_latents.device)
     noisy = scheduler.add_noise(depth_latents, noise, steps)
     v_target = scheduler.get_velocity(depth_latents, noise, steps)
     v_pred = unet(
@@ -325,14 +324,6 @@ class StepBatches(torch.utils.data.IterableDataset):
             yield step, self.make_batch(step_rng(self.seed, step, self.rank)[0])
 
 
-def _to(batch, device):
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_to(b, device) for b in batch)
-    return batch
-
-
 def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn, progress: bool = True,
         minutes: float | None = None):
     """The shared loop: AdamW, warm-up + cosine, accelerate for devices, seeded steps, periodic resumable saves.
@@ -344,6 +335,7 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
     fit in that time; the number is saved with the state, so a resumed run keeps the same schedule.
     """
     from accelerate import Accelerator
+    from accelerate.utils import send_to_device
     from tqdm.auto import tqdm
 
     cfg = run.cfg
@@ -360,8 +352,7 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
     model, optimizer = accelerator.prepare(model, optimizer)
     data = StepBatches(make_batch, cfg.seed, start, total, accelerator.process_index)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=cfg.workers, pin_memory=cuda,
-                                         prefetch_factor=4 if cfg.workers else None,
-                                         persistent_workers=False)
+                                         prefetch_factor=4 if cfg.workers else None)
     bar = tqdm(desc=f"train {stage}", initial=start, total=total, disable=not progress)
     calibrate, tic = start + min(30, max(1, total - start)), time.perf_counter()
     for step, batch in loader:
@@ -370,7 +361,7 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(step, cfg.warmup, total)
         generator = step_rng(cfg.seed, step, accelerator.process_index)[1]
-        loss = loss_fn(model, _to(batch, accelerator.device), generator)
+        loss = loss_fn(model, send_to_device(batch, accelerator.device, non_blocking=True), generator)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

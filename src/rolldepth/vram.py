@@ -79,7 +79,7 @@ def plan_batches(pipe, latent_hw: tuple[int, int], snippet_len: int, batch_size:
         When even one snippet cannot fit under the cap.
     """
     device = pipe.device
-    if device.type != "cuda":
+    if device.type != "cuda" or (batch_size and vae_batch_size):  # nothing to measure, or nothing left to choose
         return BatchPlan(batch_size or CPU_BATCH, vae_batch_size or CPU_BATCH)
     budget, in_use = vram_budget(device, max_vram_gb)
     available = HEADROOM * budget - in_use
