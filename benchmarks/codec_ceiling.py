@@ -29,8 +29,8 @@ def round_trip(vae, images: torch.Tensor, batch: int = 16) -> torch.Tensor:
     out = []
     for first in range(0, len(images), batch):
         chunk = images[first : first + batch]
-        latents = vae.encode(chunk).latent_dist.mean
-        out.append(vae.decode(latents).sample.clamp(-1, 1))
+        latents = vae.encode(chunk.to(vae.device)).latent_dist.mean
+        out.append(vae.decode(latents).sample.clamp(-1, 1).cpu())
     return torch.cat(out)
 
 
@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the embedded model)")
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    vae = load_components(args.model or default_model())["vae"]
+    vae = load_components(args.model or default_model())["vae"].to(args.device)
     depth_rows, psnrs = [], []
     for sample in load_dataset("synth", args.data):
         gt = np.asarray(sample.depth, dtype=np.float32)

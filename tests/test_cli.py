@@ -141,6 +141,8 @@ def image_sequence(folder, n_frames=6, sizes=None):
         (lambda d: image_sequence(d / "seq", sizes=[(36, 52)] * 4 + [(36, 50)] * 2), [], "f4.png is 50x36"),
         (lambda d: encode_video(d / "ok.mp4", pattern_frames(12)), ["-d", "1", "25", "--no-cap-dilation"],
          "dilation 25 needs at least 51 frames"),
+        (lambda d: encode_video(d / "ok.mp4", pattern_frames(14)),
+         ["-d", "1", "--no-cap-dilation", "--refine-steps", "10"], "would leave 8 of 14 frames in no snippet"),
         (lambda d: encode_video(d / "ok.mp4", pattern_frames(6)), ["--from", "6"], "past the end"),
         (lambda d: encode_video(d / "ok.mp4", pattern_frames(6)), ["-o", "{tmp}/afile"], "is a file"),
         (lambda d: encode_video(d / "ok.mp4", pattern_frames(6)), ["-o", "{tmp}/afile/o"], "afile is a file"),

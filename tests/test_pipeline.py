@@ -96,6 +96,13 @@ def test_refinement_follows_the_official_schedule(pipe, monkeypatch):
     assert np.abs(out.depth - out.depth_coaligned).max() > 1e-4
 
 
+def test_refinement_that_would_leave_frames_out_is_refused_before_any_work(pipe, monkeypatch):
+    monkeypatch.setattr(pipe, "encode_frames", lambda *a, **k: pytest.fail("encoded before refusing"))
+    with pytest.raises(UserError, match="leave 8 of 14 frames in no snippet"):
+        pipe(pattern_frames(14), dilations=(1,), cap_dilation=False, processing_res=20, refine_steps=10,
+             generator=0, progress=False)
+
+
 def test_restore_res_returns_input_size(pipe):
     frames = pattern_frames(6, height=30, width=44)
     out = pipe(frames, dilations=(1,), processing_res=22, restore_res=True, generator=0, progress=False)

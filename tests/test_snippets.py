@@ -90,3 +90,25 @@ def test_refine_schedule_hand_cases():
     assert refine_dilations(3, 6, n_frames=9, cap=False) == [6, 4, 2]
     with pytest.raises(UserError):
         refine_dilations(0, 6, n_frames=9)
+
+
+def test_refinement_coverage_is_refused_exactly_when_a_frame_is_in_no_snippet():
+    from rolldepth.snippets import check_refine_coverage
+
+    for n_frames in range(2, 40):
+        for start in (1, 2, 6, 9):
+            for length in (2, 3):
+                for cap in (True, False):
+                    missed = False
+                    for dilation in refine_dilations(10, start, n_frames, length, cap=cap):
+                        size = min(length, n_frames)
+                        covered = {s + k * dilation for s in range(n_frames) for k in range(size)
+                                   if s + (size - 1) * dilation < n_frames}
+                        missed |= len(covered) < n_frames
+                    if missed:
+                        with pytest.raises(UserError, match="in no snippet"):
+                            check_refine_coverage(10, start, n_frames, length, cap=cap)
+                    else:
+                        check_refine_coverage(10, start, n_frames, length, cap=cap)
+    with pytest.raises(UserError, match="8 of 14 frames"):  # the 0/0 case of the issue: -d 1 --no-cap-dilation
+        check_refine_coverage(10, 6, 14, 3, cap=False)

@@ -122,6 +122,13 @@ def test_display_rotation_is_applied(tmp_path, frames, rotation, turns):
     back = read_frames(path)
     assert back.shape == expected.shape and back.flags.c_contiguous
     assert np.abs(back.astype(int) - expected).max() <= 3
+    # --no-autorotate: the stored pixels, as the official code reads them
+    stored = probe(path, autorotate=False)
+    assert (stored.height, stored.width) == frames.shape[1:3]
+    raw = read_frames(path, autorotate=False)
+    assert raw.shape == frames[:3].shape
+    assert np.abs(raw.astype(int) - frames[:3]).max() <= 3
+    np.testing.assert_array_equal(np.stack(list(iter_frames(path, 1, 1, autorotate=False))), raw[1:2])
 
 
 def test_iter_frames_is_lazy_and_checks_eagerly(video):

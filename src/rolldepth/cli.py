@@ -118,6 +118,9 @@ def add_run_parser(sub) -> None:
                    help="number of frames, 0 = to the end (default 0)")
     p.add_argument("--fps", type=float, default=0, help="output fps, 0 = input fps (default 0)")
     p.add_argument("--input-fps", type=float, default=30, help="frame rate of image sequences (default 30)")
+    p.add_argument("--no-autorotate", dest="autorotate", action="store_false",
+                   help="ignore a video's display rotation and process the stored pixels as they are, as the official "
+                   "RollingDepth does (default: phone videos are turned upright first)")
     p.add_argument("--restore-res", action="store_true", help="resize the depth back to the input resolution")
     p.add_argument("--cmap", nargs="*", default=["Spectral_r", "Greys_r"],
                    help="colormaps of the depth videos; none given = no videos (default Spectral_r Greys_r)")
@@ -155,6 +158,7 @@ def cmd_run(args) -> int:
     )
     options = RunOptions(
         settings=settings, start=args.start, count=args.count, fps=args.fps, input_fps=args.input_fps,
+        autorotate=args.autorotate,
         restore_res=args.restore_res, cmaps=tuple(args.cmap), save_npy=args.save_npy, save_png=args.save_png,
         save_exr=args.save_exr, save_sbs=args.save_sbs, save_snippets=args.save_snippets, batch_size=args.batch_size,
         vae_batch_size=args.vae_batch_size, max_vram=args.max_vram, seed=args.seed, progress=not args.quiet,

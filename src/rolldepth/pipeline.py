@@ -25,7 +25,7 @@ from .checkpoint import encode_empty_prompt, load_components, resolve_checkpoint
 from .coalign import coalign, subsample
 from .errors import UserError
 from .merge import global_min, merge_frames, renormalise
-from .snippets import SnippetGroup, build_snippet_groups, refine_dilations, snippet_indices
+from .snippets import SnippetGroup, build_snippet_groups, check_refine_coverage, refine_dilations, snippet_indices
 from .video_io import processing_size, resize_depth, resize_frames
 from .vram import plan_batches
 from .weights import default_model
@@ -303,6 +303,8 @@ class RollingDepthPipeline(DiffusionPipeline):
             raise UserError("batch sizes must be >= 1")
         n_frames = int(store.get("frames", source.n_frames))
         groups = build_snippet_groups(n_frames, dilations, snippet_lengths, cap=cap_dilation)
+        if refine_steps > 0:
+            check_refine_coverage(refine_steps, refine_start_dilation, n_frames, refine_snippet_length, cap_dilation)
         if isinstance(generator, int):
             generator = torch.Generator().manual_seed(generator)
         res = self.resolve_res(processing_res)
@@ -334,6 +336,9 @@ class RollingDepthPipeline(DiffusionPipeline):
                 log.warning("only %d of %d frames could be decoded; estimating depth for those", encoded, n_frames)
                 n_frames = encoded
                 groups = build_snippet_groups(n_frames, dilations, snippet_lengths, cap=cap_dilation)
+                if refine_steps > 0:
+                    check_refine_coverage(refine_steps, refine_start_dilation, n_frames, refine_snippet_length,
+                                          cap_dilation)
                 store.set("frames", n_frames)
         if len(latents) != n_frames:
             latents = latents[:n_frames] if isinstance(latents, np.ndarray) else latents.head(n_frames)

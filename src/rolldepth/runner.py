@@ -45,6 +45,7 @@ class RunOptions:
     count: int = 0
     fps: float = 0.0  # output frame rate; 0 = the input's
     input_fps: float = 30.0  # frame rate of image sequences
+    autorotate: bool = True  # phone videos upright (False: the stored pixels, as the official code reads them)
     restore_res: bool = False
     cmaps: tuple[str, ...] = ("Spectral_r", "Greys_r")
     save_npy: bool = True
@@ -135,16 +136,19 @@ def check_input(
     ``output_dir`` the disk and memory the run needs are estimated (for ``model``, by default an SD-sized one)
     and a run that cannot fit is refused with the estimate in the message.
     """
-    from .snippets import build_snippet_groups
+    from .snippets import build_snippet_groups, check_refine_coverage
     from .video_io import check_sequence, probe
 
-    info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001))
+    info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
     if options.start >= info.n_frames:
         raise UserError(f"--from {options.start} is past the end of {path} ({info.n_frames} frames)")
     n_frames = frame_window(info, options)
     s = options.settings
     try:
         build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
+        if s.refine_steps > 0:
+            check_refine_coverage(s.refine_steps, s.refine_start_dilation, n_frames, s.refine_snippet_length,
+                                  cap=s.cap_dilation)
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
     if path.is_dir():
@@ -296,6 +300,7 @@ def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: i
         "settings": settings,
         "res": res,
         "restore_res": options.restore_res,
+        "autorotate": options.autorotate,
         "batch_size": options.batch_size,
         "vae_batch_size": options.vae_batch_size,
         "max_vram": options.max_vram,
@@ -307,11 +312,11 @@ def work_folder(output_dir: Path, stem: str) -> Path:
     return Path(output_dir) / f".{stem}{WORK_SUFFIX}"
 
 
-def _rgb_frames(path: Path, start: int, n_frames: int, res: int, native: bool):
+def _rgb_frames(path: Path, start: int, n_frames: int, res: int, native: bool, autorotate: bool):
     """The input frames again, one at a time, at the depth's size (for the side-by-side video)."""
     from .video_io import iter_frames, resize_frames
 
-    for frame in iter_frames(path, start, n_frames):
+    for frame in iter_frames(path, start, n_frames, autorotate):
         if native:
             yield frame
         else:
@@ -353,7 +358,9 @@ def process_video(
     store = DiskStore(work_folder(output_dir, stem), run_fingerprint(pipe, path, options, res, n_frames), resume)
 
     def frames(first: int):
-        return iter_frames(path, options.start + first, n_frames - first) if first < n_frames else iter(())
+        if first >= n_frames:
+            return iter(())
+        return iter_frames(path, options.start + first, n_frames - first, options.autorotate)
 
     try:
         out = pipe.run(
@@ -369,7 +376,8 @@ def process_video(
             on_stage("writing outputs")
         depth = out.depth
         n_done = len(depth)
-        rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res) if options.save_sbs else None
+        rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
+                          autorotate=options.autorotate) if options.save_sbs else None
         snippets = None
         if options.save_snippets:
             snippets = {f"dilation{g.dilation}_{k}": a for k, (g, a) in enumerate(zip(out.groups, out.snippets))}

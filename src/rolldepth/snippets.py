@@ -129,3 +129,23 @@ def refine_dilations(
         start_dilation = cap_dilation(start_dilation, n_frames, snippet_len)
     gap_start, gap_end = start_dilation - 1, 0
     return [int((1 - i / steps) * (gap_start - gap_end) + gap_end) + 1 for i in range(steps)]
+
+
+def check_refine_coverage(
+    steps: int, start_dilation: int, n_frames: int, snippet_len: int = 3, cap: bool = True
+) -> None:
+    """Refuse a refinement schedule in which some step's snippets leave frames out.
+
+    After every refinement step a frame's latent is the mean over the snippets that contain it; a frame in none
+    (uncapped dilation ``d`` with fewer than ``L*d`` frames) would become 0/0. The official code stops there too.
+    """
+    length = min(snippet_len, n_frames)
+    for dilation in sorted(set(refine_dilations(steps, start_dilation, n_frames, snippet_len, cap)), reverse=True):
+        covered = np.zeros(n_frames, dtype=bool)
+        covered[snippet_indices(n_frames, dilation, length).reshape(-1)] = True
+        if not covered.all():
+            raise UserError(
+                f"refinement at dilation {dilation} would leave {int((~covered).sum())} of {n_frames} frames in no "
+                f"snippet (snippets of {length} frames at that dilation need at least {length * dilation} frames); "
+                "use --cap-dilation, a smaller --refine-start-dilation, or --refine-steps 0"
+            )

@@ -42,7 +42,7 @@ SMALL_VAE = dict(
     out_channels=3,
     down_block_types=("DownEncoderBlock2D",) * 3,
     up_block_types=("UpDecoderBlock2D",) * 3,
-    block_out_channels=(32, 64, 64),
+    block_out_channels=(32, 64, 128),  # v2: 128 channels at the latent's scale (v1: 64; its codec capped accuracy)
     layers_per_block=1,
     latent_channels=4,
     norm_num_groups=16,
@@ -83,6 +83,7 @@ class TrainConfig:
     one_step_fraction: float = 0.5  # share of snippets trained at t=999, the inference regime
     percentile_jitter: float = 2.0  # depth-range augmentation: percentiles drawn from 2+-j and 98-+j
     kl_weight: float = 1e-6
+    codec_loss: str = "l1"  # "relative": depth pixels' L1 divided by their disparity (AbsRel is relative)
     save_every: int = 100
     seed: int = 0
     workers: int = 0  # DataLoader processes drawing batches (0: in the training process)
@@ -177,11 +178,12 @@ class SyntheticVideos:
         target_t = torch.from_numpy(np.ascontiguousarray(np.concatenate(target)))[:, None]
         return rgb_t, target_t
 
-    def images(self, rng: np.random.Generator, n: int, cfg: TrainConfig) -> torch.Tensor:
-        """Codec training images: half RGB frames, half normalised inverse depth as 3 equal channels, in [-1, 1]."""
+    def images(self, rng: np.random.Generator, n: int, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codec training images: half RGB frames, half normalised inverse depth as 3 equal channels, in [-1, 1];
+        and which of them are depth ([n] bool)."""
         rgb, target = self.snippets(rng, n, 1, cfg)
-        use_depth = torch.from_numpy(rng.uniform(size=n) < 0.5)[:, None, None, None]
-        return torch.where(use_depth, target.expand(-1, 3, -1, -1), rgb)
+        use_depth = torch.from_numpy(rng.uniform(size=n) < 0.5)
+        return torch.where(use_depth[:, None, None, None], target.expand(-1, 3, -1, -1), rgb), use_depth
 
 
 def step_rng(seed: int, step: int, rank: int = 0) -> tuple[np.random.Generator, torch.Generator]:
@@ -206,13 +208,21 @@ def encode_mean(vae, images: torch.Tensor) -> torch.Tensor:
     return vae.encode(images.to(vae.device, vae.dtype)).latent_dist.mean * vae.config.scaling_factor
 
 
-def vae_loss(vae, images: torch.Tensor, generator: torch.Generator, kl_weight: float) -> torch.Tensor:
-    """L1 reconstruction of a sampled latent plus a small KL term (keeps the latent space smooth for the UNet)."""
+def vae_loss(vae, images: torch.Tensor, generator: torch.Generator, kl_weight: float, is_depth=None,
+             relative: bool = False) -> torch.Tensor:
+    """L1 reconstruction of a sampled latent plus a small KL term (keeps the latent space smooth for the UNet).
+
+    ``relative``: the error of a depth image's pixel is divided by its disparity on the [-1, 1] scale mapped to
+    [0.1, 1.1], so far pixels, where a small error is a large relative one, weigh up to 10x more than near ones.
+    """
     posterior = vae.encode(images).latent_dist
     noise = torch.randn(posterior.mean.shape, generator=generator).to(images.device)
     latents = posterior.mean + posterior.std * noise
-    recon = vae.decode(latents).sample
-    return F.l1_loss(recon, images) + kl_weight * posterior.kl().mean()
+    error = (vae.decode(latents).sample.float() - images.float()).abs()
+    if relative and is_depth is not None:
+        weight = torch.where(is_depth.to(images.device)[:, None, None, None], 1.0 / ((images.float() + 1) / 2 + 0.1), 1.0)
+        error = error * weight
+    return error.mean() + kl_weight * posterior.kl().mean()
 
 
 def unet_loss(unet, vae, scheduler, context, rgb, target, length, generator, one_step_fraction) -> torch.Tensor:
@@ -344,6 +354,7 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
     model.requires_grad_(True).train()
     if cuda:
         model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed crop: a few batch shapes, each autotuned once
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     start = run.load_state(stage, model, optimizer)
     planned = run.saved_total(stage)
@@ -354,8 +365,13 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=cfg.workers, pin_memory=cuda,
                                          prefetch_factor=4 if cfg.workers else None)
     bar = tqdm(desc=f"train {stage}", initial=start, total=total, disable=not progress)
-    calibrate, tic = start + min(30, max(1, total - start)), time.perf_counter()
+    started = time.perf_counter()
+    # The step rate is timed from the 10th to the 60th step: the first ones pay for start-up and autotuning.
+    timed_from, calibrate = start + min(10, max(0, total - start - 1)), start + min(60, max(1, total - start))
+    tic = time.perf_counter()
     for step, batch in loader:
+        if step == timed_from:
+            tic, timed_steps = time.perf_counter(), step
         if step >= total:
             break
         for group in optimizer.param_groups:
@@ -372,8 +388,9 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
         bar.update()
         bar.set_postfix(loss=f"{value:.4f}")
         if minutes and step + 1 == calibrate:  # the warm-up's first steps do not depend on the total
-            rate = (step + 1 - start) / (time.perf_counter() - tic)
-            total = min(total, step + 1 + int(rate * max(0.0, minutes * 60 - (time.perf_counter() - tic))))
+            elapsed = time.perf_counter() - started
+            rate = (step + 1 - timed_steps) / (time.perf_counter() - tic)
+            total = min(total, step + 1 + int(rate * max(0.0, minutes * 60 - elapsed)))
             bar.total = total
             log.info("%s stage: %.1f steps/s, %d steps in %.1f minutes", stage, rate, total, minutes)
         if accelerator.is_main_process:
@@ -388,7 +405,7 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
 @torch.no_grad()
 def latent_scaling_factor(vae, data: SyntheticVideos, cfg: TrainConfig, n: int = 64) -> float:
     """1 / std of the unscaled latent means over RGB and depth images, so the UNet sees unit-variance latents."""
-    images = data.images(np.random.default_rng([cfg.seed, 10**9]), n, cfg).to(vae.device, vae.dtype)
+    images = data.images(np.random.default_rng([cfg.seed, 10**9]), n, cfg)[0].to(vae.device, vae.dtype)
     return float(1.0 / vae.encode(images).latent_dist.mean.std())
 
 
@@ -411,8 +428,10 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Path:
     from .attention import enable_multi_frame_attention
     from .checkpoint import encode_empty_prompt, save_components
 
-    if cfg.vae_steps < 0 or cfg.unet_steps < 0 or cfg.frames_per_batch < 3 or min(cfg.crop) < 8:
+    if cfg.vae_steps < 0 or cfg.unet_steps < 0 or cfg.frames_per_batch < 3 or cfg.vae_batch < 1 or min(cfg.crop) < 8:
         raise UserError("steps must be >= 0, frames per batch >= 3 and the crop at least 8x8")
+    if not 0.0 <= cfg.one_step_fraction <= 1.0:
+        raise UserError(f"--one-step-fraction must be within [0, 1], got {cfg.one_step_fraction}")
     data = SyntheticVideos(cfg.data)
     run = Run(Path(out), cfg)
     parts = initial_components(cfg)
@@ -421,7 +440,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Path:
 
     if not cfg.init and cfg.vae_steps:
         vae = fit(run, "vae", vae, cfg.vae_steps, cfg.vae_lr, lambda rng: data.images(rng, cfg.vae_batch, cfg),
-                  lambda m, images, g: vae_loss(m, images, g, cfg.kl_weight), progress, cfg.vae_minutes)
+                  lambda m, batch, g: vae_loss(m, batch[0], g, cfg.kl_weight, batch[1], cfg.codec_loss == "relative"),
+                  progress, cfg.vae_minutes)
         vae.register_to_config(scaling_factor=latent_scaling_factor(vae, data, cfg))
         log.info("codec latent scaling factor %.4f", vae.config.scaling_factor)
 
@@ -478,6 +498,12 @@ def register_cli(subparsers) -> None:
     p.add_argument("--lr", type=float, help=f"UNet learning rate ({d.unet_lr} from scratch, 3e-5 with --init)")
     p.add_argument("--frames-per-batch", type=int, default=d.frames_per_batch,
                    help=f"frames per UNet batch ({d.frames_per_batch})")
+    p.add_argument("--vae-batch", type=int, default=d.vae_batch, help=f"images per codec batch ({d.vae_batch})")
+    p.add_argument("--codec-loss", choices=("l1", "relative"), default=d.codec_loss,
+                   help="codec stage: plain L1, or L1 relative to disparity on depth images (default l1)")
+    p.add_argument("--one-step-fraction", type=float, default=d.one_step_fraction,
+                   help=f"share of UNet snippets trained at t=999, the one-step regime of inference "
+                   f"({d.one_step_fraction})")
     p.add_argument("--crop", type=_size, default=d.crop, help="training crop WIDTHxHEIGHT (128x96)")
     p.add_argument("--processing-res", type=int, default=d.processing_res,
                    help=f"inference resolution recommended in the saved model ({d.processing_res})")
@@ -498,7 +524,8 @@ def _cmd_train(args) -> int:
         unet_lr=args.lr or (3e-5 if args.init else TrainConfig.unet_lr), frames_per_batch=args.frames_per_batch,
         crop=tuple(args.crop), processing_res=args.processing_res, save_every=max(1, args.save_every), seed=args.seed,
         save_fp16=args.save_fp16, workers=max(0, args.workers), vae_minutes=args.vae_minutes,
-        unet_minutes=args.unet_minutes,
+        unet_minutes=args.unet_minutes, codec_loss=args.codec_loss, vae_batch=args.vae_batch,
+        one_step_fraction=args.one_step_fraction,
     )
     tic = time.perf_counter()
     path = train(cfg, args.output_dir, progress=os.environ.get("TQDM_DISABLE") != "1")

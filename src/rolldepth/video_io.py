@@ -155,7 +155,7 @@ def _expand_list(list_file: Path) -> list[Path]:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Probing
-def probe(path: str | Path, fps: Fraction | float | None = None) -> VideoInfo:
+def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: bool = True) -> VideoInfo:
     """Frame count, exact frame rate and size of a video file or image-sequence folder, without decoding pixels.
 
     Parameters
@@ -165,6 +165,9 @@ def probe(path: str | Path, fps: Fraction | float | None = None) -> VideoInfo:
     fps : Fraction or float, optional
         Frame rate of an image sequence, which has none of its own (default 30). A video's own rate is used;
         ``fps`` only stands in when the container declares no rate at all.
+    autorotate : bool
+        Report the size of the upright picture when the video carries a display rotation (phones), as the frames
+        are decoded by default; ``False`` reports the stored pixels' size, as the official RollingDepth reads them.
 
     Notes
     -----
@@ -185,7 +188,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None) -> VideoInfo:
                 rotation = next((frame.rotation for frame in packet.decode()), None)
         rate = stream.average_rate or stream.guessed_rate
         width, height = stream.codec_context.width, stream.codec_context.height
-    if _quarter_turns(rotation or 0) % 2:
+    if autorotate and _quarter_turns(rotation or 0) % 2:
         width, height = height, width
     if n_frames == 0:
         raise UserError(f"{path} has a video stream but no frames")
@@ -270,7 +273,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Decoding
-def iter_frames(path: str | Path, start: int = 0, count: int = 0) -> Iterator[np.ndarray]:
+def iter_frames(path: str | Path, start: int = 0, count: int = 0, autorotate: bool = True) -> Iterator[np.ndarray]:
     """Decode frames ``start .. start+count-1`` one at a time as uint8 [H, W, 3] RGB arrays.
 
     The input is checked eagerly (missing file, not a video, window past the end raise here, not at the first
@@ -284,23 +287,25 @@ def iter_frames(path: str | Path, start: int = 0, count: int = 0) -> Iterator[np
         First frame (0-based).
     count : int
         Frames to read; 0 reads to the end, a count past the end stops at the end.
+    autorotate : bool
+        Turn frames upright by the video's display rotation (default); ``False`` keeps the stored pixels.
     """
     path = Path(path)
-    info, stop = _window(path, start, count)
-    return _decode(info, start, stop)
+    info, stop = _window(path, start, count, autorotate)
+    return _decode(info, start, stop, autorotate)
 
 
-def read_frames(path: str | Path, start: int = 0, count: int = 0) -> np.ndarray:
+def read_frames(path: str | Path, start: int = 0, count: int = 0, autorotate: bool = True) -> np.ndarray:
     """All frames of a window as one uint8 [N, H, W, 3] RGB array (see :func:`iter_frames`).
 
     The array is allocated once from the probed frame count and filled frame by frame, so reading never holds
     two copies of the video.
     """
     path = Path(path)
-    info, stop = _window(path, start, count)
+    info, stop = _window(path, start, count, autorotate)
     frames = np.empty((stop - start, info.height, info.width, 3), dtype=np.uint8)
     n_read = 0
-    for n_read, frame in enumerate(_decode(info, start, stop), 1):
+    for n_read, frame in enumerate(_decode(info, start, stop, autorotate), 1):
         frames[n_read - 1] = frame
     if n_read == 0:
         raise UserError(f"no frame of {path} could be decoded")
@@ -309,30 +314,31 @@ def read_frames(path: str | Path, start: int = 0, count: int = 0) -> np.ndarray:
     return frames[:n_read]
 
 
-def _window(path: Path, start: int, count: int) -> tuple[VideoInfo, int]:
+def _window(path: Path, start: int, count: int, autorotate: bool = True) -> tuple[VideoInfo, int]:
     """Probe the input and turn (start, count) into a checked [start, stop) range."""
     if start < 0 or count < 0:
         raise UserError(f"frame start and count must be >= 0, got start={start}, count={count}")
-    info = probe(path)
+    info = probe(path, autorotate=autorotate)
     if start >= info.n_frames:
         raise UserError(f"start frame {start} is past the end of {path} ({info.n_frames} frames)")
     stop = info.n_frames if count == 0 else min(start + count, info.n_frames)
     return info, stop
 
 
-def _decode(info: VideoInfo, start: int, stop: int) -> Iterator[np.ndarray]:
+def _decode(info: VideoInfo, start: int, stop: int, autorotate: bool = True) -> Iterator[np.ndarray]:
     if info.path.is_dir():
         return _iter_images(_sequence_files(info.path)[start:stop], (info.height, info.width))
-    return _iter_video(info.path, start, stop)
+    return _iter_video(info.path, start, stop, autorotate)
 
 
-def _iter_video(path: Path, start: int, stop: int) -> Iterator[np.ndarray]:
+def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> Iterator[np.ndarray]:
     with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
         width, height = stream.codec_context.width, stream.codec_context.height  # every frame at the stream size
         for index, frame in enumerate(_until_eof(container.decode(stream))):
             if index >= start:  # frames before the window are decoded (H.264 needs them) but never converted
-                yield _upright(frame.to_ndarray(format="rgb24", width=width, height=height), frame.rotation)
+                image = frame.to_ndarray(format="rgb24", width=width, height=height)
+                yield _upright(image, frame.rotation) if autorotate else image
             if index + 1 >= stop:
                 break
 

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The embedded model v2 (issue 8), trained from scratch in one accelerator run of under 10 minutes:
+#   1. render the training data on the machine (EGL; 14 processes);
+#   2. two codecs side by side for the same time, plain L1 and disparity-relative L1 (`--codec-loss`), while the
+#      test splits render; keep the one whose round trip of true depth scores better (benchmarks/codec_ceiling.py);
+#   3. the UNet from scratch on that codec, for the time left (`--unet-minutes`);
+#   4. a quick `rolldepth eval` of the result on the machine's renders of the two test splits.
+# Results go to $OUT (model pieces < 16 MiB, results.tgz). Run from the repository root on a CUDA machine with
+# rolldepth's dependencies importable and EGL for `rolldepth synth`. Everything ends by DEADLINE seconds (555).
+# SMOKE=1 rehearses every step on the CPU in a few minutes with tiny sizes.
+set -u
+OUT=${OUT:-gpu_results}
+W=${WORK:-/tmp/rolldepth-v2}
+mkdir -p "$OUT" "$W"
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 HF_HUB_OFFLINE=1 PYTHONWARNINGS=ignore
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
+PY=${PYTHON:-python3}
+RD="$PY -m rolldepth.cli"
+T0=$SECONDS
+stamp() { echo "[$((SECONDS - T0)) s] $*"; }
+left() { echo $(( ${DEADLINE:-555} - (SECONDS - T0) )); }
+
+CODECS=${CODECS:-l1 relative}
+if [ "${SMOKE:-0}" = 1 ]; then
+    SEQ=8 CSEQ=4 FR=12 TSEQ=2 TFR=20 RW=2 CW=1 UW=2 DEV=cpu CODEC_MIN=0.3 VB=4 FPB=6 EVAL_S=150 DEADLINE=${DEADLINE:-900}
+else
+    SEQ=1000 CSEQ=400 FR=32 TSEQ=8 TFR=64 RW=14 CW=6 UW=12 DEV=cuda CODEC_MIN=1.6 VB=32 FPB=192 EVAL_S=45
+fi
+
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+# 1. Training data.
+stamp "render start"
+timeout 150 $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 --seed 0 --workers $RW &&
+timeout 80 $RD -q synth "$W/train_consistency" --sequences $CSEQ --frames $FR --size 192x144 --seed 2 \
+    --consistency --workers $RW || { echo "render failed"; exit 1; }
+stamp "render done"
+
+# 2. Two codecs for the same time; the test splits render meanwhile.
+for loss in $CODECS; do
+    timeout $(left) $RD train --data "$W/train" "$W/train_consistency" -o "$W/codec_$loss" --codec-loss $loss \
+        --vae-steps 1000000 --vae-minutes $CODEC_MIN --vae-batch $VB --unet-steps 0 --workers $CW \
+        --save-every 100000 > "$OUT/codec_$loss.log" 2>&1 &
+done
+( timeout 100 $RD -q synth "$W/test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 1 --workers 3 &&
+  timeout 100 $RD -q synth "$W/consistency_test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 3 \
+      --consistency --workers 3 ) > "$OUT/render_test.log" 2>&1
+wait
+stamp "codecs done"
+BEST="" BEST_REL=1e9
+for loss in $CODECS; do
+    tail -2 "$OUT/codec_$loss.log"
+    [ -d "$W/codec_$loss/model" ] && timeout 60 $PY benchmarks/codec_ceiling.py --data "$W/test" \
+        --model "$W/codec_$loss/model" --device $DEV --json "$OUT/ceiling_$loss.json" > "$OUT/ceiling_$loss.log" 2>&1 &
+done
+wait
+for loss in $CODECS; do
+    [ -f "$OUT/ceiling_$loss.json" ] || continue
+    echo "$loss: $(cat "$OUT/ceiling_$loss.log")"
+    rel=$($PY -c "import json; print(json.load(open('$OUT/ceiling_$loss.json'))['inverse_depth_abs_rel'])")
+    if $PY -c "import sys; sys.exit(not $rel < $BEST_REL)"; then BEST=$loss BEST_REL=$rel; fi
+    cp "$W/codec_$loss/loss.jsonl" "$OUT/codec_${loss}_loss.jsonl"
+done
+[ -n "$BEST" ] || { echo "no codec"; exit 1; }
+stamp "codec chosen: $BEST (AbsRel $BEST_REL)"
+
+# 3. The UNet from scratch on the chosen codec, for the time left before the evaluation.
+MIN=$($PY -c "print(max(0.2, ($(left) - $EVAL_S - 45) / 60))")
+stamp "unet start, $MIN minutes"
+timeout $(( $(left) - EVAL_S + 5 )) $RD train --data "$W/train" "$W/train_consistency" --init "$W/codec_$BEST/model" \
+    -o "$W/run" --vae-steps 0 --unet-steps 1000000 --unet-minutes $MIN --lr 3e-4 --frames-per-batch $FPB \
+    --one-step-fraction 0.7 --workers $UW --save-every 100000 --save-fp16 > "$OUT/train.log" 2>&1
+echo "train exit $?" >> "$OUT/train.log"
+tail -3 "$OUT/train.log"
+stamp "unet done"
+
+# 4. A quick evaluation on the machine's renders (the real one runs on the CPU renders afterwards).
+if [ -d "$W/run/model" ]; then
+    tar -C "$W/run" -cf "$OUT/model.tar" model && split -b 15M "$OUT/model.tar" "$OUT/model.tar.part_" &&
+        rm "$OUT/model.tar"
+    cp "$W/run/loss.jsonl" "$OUT/unet_loss.jsonl"
+    export OMP_NUM_THREADS=8
+    timeout $(( $(left) - 8 )) $RD eval --variants "per-frame,{1,10,25}" --data "$W/test" --kind synth -m "$W/run/model" -o "$OUT/eval_test" \
+        --device $DEV > "$OUT/eval_test.log" 2>&1 &
+    timeout $(( $(left) - 8 )) $RD eval --variants "per-frame,{1,10,25}" --data "$W/consistency_test" --kind synth -m "$W/run/model" \
+        -o "$OUT/eval_consistency" --device $DEV > "$OUT/eval_consistency.log" 2>&1 &
+    wait
+    stamp "eval done"
+else
+    tar -C "$W/codec_$BEST" -cf "$OUT/codec_model.tar" model
+fi
+cd "$OUT" && tar czf /tmp/results.tgz --exclude='model.tar.part_*' . ; \
+    find . -mindepth 1 -not -name 'model.tar.part_*' -delete; mv /tmp/results.tgz .
+stamp "all done"
+ls -la
