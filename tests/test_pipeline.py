@@ -119,3 +119,22 @@ def test_too_short_video_is_a_user_error(pipe, n_frames):
 def test_wrong_frame_array_is_a_user_error(pipe):
     with pytest.raises(UserError, match="uint8"):
         pipe(np.zeros((4, 8, 8, 3), dtype=np.float32), progress=False)
+
+
+def test_official_coalign_mode_merges_with_the_official_fixed_point(pipe):
+    from rolldepth.coalign import official_coalign
+    from rolldepth.merge import global_min, merge_frames, renormalise
+    from rolldepth.pipeline import subsampled
+
+    frames = pattern_frames(12)
+    kw = dict(dilations=(1, 4), processing_res=48, generator=0, progress=False, return_snippets=True)
+    out = pipe(frames, coalign_mode="official", **kw)
+    offset = global_min(out.snippets)
+    result = official_coalign([subsampled(p, offset) for p in out.snippets], out.groups, 12)
+    expected = renormalise(merge_frames(out.snippets, out.groups, 12, result.scales, result.shifts, offset))
+    np.testing.assert_allclose(out.depth, expected, atol=1e-6)
+    other = pipe(frames, coalign_mode="objective", **kw)
+    np.testing.assert_array_equal(other.snippets[0], out.snippets[0])  # same predictions, another alignment
+    assert np.abs(other.depth - out.depth).max() > 1e-5
+    with pytest.raises(UserError, match="coalign_mode"):
+        pipe(frames, coalign_mode="adam", **kw)

@@ -111,6 +111,9 @@ def add_run_parser(sub) -> None:
                    help="refinement steps, 0 = off (default: preset)")
     p.add_argument("--refine-snippet-length", type=int, help="snippet length during refinement (default 3)")
     p.add_argument("--refine-start-dilation", type=int, help="first refinement dilation (default 6)")
+    p.add_argument("--coalign", choices=("official", "objective"),
+                   help="co-alignment: the official procedure's fixed point, or the minimum of its loss (default: "
+                   "see the README's co-alignment table)")
     p.add_argument("--dtype", choices=["fp32", "fp16"], help="precision (default: preset; fp32 on the CPU)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--from", "--start-frame", type=int, default=0, dest="start", help="first frame (default 0)")
@@ -155,6 +158,7 @@ def cmd_run(args) -> int:
         args.preset, res=args.res, dilations=args.dilations, snippet_lengths=args.snippet_lengths,
         cap_dilation=args.cap_dilation, dtype=args.dtype, refine_steps=args.refine_steps,
         refine_snippet_length=args.refine_snippet_length, refine_start_dilation=args.refine_start_dilation,
+        coalign=args.coalign,
     )
     options = RunOptions(
         settings=settings, start=args.start, count=args.count, fps=args.fps, input_fps=args.input_fps,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
 from .errors import UserError
 from .metrics import evaluate_video, mean_over_videos
 
@@ -72,7 +73,8 @@ def score(pred_inv: np.ndarray, sample) -> dict[str, dict]:
 
 
 def evaluate(
-    pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, progress=True, work_dir: Path | None = None
+    pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, progress=True, work_dir: Path | None = None,
+    coalign: str = DEFAULT_COALIGN,
 ) -> dict:
     """Run every variant on every sample and score it.
 
@@ -96,6 +98,8 @@ def evaluate(
         Noise seed, the same for every video and variant.
     work_dir : Path, optional
         Folder of finished (video, variant) results, for resuming.
+    coalign : str
+        Co-alignment mode of the snippet variants (``"official"`` or ``"objective"``).
 
     Returns
     -------
@@ -119,14 +123,15 @@ def evaluate(
             steps = 0 if name == "per-frame" else refine_steps
             saved = record = None
             if work_dir:
-                record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps,
+                record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps, coalign=coalign,
                               seed=seed, shape=list(frames.shape), data=data.hexdigest())
                 saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json"
             result = _load_result(saved, record)
             if result is None:
                 tic = time.perf_counter()
                 out = pipe(
-                    frames, **VARIANTS[name], refine_steps=steps, processing_res=res, generator=seed, progress=False,
+                    frames, **VARIANTS[name], refine_steps=steps, coalign_mode=coalign, processing_res=res, generator=seed,
+                    progress=False,
                 )
                 result = dict(score(np.asarray(out.depth), sample), seconds=time.perf_counter() - tic)
                 if saved:
@@ -204,10 +209,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     pipe = load_pipeline(model, args.dtype, args.device)
     work_dir = args.out / WORK_DIR
     report = evaluate(pipe, samples, variants, res=args.res, refine_steps=args.refine_steps, seed=args.seed,
-                      progress=not args.quiet, work_dir=work_dir)
+                      progress=not args.quiet, work_dir=work_dir, coalign=args.coalign)
     report["settings"] = dict(
         model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
-        refine_steps=args.refine_steps, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
+        refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
     )
     table = markdown_table(report["summary"])
     _write_atomic(args.out / "eval.json", json.dumps(report, indent=1))
@@ -236,6 +241,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="frames per video (default: the benchmark's)")
     p.add_argument("--res", type=int, default=None, help="processing resolution (default: the model's)")
     p.add_argument("--refine-steps", type=int, default=0, help="refinement steps for the snippet variants")
+    p.add_argument("--coalign", choices=tuple(COALIGN_SOLVERS), default=DEFAULT_COALIGN,
+                   help=f"co-alignment of the snippet variants (default {DEFAULT_COALIGN})")
     p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32", help="precision (default fp32)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared noise map (default 0)")

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .attention import enable_multi_frame_attention
 from .checkpoint import encode_empty_prompt, load_components, resolve_checkpoint
-from .coalign import coalign, subsample
+from .coalign import COALIGN_SOLVERS, DEFAULT_COALIGN, subsample
 from .errors import UserError
 from .merge import global_min, merge_frames, renormalise
 from .snippets import SnippetGroup, build_snippet_groups, check_refine_coverage, refine_dilations, snippet_indices
@@ -213,6 +213,7 @@ class RollingDepthPipeline(DiffusionPipeline):
         refine_steps: int = 0,
         refine_snippet_length: int = 3,
         refine_start_dilation: int = 6,
+        coalign_mode: str = DEFAULT_COALIGN,
         processing_res: int | None = None,
         restore_res: bool = False,
         batch_size: int | None = None,
@@ -232,6 +233,9 @@ class RollingDepthPipeline(DiffusionPipeline):
             The rolling kernels: snippets of ``L`` frames spaced ``d`` apart, for every dilation ``d``.
         refine_steps, refine_snippet_length, refine_start_dilation
             Partial-diffusion refinement (0 steps = off), dilations shrinking from the start value to 1.
+        coalign_mode : str
+            ``"official"``: the fixed point the official Adam procedure converges to (solved directly);
+            ``"objective"``: the minimum of the same loss (see :mod:`rolldepth.coalign`).
         processing_res : int, optional
             Max side used for inference (0 = native); default: the checkpoint's recommendation, else 768.
         restore_res : bool
@@ -260,9 +264,9 @@ class RollingDepthPipeline(DiffusionPipeline):
         return self.run(
             source, MemoryStore(), dilations=dilations, snippet_lengths=snippet_lengths, cap_dilation=cap_dilation,
             refine_steps=refine_steps, refine_snippet_length=refine_snippet_length,
-            refine_start_dilation=refine_start_dilation, processing_res=processing_res, restore_res=restore_res,
-            batch_size=batch_size, vae_batch_size=vae_batch_size, max_vram=max_vram, generator=generator,
-            return_snippets=return_snippets, progress=progress,
+            refine_start_dilation=refine_start_dilation, coalign_mode=coalign_mode, processing_res=processing_res,
+            restore_res=restore_res, batch_size=batch_size, vae_batch_size=vae_batch_size, max_vram=max_vram,
+            generator=generator, return_snippets=return_snippets, progress=progress,
         )
 
     @torch.no_grad()
@@ -277,6 +281,7 @@ class RollingDepthPipeline(DiffusionPipeline):
         refine_steps: int = 0,
         refine_snippet_length: int = 3,
         refine_start_dilation: int = 6,
+        coalign_mode: str = DEFAULT_COALIGN,
         processing_res: int | None = None,
         restore_res: bool = False,
         batch_size: int | None = None,
@@ -301,6 +306,8 @@ class RollingDepthPipeline(DiffusionPipeline):
         """
         if (batch_size is not None and batch_size < 1) or (vae_batch_size is not None and vae_batch_size < 1):
             raise UserError("batch sizes must be >= 1")
+        if coalign_mode not in COALIGN_SOLVERS:
+            raise UserError(f"coalign_mode must be one of {', '.join(COALIGN_SOLVERS)}, got {coalign_mode!r}")
         n_frames = int(store.get("frames", source.n_frames))
         groups = build_snippet_groups(n_frames, dilations, snippet_lengths, cap=cap_dilation)
         if refine_steps > 0:
@@ -368,7 +375,7 @@ class RollingDepthPipeline(DiffusionPipeline):
         alignment = store.get("alignment")
         if alignment is None:
             offset = global_min(snippets)
-            result = coalign([subsampled(p, offset) for p in snippets], groups, n_frames)
+            result = COALIGN_SOLVERS[coalign_mode]([subsampled(p, offset) for p in snippets], groups, n_frames)
             log.info("co-alignment: objective %.5f after %d iterations", result.objective, result.iterations)
             alignment = dict(offset=offset, scales=[s.tolist() for s in result.scales],
                              shifts=[t.tolist() for t in result.shifts])

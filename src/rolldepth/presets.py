@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from .coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
 from .errors import UserError
 
 
@@ -32,6 +33,9 @@ class Settings:
         Partial-diffusion refinement steps after co-alignment; 0 disables refinement.
     refine_snippet_length, refine_start_dilation : int
         Snippet length and first dilation of the refinement schedule.
+    coalign : str
+        Co-alignment solution: ``"official"`` (the official procedure's fixed point) or ``"objective"`` (the
+        minimum of its loss).
     """
 
     res: int = 768
@@ -42,6 +46,7 @@ class Settings:
     refine_steps: int = 0
     refine_snippet_length: int = 3
     refine_start_dilation: int = 6
+    coalign: str = DEFAULT_COALIGN
     res_explicit: bool = field(default=False, compare=False)
 
 
@@ -49,7 +54,7 @@ PRESETS: dict[str, Settings] = {
     "fast": Settings(),
     "fast1024": Settings(res=1024),
     "full": Settings(res=1024, dilations=(1, 10, 25), refine_steps=10),
-    "paper": Settings(dilations=(1, 10, 25), cap_dilation=False, dtype="fp32", refine_steps=10),
+    "paper": Settings(dilations=(1, 10, 25), cap_dilation=False, dtype="fp32", refine_steps=10, coalign="official"),
 }
 
 
@@ -91,5 +96,7 @@ def check_settings(s: Settings) -> None:
         raise UserError(f"--dtype must be fp32 or fp16, got {s.dtype!r}")
     if s.refine_steps < 0 or s.refine_steps > 500:
         raise UserError(f"--refine-steps must be between 0 and 500, got {s.refine_steps}")
+    if s.coalign not in COALIGN_SOLVERS:
+        raise UserError(f"--coalign must be one of {', '.join(COALIGN_SOLVERS)}, got {s.coalign!r}")
     if s.refine_snippet_length < 1 or s.refine_start_dilation < 1:
         raise UserError("--refine-snippet-length and --refine-start-dilation must be >= 1")
