@@ -121,6 +121,9 @@ def add_run_parser(sub) -> None:
                    help="number of frames, 0 = to the end (default 0)")
     p.add_argument("--fps", type=float, default=0, help="output fps, 0 = input fps (default 0)")
     p.add_argument("--input-fps", type=float, default=30, help="frame rate of image sequences (default 30)")
+    p.add_argument("--shots", default="auto", metavar="auto|none|FILE",
+                   help="shot cuts: detected (auto, default), none, or read from FILE (frame numbers or PySceneDetect's "
+                   "CSV); snippets never span a cut and each shot is aligned and normalised on its own")
     p.add_argument("--no-autorotate", dest="autorotate", action="store_false",
                    help="ignore a video's display rotation and process the stored pixels as they are, as the official "
                    "RollingDepth does (default: phone videos are turned upright first)")
@@ -162,7 +165,7 @@ def cmd_run(args) -> int:
     )
     options = RunOptions(
         settings=settings, start=args.start, count=args.count, fps=args.fps, input_fps=args.input_fps,
-        autorotate=args.autorotate,
+        autorotate=args.autorotate, shots=args.shots,
         restore_res=args.restore_res, cmaps=tuple(args.cmap), save_npy=args.save_npy, save_png=args.save_png,
         save_exr=args.save_exr, save_sbs=args.save_sbs, save_snippets=args.save_snippets, batch_size=args.batch_size,
         vae_batch_size=args.vae_batch_size, max_vram=args.max_vram, seed=args.seed, progress=not args.quiet,

@@ -23,6 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .errors import UserError
 from .presets import Settings
 from .video_io import VideoInfo
@@ -46,6 +48,7 @@ class RunOptions:
     fps: float = 0.0  # output frame rate; 0 = the input's
     input_fps: float = 30.0  # frame rate of image sequences
     autorotate: bool = True  # phone videos upright (False: the stored pixels, as the official code reads them)
+    shots: str = "auto"  # "auto" (detect cuts), "none" (one shot) or a shots file (see rolldepth.shots)
     restore_res: bool = False
     cmaps: tuple[str, ...] = ("Spectral_r", "Greys_r")
     save_npy: bool = True
@@ -72,6 +75,8 @@ class RunOptions:
             raise UserError(f"--max-vram must be a positive number of GB, got {self.max_vram}")
         for name in self.cmaps:
             get_colormap(name)
+        if self.shots not in ("auto", "none") and not Path(self.shots).is_file():
+            raise UserError(f"--shots takes auto, none or a shots file; {self.shots} is not a file")
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ def check_input(
     ``output_dir`` the disk and memory the run needs are estimated (for ``model``, by default an SD-sized one)
     and a run that cannot fit is refused with the estimate in the message.
     """
-    from .snippets import build_snippet_groups, check_refine_coverage
+    from .shots import read_shots_file, shot_ranges
     from .video_io import check_sequence, probe
 
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
@@ -144,19 +149,42 @@ def check_input(
         raise UserError(f"--from {options.start} is past the end of {path} ({info.n_frames} frames)")
     n_frames = frame_window(info, options)
     s = options.settings
-    try:
-        build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
-        if s.refine_steps > 0:
-            check_refine_coverage(s.refine_steps, s.refine_start_dilation, n_frames, s.refine_snippet_length,
-                                  cap=s.cap_dilation)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
+    shots = [(0, n_frames)]
+    if options.shots not in ("auto", "none"):
+        shots = shot_ranges(read_shots_file(options.shots), options.start, n_frames, info.n_frames, options.shots)
+    for first, stop in shots:
+        try:
+            check_shot(stop - first, s)
+        except UserError as exc:
+            where = f" (shot of frames {options.start + first}-{options.start + stop - 1})" if len(shots) > 1 else ""
+            raise UserError(f"{path}{where}: {exc}") from None
     if path.is_dir():
         check_sequence(path, options.start, n_frames)
     if output_dir is not None:
         model = model or ModelShape()
         check_resources(path, info, options, resolve_res(s, model.default_res), output_dir, model, device_type)
     return info
+
+
+def check_shot(n_frames: int, s: Settings) -> None:
+    """Refuse a video (or shot) of ``n_frames`` that these kernels or this refinement cannot process."""
+    from .snippets import build_snippet_groups, check_refine_coverage
+
+    build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
+    if s.refine_steps > 0:
+        check_refine_coverage(s.refine_steps, s.refine_start_dilation, n_frames, s.refine_snippet_length,
+                              cap=s.cap_dilation)
+
+
+def shortest_shot(s: Settings) -> int:
+    """Frames the shortest processable shot has (detected shots shorter than that are merged into a neighbour)."""
+    for n_frames in range(1, 10_000):
+        try:
+            check_shot(n_frames, s)
+            return n_frames
+        except UserError:
+            continue
+    return 10_000
 
 
 def resolve_res(settings: Settings, default_res: int | None) -> int:
@@ -286,6 +314,7 @@ def input_signature(path: Path) -> dict:
 def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: int) -> dict:
     """Everything the work folder's arrays depend on; a resumed run must match it exactly."""
     from . import __version__
+    from .shots import file_digest
 
     settings = asdict(options.settings)
     settings.pop("res_explicit", None)
@@ -301,11 +330,65 @@ def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: i
         "res": res,
         "restore_res": options.restore_res,
         "autorotate": options.autorotate,
+        "shots": options.shots if options.shots in ("auto", "none") else file_digest(options.shots),
         "batch_size": options.batch_size,
         "vae_batch_size": options.vae_batch_size,
         "max_vram": options.max_vram,
         "seed": options.seed,
     }
+
+
+def find_shots(path: Path, info: VideoInfo, options: RunOptions, n_frames: int,
+               on_stage: Callable[[str], None] | None = None) -> list[list[int]]:
+    """The shots of the frame window as ``[start, stop)`` ranges inside it (see :mod:`rolldepth.shots`)."""
+    from .shots import detect_cuts, drop_short_shots, read_shots_file, shot_ranges
+    from .video_io import iter_frames
+
+    if options.shots == "none":
+        return [[0, n_frames]]
+    if options.shots != "auto":
+        cuts = read_shots_file(options.shots)
+        return [list(r) for r in shot_ranges(cuts, options.start, n_frames, info.n_frames, options.shots)]
+    if on_stage:
+        on_stage("finding shots")
+    found = detect_cuts(iter_frames(path, options.start, n_frames, options.autorotate), float(info.fps))
+    shots = shot_ranges([options.start + c for c in found], options.start, n_frames, info.n_frames)
+    merged = drop_short_shots(shots, shortest_shot(options.settings))
+    if len(merged) < len(shots):
+        log.warning("%s: %d detected cut(s) would leave a shot too short to process; ignored", path,
+                    len(shots) - len(merged))
+    if len(merged) > 1:
+        log.info("%s: %d shots, cuts at frames %s", path, len(merged),
+                 ", ".join(str(options.start + a) for a, _ in merged[1:]))
+    return [list(r) for r in merged]
+
+
+def write_shots_json(path: Path, shots, depth, options: RunOptions) -> Path:
+    """``<stem>_shots.json``: every shot's frame range and the range of its written values."""
+    from .workdir import rows_in_blocks
+
+    low, high = [np.inf] * len(shots), [-np.inf] * len(shots)
+    owner = np.zeros(len(depth), dtype=np.int64)
+    for k, (first, stop) in enumerate(shots):
+        owner[first:stop] = k
+    for offset, block in rows_in_blocks(depth):
+        for k in np.unique(owner[offset : offset + len(block)]):
+            rows = block[owner[offset : offset + len(block)] == k]
+            low[k], high[k] = min(low[k], float(np.nanmin(rows))), max(high[k], float(np.nanmax(rows)))
+    report = {
+        "shots_from": options.shots,
+        "note": "frames: [start, stop) indices into the outputs; input_frames: the same in the input's numbering; "
+        "each shot is co-aligned and normalised on its own, so values are comparable within a shot only",
+        "shots": [
+            {"frames": [first, stop], "input_frames": [options.start + first, options.start + stop],
+             "range": [low[k], high[k]]}
+            for k, (first, stop) in enumerate(shots)
+        ],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def work_folder(output_dir: Path, stem: str) -> Path:
@@ -341,7 +424,7 @@ def process_video(
     """
     from .pipeline import FrameSource
     from .video_io import iter_frames
-    from .workdir import DiskStore
+    from .workdir import DiskStore, PrefixedStore, rows_in_blocks
     from .writers import save_outputs
 
     path, output_dir = Path(path), Path(output_dir)
@@ -357,14 +440,14 @@ def process_video(
         raise UserError(f"cannot create the output folder {output_dir}: {exc.strerror or exc}") from None
     store = DiskStore(work_folder(output_dir, stem), run_fingerprint(pipe, path, options, res, n_frames), resume)
 
-    def frames(first: int):
-        if first >= n_frames:
+    def frames(first: int, stop: int = n_frames):
+        if first >= stop:
             return iter(())
-        return iter_frames(path, options.start + first, n_frames - first, options.autorotate)
+        return iter_frames(path, options.start + first, stop - first, options.autorotate)
 
-    try:
-        out = pipe.run(
-            FrameSource(n_frames, info.height, info.width, frames), store,
+    def estimate(source, shot_store):
+        return pipe.run(
+            source, shot_store,
             dilations=s.dilations, snippet_lengths=s.snippet_lengths, cap_dilation=s.cap_dilation,
             refine_steps=s.refine_steps, refine_snippet_length=s.refine_snippet_length,
             refine_start_dilation=s.refine_start_dilation, coalign_mode=s.coalign, processing_res=res,
@@ -373,21 +456,57 @@ def process_video(
             generator=options.seed,
             return_snippets=options.save_snippets, progress=options.progress, on_stage=on_stage,
         )
+
+    try:
+        shots = store.get("shots")
+        if shots is None:
+            shots = find_shots(path, info, options, n_frames, on_stage)
+            store.set("shots", shots)
+        if len(shots) == 1:  # one shot: exactly the single-run path, nothing assembled
+            out = estimate(FrameSource(n_frames, info.height, info.width, frames), store)
+            depth, outs = out.depth, [out]
+        else:
+            depth, outs = None, []
+            for k, (first, stop) in enumerate(shots):
+                log.info("shot %d of %d: frames %d-%d", k + 1, len(shots), options.start + first,
+                         options.start + stop - 1)
+                source = FrameSource(stop - first, info.height, info.width,
+                                     lambda offset, first=first, stop=stop: frames(first + offset, stop))
+                out = estimate(source, PrefixedStore(store, f"shot{k}_"))
+                outs.append(out)
+                if depth is None:
+                    depth = store.array("depth", (n_frames, *out.depth.shape[1:]))
+                if not store.get(f"shot{k}_copied"):
+                    for offset, block in rows_in_blocks(out.depth):
+                        depth[first + offset : first + offset + len(block)] = block
+                    store.set(f"shot{k}_copied", True)
+                if len(out.depth) < stop - first:  # a damaged file: decoding stopped inside this shot
+                    shots = shots[:k] + [[first, first + len(out.depth)]]
+                    trimmed = store.array("depth_trimmed", (first + len(out.depth), *depth.shape[1:]))
+                    for offset, block in rows_in_blocks(depth.head(len(trimmed))):
+                        trimmed[offset : offset + len(block)] = block
+                    depth = trimmed
+                    break
         if on_stage:
             on_stage("writing outputs")
-        depth = out.depth
         n_done = len(depth)
         rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
                           autorotate=options.autorotate) if options.save_sbs else None
         snippets = None
         if options.save_snippets:
-            snippets = {f"dilation{g.dilation}_{k}": a for k, (g, a) in enumerate(zip(out.groups, out.snippets))}
-            snippets |= {f"dilation{g.dilation}_{k}_indices": g.indices for k, g in enumerate(out.groups)}
+            snippets = {}
+            for k, out in enumerate(outs):
+                prefix = f"shot{k}_" if len(outs) > 1 else ""
+                snippets |= {f"{prefix}dilation{g.dilation}_{i}": a
+                             for i, (g, a) in enumerate(zip(out.groups, out.snippets))}
+                snippets |= {f"{prefix}dilation{g.dilation}_{i}_indices": g.indices for i, g in enumerate(out.groups)}
         fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
         written = save_outputs(
             output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
             save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
         )
+        if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
+            written["shots"] = write_shots_json(output_dir / f"{stem}_shots.json", shots, depth, options)
         if options.save_npy:  # the finished depth file becomes the output: a rename, not a copy
             final = output_dir / f"{stem}_pred.npy"
             store.close()
@@ -399,7 +518,7 @@ def process_video(
     finally:
         store.close()
     store.remove()
-    seconds = sum(out.timings.values())
+    seconds = sum(sum(out.timings.values()) for out in outs)
     log.info("%d frames in %.1f s (%.2f s/frame): %s", n_done, seconds, seconds / n_done,
              ", ".join(p.name for p in written.values()))
     return written

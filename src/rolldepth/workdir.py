@@ -243,6 +243,24 @@ class MemoryStore:
         pass
 
 
+class PrefixedStore:
+    """A view of another store whose array and key names all carry ``prefix``: one shot of a multi-shot run keeps
+    its own stages and progress in the run's store, so every shot resumes where it stopped."""
+
+    def __init__(self, store, prefix: str):
+        self.store, self.prefix = store, prefix
+        self.resumable = getattr(store, "resumable", True)
+
+    def array(self, name: str, shape: tuple[int, ...], dtype=np.float32):
+        return self.store.array(self.prefix + name, shape, dtype)
+
+    def get(self, key: str, default=None):
+        return self.store.get(self.prefix + key, default)
+
+    def set(self, key: str, value) -> None:
+        self.store.set(self.prefix + key, value)
+
+
 class DiskStore:
     """Arrays as ``.npy`` files in ``folder`` plus ``progress.json``, valid only for one ``fingerprint``.
 
