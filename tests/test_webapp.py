@@ -102,6 +102,24 @@ def test_request_writes_every_output_and_loads_the_model_once(tmp_path, tiny_che
     assert len(loader.calls) == 1
 
 
+def test_request_on_a_video_with_cuts_reports_its_shots_and_strip(tmp_path, tiny_checkpoint):
+    from test_shots import three_shots
+
+    video = encode_video(tmp_path / "cuts.mp4", three_shots())
+    cache = PipelineCache(str(tiny_checkpoint), "cpu")
+    result = run_request(cache, str(video), "fast", "26", "", "Greys_r", tmp_path / "work")
+    assert result.shots == [(0, 20), (20, 38), (38, 60)]
+    assert "3 shots (frames 0-19, 20-37, 38-59)" in result.summary()
+    strip = result.shot_strip("Greys_r")
+    depth = np.load(result.npy)
+    assert [caption for _, caption in strip] == ["shot 1: frames 0-19", "shot 2: frames 20-37", "shot 3: frames 38-59"]
+    for (image, _), first in zip(strip, (0, 20, 38)):
+        assert image.shape == (*depth.shape[1:], 3) and image.dtype == np.uint8
+        near = np.unravel_index(depth[first].argmax(), depth[first].shape)
+        far = np.unravel_index(depth[first].argmin(), depth[first].shape)
+        assert image[near].mean() > image[far].mean()  # Greys_r: nearer is brighter
+
+
 @pytest.mark.parametrize(
     "frames, preset, res, refine, message",
     [
@@ -131,7 +149,7 @@ def test_request_user_errors_before_the_model_loads(tmp_path, frames, preset, re
 
 def test_stage_fraction_and_prune(tmp_path):
     assert stage_fraction("loading the model", 0.5) == 0
-    assert stage_fraction(STAGES[1], 0) == pytest.approx(2 / 5)
+    assert stage_fraction(STAGES[1], 0) == pytest.approx(2 / (len(STAGES) + 2))
     assert stage_fraction("decoding chunk 3", 0.4) == 0.4  # a stage the page does not know keeps the bar still
     old, new = tmp_path / "request-old", tmp_path / "request-new"
     old.mkdir(), new.mkdir()

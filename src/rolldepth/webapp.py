@@ -8,6 +8,7 @@ built, so the rest of the CLI works without it.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import shutil
 import tempfile
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .errors import UserError
 from .presets import PRESETS
 
@@ -25,7 +28,7 @@ log = logging.getLogger(__name__)
 
 COLORMAPS = ("Spectral_r", "Greys_r", "viridis", "inferno", "magma", "turbo")
 # The stages process_video reports, in order; a stage it reports that is not listed keeps the bar where it is.
-STAGES = ("reading frames", "estimating depth", "writing outputs")
+STAGES = ("finding shots", "reading frames", "estimating depth", "writing outputs")
 KEEP_SECONDS = 3600  # request folders older than this are removed when a new request starts
 
 
@@ -77,11 +80,24 @@ class RequestResult:
     exr_zip: Path
     n_frames: int
     stage_seconds: list[tuple[str, float]] = field(default_factory=list)
+    shots: list[tuple[int, int]] = field(default_factory=list)  # [start, stop) frames; empty: no cuts
 
     def summary(self) -> str:
         stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.stage_seconds)
         total = sum(seconds for _, seconds in self.stage_seconds)
-        return f"Done: {self.n_frames} frames in {total:.1f} s ({stages})."
+        text = f"Done: {self.n_frames} frames in {total:.1f} s ({stages})."
+        if self.shots:
+            ranges = ", ".join(f"{a}-{b - 1}" for a, b in self.shots)
+            text += f" {len(self.shots)} shots (frames {ranges}), each aligned and normalised on its own."
+        return text
+
+    def shot_strip(self, cmap: str) -> list[tuple[np.ndarray, str]]:
+        """The first depth frame of every shot, colorized, with its caption (the page's shot strip)."""
+        from .writers import colorize
+
+        depth = np.load(self.npy, mmap_mode="r")
+        return [(colorize(np.asarray(depth[a : a + 1]), cmap)[0], f"shot {k + 1}: frames {a}-{b - 1}")
+                for k, (a, b) in enumerate(self.shots)]
 
 
 def zip_folder(folder: Path, target: Path) -> Path:
@@ -123,8 +139,6 @@ def run_request(
     on_stage: Callable[[str], None] | None = None,
 ) -> RequestResult:
     """Process one uploaded video into its own folder under ``work_root``; user mistakes raise ``UserError``."""
-    import numpy as np
-
     from .presets import resolve_settings
     from .runner import RunOptions, check_input, process_video
 
@@ -159,9 +173,12 @@ def run_request(
     exr_zip = zip_folder(written["exr"], folder / f"{written['exr'].name}.zip")
     stamps.append(("", time.perf_counter()))
     n_frames = int(np.load(written["pred"], mmap_mode="r").shape[0])
+    shots = []
+    if "shots" in written:
+        shots = [tuple(s["frames"]) for s in json.loads(written["shots"].read_text())["shots"]]
     return RequestResult(
         folder=folder, depth_video=written[cmap], sbs_video=written["rgbd"], npy=written["pred"], png_zip=png_zip,
-        exr_zip=exr_zip, n_frames=n_frames,
+        exr_zip=exr_zip, n_frames=n_frames, shots=shots,
         stage_seconds=[(a, t1 - t0) for (a, t0), (_, t1) in zip(stamps, stamps[1:])],
     )
 
@@ -203,7 +220,8 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         downloads = [str(result.npy), str(result.png_zip), str(result.exr_zip)]
-        return str(result.depth_video), str(result.sbs_video), downloads, result.summary()
+        strip = gr.update(value=result.shot_strip(cmap), visible=bool(result.shots))
+        return str(result.depth_video), str(result.sbs_video), strip, downloads, result.summary()
 
     presets_text = "; ".join(
         f"**{name}**: {s.res} px, dilations {list(s.dilations)}, refinement {s.refine_steps} steps"
@@ -229,9 +247,11 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             with gr.Column():
                 depth_video = gr.Video(label="Depth", interactive=False, elem_id="depth-video")
                 sbs_video = gr.Video(label="Side by side (input | depth)", interactive=False, elem_id="sbs-video")
+                shot_strip = gr.Gallery(label="Shots (first depth frame of each; cuts found in the video)",
+                                        columns=6, height="auto", visible=False, elem_id="shot-strip")
                 files = gr.File(label="Downloads (.npy float32 depth, zips of 16-bit PNGs and float32 EXRs)",
                                 file_count="multiple", interactive=False, elem_id="downloads")
-        run.click(on_run, [video, preset, res, refine, cmap], [depth_video, sbs_video, files, status])
+        run.click(on_run, [video, preset, res, refine, cmap], [depth_video, sbs_video, shot_strip, files, status])
     return app
 
 
