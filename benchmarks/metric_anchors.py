@@ -72,7 +72,8 @@ def draw(path: Path, sample: dict, depth_m: np.ndarray, ply: Path, frame: int, K
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.1]})
     axes[0].imshow(sample["frames"][frame])
     axes[0].set_title(f"frame {frame}")
-    for ax, image, title in ((axes[1], truth, "true depth (m)"), (axes[2], depth_m[frame], "metric depth from anchors (m)")):
+    panels = ((axes[1], truth, "true depth (m)"), (axes[2], depth_m[frame], "metric depth from anchors (m)"))
+    for ax, image, title in panels:
         shown = ax.imshow(image, cmap="Spectral", vmin=lo, vmax=hi)
         ax.set_title(title)
         fig.colorbar(shown, ax=ax, fraction=0.035)
@@ -124,7 +125,8 @@ def main() -> None:
 
     out = args.output / "out"
     argv = ["run", str(images), "-o", str(out), "--metric-anchors", str(anchors), "--save-ply", "--intrinsics",
-            str(camera), "--ply-every", "16", "--cmap", "--no-save-png"] + (["--model", args.model] if args.model else [])
+            str(camera), "--ply-every", "16", "--cmap", "--no-save-png"]
+    argv += ["--model", args.model] if args.model else []
     print("rolldepth", " ".join(argv))
     if rolldepth_main(argv) != 0:
         raise SystemExit("rolldepth run failed")

@@ -154,8 +154,8 @@ def add_3d_arguments(p) -> None:
     g = p.add_argument_group("metric depth and 3-D export")
     g.add_argument("--metric-anchors", type=Path, metavar="FILE",
                    help="CSV/JSON of known distances (frame, x, y, metres; pixels of the input frame): fit the video's "
-                   "metric scale robustly and write <stem>_depth_m.npy (metres; EXR too with --save-exr) and "
-                   "<stem>_metric.json (fit, residuals); one input only")
+                   "metric scale robustly and write <stem>_depth_m.npy (metres; not with --no-save-npy; EXR too with "
+                   "--save-exr) and <stem>_metric.json (fit, residuals); one input only")
     g.add_argument("--anchor-tolerance", type=float, default=0.25, metavar="FRACTION",
                    help="relative depth error within which an anchor agrees with the fit; the others are outliers "
                    "(default 0.25)")

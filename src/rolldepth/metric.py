@@ -211,18 +211,31 @@ def to_depth_pixels(x, y, image_size: tuple[int, int], depth_size: tuple[int, in
     return x_d, y_d
 
 
+def _neighbours(coordinate: float, size: int) -> tuple[int, int, float]:
+    """The two pixel indices around ``coordinate`` (clamped to the edge pixels) and the weight of the second."""
+    coordinate = min(max(float(coordinate), 0.0), size - 1.0)
+    first = min(int(coordinate), max(size - 2, 0))
+    return first, min(first + 1, size - 1), coordinate - first
+
+
 def bilinear(frame: np.ndarray, x: float, y: float) -> float:
-    """``frame`` [H, W] sampled at ``(x, y)`` (pixel centres at integers), clamped to the edge pixels."""
+    """``frame`` [H, W] sampled at ``(x, y)`` (pixel centres at integers), clamped to the edge pixels; only its two
+    rows around ``y`` are read (``frame`` may be one frame of a disk-backed video, ``video[i]``-indexable by row)."""
     height, width = frame.shape
-    x = min(max(float(x), 0.0), width - 1.0)
-    y = min(max(float(y), 0.0), height - 1.0)
-    x0, y0 = min(int(x), width - 2) if width > 1 else 0, min(int(y), height - 2) if height > 1 else 0
-    fx, fy = x - x0, y - y0
-    x1, y1 = min(x0 + 1, width - 1), min(y0 + 1, height - 1)
-    patch = np.asarray(frame[y0 : y1 + 1, x0 : x1 + 1], dtype=np.float64)
-    top = (1 - fx) * patch[0, 0] + fx * patch[0, -1]
-    bottom = (1 - fx) * patch[-1, 0] + fx * patch[-1, -1]
-    return float((1 - fy) * top + fy * bottom)
+    y0, y1, fy = _neighbours(y, height)
+    x0, x1, fx = _neighbours(x, width)
+    top, bottom = (np.asarray(frame[row], dtype=np.float64) for row in (y0, y1))
+    return float((1 - fy) * ((1 - fx) * top[x0] + fx * top[x1]) + fy * ((1 - fx) * bottom[x0] + fx * bottom[x1]))
+
+
+class _Frame:
+    """Frame ``index`` of a video, read one row at a time (``frame[row]`` is ``video[index, row]``)."""
+
+    def __init__(self, video, index: int):
+        self.video, self.index, self.shape = video, index, tuple(video.shape[1:])
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        return self.video[self.index, row]
 
 
 def sample_prediction(
@@ -249,14 +262,11 @@ def sample_prediction(
     check_anchors(anchors, image_size, len(pred), first_frame)
     x_d, y_d = to_depth_pixels([a.x for a in anchors], [a.y for a in anchors], image_size, depth_size)
     values = np.empty(len(anchors))
-    frames: dict[int, np.ndarray] = {}
     for i, anchor in enumerate(anchors):
-        index = anchor.frame - first_frame
-        frame = frames.setdefault(index, np.asarray(pred[index], dtype=np.float64))
-        values[i] = bilinear(frame, x_d[i], y_d[i])
+        values[i] = bilinear(_Frame(pred, anchor.frame - first_frame), x_d[i], y_d[i])
         if not np.isfinite(values[i]):
-            raise UserError(f"{anchor.source}: pixel ({anchor.x:g}, {anchor.y:g}) of frame {anchor.frame} is an invalid "
-                            f"pixel (the depth there is {values[i]}); move the anchor onto valid depth")
+            raise UserError(f"{anchor.source}: pixel ({anchor.x:g}, {anchor.y:g}) of frame {anchor.frame} is an "
+                            f"invalid pixel (the depth there is {values[i]}); move the anchor onto valid depth")
     return values
 
 
