@@ -261,3 +261,158 @@ def test_an_input_named_twice_runs_once(tmp_path, tiny_checkpoint, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["-q", "run", "clip.mp4", "other.mp4", str(video), "-o", "o", "--model", str(tiny_checkpoint)]) == 0
     assert seen == [Path("clip.mp4"), Path("other.mp4")]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Metric depth and 3-D export
+def write_anchor_csv(path, rows):
+    path.write_text("frame,x,y,metres\n" + "".join(f"{f},{x},{y},{m!r}\n" for f, x, y, m in rows))
+    return path
+
+
+def anchors_on_depth_pixels(pred, picks, a, b, scale=2):
+    """Anchors in INPUT pixels (the depth is ``scale`` times smaller) sitting on depth pixel centres, with the
+    distances ``1 / (a * pred + b)`` of the prediction there."""
+    return [(f, scale * xd + (scale - 1) / 2, scale * yd + (scale - 1) / 2, 1 / (a * float(pred[f, yd, xd]) + b))
+            for f, xd, yd in picks]
+
+
+def test_metric_anchors_and_point_clouds_end_to_end(tmp_path, tiny_checkpoint, capsys):
+    from plyfile import PlyData
+
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(12))  # 52x36, processed at 26x18
+    out = tmp_path / "out"
+    base = ["-q", "run", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "26", "-d", "1",
+            "--cmap", "--no-save-png"]
+    assert main(base) == 0
+    pred = np.load(out / "clip_pred.npy")
+    a, b = 0.15, 0.3  # 1/z in [0.15, 0.45] 1/m: z from 2.2 to 6.7 m
+    picks = [(0, 3, 4), (2, 20, 10), (5, 11, 15), (7, 24, 1), (9, 6, 12), (11, 17, 6)]
+    rows = anchors_on_depth_pixels(pred, picks, a, b)
+    rows[3] = (*rows[3][:3], rows[3][3] * 3)  # one wrong anchor
+
+    contradictory = write_anchor_csv(tmp_path / "bad.csv", [rows[0], rows[1], (*rows[2][:3], 0.5),
+                                                            (*rows[4][:3], 40.0)])
+    assert main([*base, "--metric-anchors", str(contradictory)]) == 2
+    err = one_line_error(capsys)
+    assert "contradict each other" in err and "run again with corrected anchors" in err
+    assert (out / ".clip.rolldepth-work").is_dir()  # the depth is kept for the rerun
+
+    good = write_anchor_csv(tmp_path / "good.csv", rows)
+    assert main([*base, "--metric-anchors", str(good), "--save-exr", "--save-ply", "--fov", "60",
+                 "--ply-every", "5"]) == 0
+    assert not (out / ".clip.rolldepth-work").exists()
+    pred = np.load(out / "clip_pred.npy")
+    depth_m = np.load(out / "clip_depth_m.npy")
+    assert depth_m.dtype == np.float32 and depth_m.shape == (12, 18, 26)
+    np.testing.assert_allclose(depth_m, 1 / (a * pred.astype(np.float64) + b), rtol=1e-5)
+
+    report = json.loads((out / "clip_metric.json").read_text())
+    assert report["a"] == pytest.approx(a, rel=1e-5) and report["b"] == pytest.approx(b, rel=1e-5)
+    assert report["n_anchors"] == 6 and report["n_inliers"] == 5 and report["rmse_m"] < 1e-4
+    assert [x["inlier"] for x in report["anchors"]] == [True, True, True, False, True, True]
+    assert report["anchors"][3]["source"] == "good.csv line 5"
+    assert report["anchors"][3]["residual_m"] == pytest.approx(-2 / 3 * rows[3][3], rel=1e-4)
+    assert report["image_size"] == [52, 36] and report["depth_size"] == [26, 18] and report["invalid_pixels"] == 0
+
+    exrs = sorted((out / "clip_depth_m_exr").glob("*.exr"))
+    assert len(exrs) == 12
+    with OpenEXR.File(str(exrs[7])) as image:
+        np.testing.assert_array_equal(image.channels()["Y"].pixels, depth_m[7])
+
+    plys = sorted((out / "clip_ply").glob("*.ply"))
+    assert [p.name for p in plys] == ["frame_000000.ply", "frame_000005.ply", "frame_000010.ply"]
+    ply = PlyData.read(str(plys[1]))
+    vertex = ply["vertex"]
+    assert len(vertex) == 18 * 26
+    np.testing.assert_allclose(vertex["z"], depth_m[5].ravel(), rtol=1e-6)
+    focal = 13 / np.tan(np.radians(30))  # --fov 60 across 26 depth pixels
+    np.testing.assert_allclose(vertex["x"][:26], (np.arange(26) - 12.5) / focal * depth_m[5, 0], rtol=1e-5)
+    assert any("metric depth in metres, fitted to 6 anchors" in c for c in ply.comments)
+
+
+def test_point_clouds_without_anchors_assume_a_range(tmp_path, tiny_checkpoint, caplog):
+    from plyfile import PlyData
+
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(8))
+    intrinsics = tmp_path / "cam.json"  # given for twice the video's size: scaled to the 26x18 depth
+    intrinsics.write_text(json.dumps({"fx": 80, "fy": 80, "cx": 51.5, "cy": 35.5, "width": 104, "height": 72}))
+    out = tmp_path / "out"
+    caplog.set_level("INFO")
+    assert main(["-q", "run", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "26", "-d", "1",
+                 "--cmap", "--no-save-png", "--save-ply", "--intrinsics", str(intrinsics), "--ply-every", "1",
+                 "--assumed-range", "2", "5"]) == 0
+    assert "assumes the video's depth runs from 2 m (nearest) to 5 m (farthest); it is not metric" in caplog.text
+    assert not (out / "clip_depth_m.npy").exists() and not (out / "clip_metric.json").exists()
+    pred = np.load(out / "clip_pred.npy")
+    plys = sorted((out / "clip_ply").glob("*.ply"))
+    assert len(plys) == 8
+    z = np.concatenate([PlyData.read(str(p))["vertex"]["z"] for p in plys])
+    assert z.min() == pytest.approx(2, rel=1e-5) and z.max() == pytest.approx(5, rel=1e-5)
+    nearest = np.unravel_index(pred.argmax(), pred.shape)
+    vertex = PlyData.read(str(plys[nearest[0]]))["vertex"]
+    assert vertex["z"][nearest[1] * 26 + nearest[2]] == pytest.approx(2, rel=1e-5)  # largest prediction = nearest
+    # K scaled to the depth: fx 80 * 26 / 104 = 20, cx (51.5 + 0.5) / 4 - 0.5 = 12.5
+    np.testing.assert_allclose(vertex["x"][:26], (np.arange(26) - 12.5) / 20 * vertex["z"][:26], rtol=1e-5)
+    comments = PlyData.read(str(plys[0])).comments
+    assert any("NOT metric" in c and "nearest 2 m, farthest 5 m" in c for c in comments)
+
+
+@pytest.mark.parametrize(
+    "rows, extra, message",
+    [
+        ([(0, 3, 3, 2.0)], [], "at least 2 anchors"),
+        ([(0, 3, 3, 2.0), (1, 52, 3, 4.0)], [], "line 3: pixel (52, 3) is off the 52x36 frame"),
+        ([(0, 3, 3, 2.0), (6, 5, 3, 4.0)], [], "line 3: frame 6 is past the last processed frame 5"),
+        ([(0, 3, 3, 2.0), (1, 5, 3, 4.0)], ["--from", "1"], "frame 0 is before the first processed frame 1"),
+        ([(0, 3, 3, 2.0), (1, 5, 3, -4.0)], [], "line 3: the distance must be a positive number of metres"),
+        ([(0, 3, 3, 2.0), (1, 5, 3, 4.0)], ["+other"], "one video"),
+        ([(0, 3, 3, 2.0), (1, 5, 3, 4.0)], ["--anchor-tolerance", "0"], "--anchor-tolerance must be > 0"),
+        (None, ["--save-ply"], "--save-ply needs the camera: give --fov DEG"),
+        (None, ["--save-ply", "--fov", "190"], "--fov is the horizontal field of view"),
+        (None, ["--save-ply", "--fov", "60", "--intrinsics", "{cam}"], "not both"),
+        (None, ["--save-ply", "--fov", "60", "--ply-every", "0"], "--ply-every must be >= 1"),
+        (None, ["--save-ply", "--fov", "60", "--assumed-range", "5", "1"], "0 < near < far"),
+        (None, ["--save-ply", "--intrinsics", "{wide}"], "cam.json is for 100x36 images, but the video is 52x36"),
+    ],
+)
+def test_bad_anchors_and_3d_options_fail_before_the_model_loads(tmp_path, tiny_checkpoint, capsys, no_model_load,
+                                                                 rows, extra, message):
+    video = encode_video(tmp_path / "ok.mp4", pattern_frames(6))
+    other = encode_video(tmp_path / "other.mp4", pattern_frames(6, seed=1))
+    (tmp_path / "k.json").write_text(json.dumps({"fx": 30, "fy": 30, "cx": 25.5, "cy": 17.5}))
+    (tmp_path / "cam.json").write_text(json.dumps({"fx": 30, "fy": 30, "cx": 25.5, "cy": 17.5, "width": 100,
+                                                   "height": 36}))
+    inputs = [video, other] if extra == ["+other"] else [video]
+    extra = [a.format(cam=tmp_path / "k.json", wide=tmp_path / "cam.json") for a in extra if a != "+other"]
+    anchors = [] if rows is None else ["--metric-anchors", str(write_anchor_csv(tmp_path / "a.csv", rows))]
+    code = main(["-q", "run", *map(str, inputs), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), *anchors,
+                 *extra])
+    assert code == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_save_rrd_without_rerun_is_one_line(tmp_path, tiny_checkpoint, capsys, no_model_load, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rerun", None)  # import rerun fails, as where the extra is not installed
+    video = encode_video(tmp_path / "ok.mp4", pattern_frames(6))
+    code = main(["-q", "run", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--save-rrd",
+                 "--fov", "60"])
+    assert code == 2 and "pip install 'rolldepth[rrd]'" in one_line_error(capsys)
+
+
+def test_save_rrd_logs_rgb_depth_and_points(tmp_path, tiny_checkpoint):
+    pytest.importorskip("rerun")
+    from rerun.chunk import RrdReader
+
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(8))
+    out = tmp_path / "out"
+    assert main(["-q", "run", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "26", "-d", "1",
+                 "--cmap", "--no-save-png", "--save-rrd", "--fov", "60", "--ply-every", "4"]) == 0
+    chunks = list(RrdReader(out / "clip.rrd").stream())
+    paths = {str(chunk.entity_path) for chunk in chunks}
+    assert {"/camera/image", "/camera/image/rgb", "/camera/image/depth", "/camera/points", "/description"} <= paths
+    assert sum(chunk.num_rows for chunk in chunks if str(chunk.entity_path) == "/camera/points") == 2  # frames 0, 4
+    assert not list(out.glob(".*partial"))

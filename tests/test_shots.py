@@ -139,3 +139,13 @@ def test_bad_shot_files_are_one_line_and_exit_2(tmp_path, tiny_checkpoint, cut_v
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("rolldepth: error:") and "\n" not in err and message in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_metric_anchors_on_a_video_with_cuts_are_refused(tmp_path, tiny_checkpoint, cut_video, capsys):
+    anchors = tmp_path / "anchors.csv"
+    anchors.write_text("frame,x,y,metres\n0,10,10,2.0\n30,20,20,3.0\n50,5,5,4.0\n")
+    code = main(["-q", "run", str(cut_video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint),
+                 "--res", "26", "--metric-anchors", str(anchors)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "has 3 shots (cuts at frames 20, 38)" in err and "\n" not in err, err
+    assert not list((tmp_path / "o").glob("cuts_*"))  # no output that looks complete

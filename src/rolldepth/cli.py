@@ -149,7 +149,34 @@ def add_run_parser(sub) -> None:
     p.add_argument("--ray", metavar="ADDRESS", help="spread the videos over a Ray cluster (auto, host:port, "
                    "ray://host:10001, or local to start one here); OUT must be shared storage")
     p.add_argument("--ray-cpus", type=float, default=1, help="Ray CPUs per video (default 1)")
+    add_3d_arguments(p)
     p.set_defaults(func=cmd_run)
+
+
+def add_3d_arguments(p) -> None:
+    g = p.add_argument_group("metric depth and 3-D export")
+    g.add_argument("--metric-anchors", type=Path, metavar="FILE",
+                   help="CSV/JSON of known distances (frame, x, y, metres; pixels of the input frame): fit the video's "
+                   "metric scale robustly and write <stem>_depth_m.npy (metres; not with --no-save-npy; EXR too with "
+                   "--save-exr) and <stem>_metric.json (fit, residuals); one input only")
+    g.add_argument("--anchor-tolerance", type=float, default=0.25, metavar="FRACTION",
+                   help="relative depth error within which an anchor agrees with the fit; the others are outliers "
+                   "(default 0.25)")
+    g.add_argument("--save-ply", action="store_true",
+                   help="write coloured point clouds <stem>_ply/frame_000000.ply, ... (binary PLY, camera "
+                   "coordinates, metres) every --ply-every frames; needs --fov or --intrinsics")
+    g.add_argument("--ply-every", type=int, default=10, metavar="N",
+                   help="export every N-th frame as a point cloud (default 10)")
+    g.add_argument("--fov", type=float, metavar="DEG", help="horizontal field of view of the camera, degrees")
+    g.add_argument("--intrinsics", type=Path, metavar="FILE",
+                   help="camera intrinsics in the input's pixels: JSON {\"K\": 3x3} or {\"fx\",\"fy\",\"cx\",\"cy\"} "
+                   "(optionally \"width\", \"height\"), or text fx fy cx cy")
+    g.add_argument("--assumed-range", type=float, nargs=2, default=(1.0, 10.0), metavar=("NEAR", "FAR"),
+                   help="without anchors, the 3-D export maps the relative depth to this range in metres: NOT metric "
+                   "(default 1 10)")
+    g.add_argument("--save-rrd", action="store_true",
+                   help="log RGB, depth and points of every --ply-every-th frame to <stem>.rrd for the Rerun viewer "
+                   "(pip install 'rolldepth[rrd]'); needs --fov or --intrinsics")
 
 
 def cmd_run(args) -> int:
@@ -169,6 +196,9 @@ def cmd_run(args) -> int:
         restore_res=args.restore_res, cmaps=tuple(args.cmap), save_npy=args.save_npy, save_png=args.save_png,
         save_exr=args.save_exr, save_sbs=args.save_sbs, save_snippets=args.save_snippets, batch_size=args.batch_size,
         vae_batch_size=args.vae_batch_size, max_vram=args.max_vram, seed=args.seed, progress=not args.quiet,
+        metric_anchors=args.metric_anchors, anchor_tolerance=args.anchor_tolerance, save_ply=args.save_ply,
+        ply_every=args.ply_every, save_rrd=args.save_rrd, fov=args.fov, intrinsics=args.intrinsics,
+        assumed_range=tuple(args.assumed_range),
     )
     options.check()
     if args.ray_cpus <= 0:
@@ -180,6 +210,9 @@ def cmd_run(args) -> int:
         unique.setdefault(path.resolve(), path)  # an input named twice runs once
     inputs = list(unique.values())
     check_distinct_stems(inputs)
+    if options.metric_anchors is not None and len(inputs) > 1:
+        raise UserError(f"--metric-anchors holds the distances of one video, but {len(inputs)} inputs were given: "
+                        "run each video with its own anchors")
     model = args.model or default_model()
     device = pick_device(args.device)
     shape = ModelShape.of_folder(model)  # read from its configs: the model itself is loaded after the checks

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import UserError
+from .metric import AnchorError
 from .presets import Settings
 from .video_io import VideoInfo
 from .vram import CPU_BATCH
@@ -62,6 +63,15 @@ class RunOptions:
     seed: int = 0
     progress: bool = True
     extra: dict = field(default_factory=dict)
+    # metric depth and 3-D export (see export3d)
+    metric_anchors: Path | None = None  # CSV/JSON of frame, x, y, metres
+    anchor_tolerance: float = 0.25  # relative depth error within which an anchor agrees with the fit
+    save_ply: bool = False
+    ply_every: int = 10
+    save_rrd: bool = False
+    fov: float | None = None  # horizontal field of view in degrees, or
+    intrinsics: Path | None = None  # a file with K in the input's pixels
+    assumed_range: tuple[float, float] = (1.0, 10.0)  # near, far metres of the 3-D export without anchors
 
     def check(self) -> None:
         """Option values that no input can satisfy."""
@@ -77,6 +87,41 @@ class RunOptions:
             get_colormap(name)
         if self.shots not in ("auto", "none") and not Path(self.shots).is_file():
             raise UserError(f"--shots takes auto, none or a shots file; {self.shots} is not a file")
+        self.check_3d()
+
+    def check_3d(self) -> None:
+        """The metric and 3-D options: files readable and well-formed, a camera for the 3-D outputs."""
+        from .metric import assumed_range_map, read_anchors
+        from .pointcloud import intrinsics_from_fov, read_intrinsics
+
+        if self.metric_anchors is not None:
+            read_anchors(self.metric_anchors)
+            if not self.anchor_tolerance > 0:
+                raise UserError(f"--anchor-tolerance must be > 0, got {self.anchor_tolerance}")
+        if self.ply_every < 1:
+            raise UserError(f"--ply-every must be >= 1, got {self.ply_every}")
+        assumed_range_map(0.0, 1.0, *self.assumed_range)
+        if self.fov is not None:
+            intrinsics_from_fov(2, 2, self.fov)
+        if self.intrinsics is not None:
+            read_intrinsics(self.intrinsics)
+        if self.fov is not None and self.intrinsics is not None:
+            raise UserError("give either --fov or --intrinsics, not both")
+        if (self.save_ply or self.save_rrd) and self.fov is None and self.intrinsics is None:
+            what = "--save-ply" if self.save_ply else "--save-rrd"
+            raise UserError(f"{what} needs the camera: give --fov DEG (horizontal field of view) or --intrinsics FILE")
+        if self.save_rrd:
+            from .rrd import import_rerun
+
+            import_rerun()
+
+    def export3d(self):
+        """The 3-D part of the options, for ``export3d.write_3d_outputs``."""
+        from .export3d import Export3D
+
+        return Export3D(save_npy=self.save_npy, save_exr=self.save_exr, save_ply=self.save_ply,
+                        ply_every=self.ply_every, save_rrd=self.save_rrd, fov=self.fov, intrinsics=self.intrinsics,
+                        assumed_range=tuple(self.assumed_range))
 
 
 @dataclass(frozen=True)
@@ -160,6 +205,7 @@ def check_input(
             raise UserError(f"{path}{where}: {exc}") from None
     if path.is_dir():
         check_sequence(path, options.start, n_frames)
+    check_3d_input(path, info, options, n_frames)
     if output_dir is not None:
         model = model or ModelShape()
         check_resources(path, info, options, resolve_res(s, model.default_res), output_dir, model, device_type)
@@ -185,6 +231,23 @@ def shortest_shot(s: Settings) -> int:
         except UserError:
             continue
     return 10_000
+
+
+def check_3d_input(path: Path, info: VideoInfo, options: RunOptions, n_frames: int) -> None:
+    """Anchors on the frame and in the processed frames, intrinsics of this video's shape (before the model)."""
+    from .export3d import check_aspect
+    from .metric import check_anchors, read_anchors
+    from .pointcloud import read_intrinsics
+
+    try:
+        if options.metric_anchors is not None:
+            check_anchors(read_anchors(options.metric_anchors), (info.width, info.height), n_frames, options.start)
+        if options.intrinsics is not None:
+            size = read_intrinsics(options.intrinsics)[1]
+            if size is not None:
+                check_aspect(size, (info.width, info.height), Path(options.intrinsics).name)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def resolve_res(settings: Settings, default_res: int | None) -> int:
@@ -487,9 +550,22 @@ def process_video(
                         trimmed[offset : offset + len(block)] = block
                     depth = trimmed
                     break
+        n_done = len(depth)
+        fit = None
+        if options.metric_anchors is not None:  # before any output: wrong anchors keep the work for a rerun
+            from .metric import fit_metric_scale
+
+            if len(shots) > 1:  # every shot has its own normalisation: one map for the video would be wrong
+                raise AnchorError(
+                    f"--metric-anchors fits one scale for the whole video, but it has {len(shots)} shots (cuts at "
+                    f"frames {', '.join(str(options.start + a) for a, _ in shots[1:])}); run each shot on its own "
+                    "(--from/--frames) with its anchors, or --shots none if the cuts are not real"
+                )
+
+            fit = fit_metric_scale(depth, options.metric_anchors, (info.width, info.height), options.start,
+                                   options.anchor_tolerance)
         if on_stage:
             on_stage("writing outputs")
-        n_done = len(depth)
         rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
                           autorotate=options.autorotate) if options.save_sbs else None
         snippets = None
@@ -507,11 +583,21 @@ def process_video(
         )
         if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
             written["shots"] = write_shots_json(output_dir / f"{stem}_shots.json", shots, depth, options)
+        if fit is not None or options.save_ply or options.save_rrd:
+            from .export3d import write_3d_outputs
+
+            rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
+                              autorotate=options.autorotate) if (options.save_ply or options.save_rrd) else None
+            written |= write_3d_outputs(output_dir, stem, depth, rgb, options.export3d(), fit,
+                                        (info.width, info.height), options.start)
         if options.save_npy:  # the finished depth file becomes the output: a rename, not a copy
             final = output_dir / f"{stem}_pred.npy"
             store.close()
             os.replace(depth.path, final)
             written = {"pred": final, **written}
+    except AnchorError as exc:  # the depth is fine, the anchors are not: keep it for a rerun with other anchors
+        raise UserError(f"{path}: {exc}; the computed depth is kept in {store.folder}: run again with corrected "
+                        f"anchors to finish without recomputing it") from None
     except UserError:  # the input is at fault (e.g. a frame that cannot be decoded): nothing worth resuming
         store.remove()
         raise

@@ -286,18 +286,19 @@ def write_png16(
     return folder
 
 
-def write_exr(folder: str | Path, depth: np.ndarray) -> Path:
+def write_exr(folder: str | Path, depth: np.ndarray, meaning: str = EXR_MEANING) -> Path:
     """Save depth as float32 OpenEXR images ``frame_000000.exr, ...`` (one ``Y`` channel, ZIP compressed).
 
-    The values are exactly those of ``<stem>_pred.npy`` (relative inverse depth, larger = nearer; no remapping),
-    so compositing tools (Nuke, Resolve, Blender) read the full float precision. ``Y`` makes viewers show it as
-    grayscale; a ``rolldepth`` header attribute says what the values mean. The folder appears only when complete.
+    The values are exactly those of ``depth`` (for ``<stem>_pred.npy``: relative inverse depth, larger = nearer; no
+    remapping), so compositing tools (Nuke, Resolve, Blender) read the full float precision. ``Y`` makes viewers
+    show it as grayscale; a ``rolldepth`` header attribute holds ``meaning``, what the values are. The folder
+    appears only when complete.
     """
     import OpenEXR
 
     depth = _as_depth(depth)
     folder = Path(folder)
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "rolldepth": EXR_MEANING}
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "rolldepth": meaning}
     with atomic_path(folder, directory=True) as tmp:
         for index, frame in enumerate(depth):
             pixels = np.ascontiguousarray(frame, dtype=np.float32)
