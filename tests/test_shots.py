@@ -149,3 +149,16 @@ def test_metric_anchors_on_a_video_with_cuts_are_refused(tmp_path, tiny_checkpoi
     err = capsys.readouterr().err.strip()
     assert code == 2 and "has 3 shots (cuts at frames 20, 38)" in err and "\n" not in err, err
     assert not list((tmp_path / "o").glob("cuts_*"))  # no output that looks complete
+
+
+def test_without_opencv_the_video_runs_as_one_shot_with_a_warning(pipe, cut_video, tmp_path, monkeypatch, caplog):
+    import rolldepth.shots as shots
+
+    def unavailable(*args, **kwargs):
+        raise ImportError("libGL.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(shots, "detect_cuts", unavailable)
+    written = process_video(pipe, cut_video, tmp_path / "o", options_for())
+    assert "shots" not in written and "processed as one shot" in caplog.text and "libGL.so.1" in caplog.text
+    alone = process_video(pipe, cut_video, tmp_path / "none", options_for(shots="none"))
+    np.testing.assert_array_equal(np.load(written["pred"]), np.load(alone["pred"]))

@@ -414,7 +414,12 @@ def find_shots(path: Path, info: VideoInfo, options: RunOptions, n_frames: int,
         return [list(r) for r in shot_ranges(cuts, options.start, n_frames, info.n_frames, options.shots)]
     if on_stage:
         on_stage("finding shots")
-    found = detect_cuts(iter_frames(path, options.start, n_frames, options.autorotate), float(info.fps))
+    try:
+        found = detect_cuts(iter_frames(path, options.start, n_frames, options.autorotate), float(info.fps))
+    except ImportError as exc:  # OpenCV needs the system's libGL/GLib; a missing one must not stop the run
+        log.warning("cut detection is unavailable (%s): %s is processed as one shot; install libgl1 and "
+                    "libglib2.0-0 for it, or give --shots none or a shots file", exc, path)
+        return [[0, n_frames]]
     shots = shot_ranges([options.start + c for c in found], options.start, n_frames, info.n_frames)
     merged = drop_short_shots(shots, shortest_shot(options.settings))
     if len(merged) < len(shots):
