@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import encode_video, pattern_frames
-from rolldepth.cli import main
+from rolldepth.apps.cli import main
 from rolldepth.errors import UserError
-from rolldepth.pipeline import RollingDepthPipeline
-from rolldepth.presets import resolve_settings
-from rolldepth.runner import RunOptions, process_video
-from rolldepth.shots import drop_short_shots, read_shots_file, shot_ranges
+from rolldepth.model.pipeline import RollingDepthPipeline
+from rolldepth.process.presets import resolve_settings
+from rolldepth.process.runner import RunOptions, process_video
+from rolldepth.video.shots import drop_short_shots, read_shots_file, shot_ranges
 
 LENGTHS = (20, 18, 22)  # three shots; cuts at 20 and 38
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .bench import moving_pattern_video
-from .checkpoint import TINY_TEXT, TINY_UNET, TINY_VAE, build_components
+from ..model.checkpoint import TINY_TEXT, TINY_UNET, TINY_VAE, build_components
 
 # prs-eth/rollingdepth-v1-0 (Marigold = SD2): unet/, vae/ and text_encoder/ configs, shapes only.
 SD2_UNET = dict(
@@ -53,7 +53,7 @@ SHAPES = {"sd2": (SD2_UNET, SD_VAE, CLIP_H_TEXT), "tiny": (TINY_UNET, TINY_VAE, 
 
 def build_pipeline(shape: str, device: str, dtype: torch.dtype = torch.float32, seed: int = 0):
     """A random-init :class:`RollingDepthPipeline` of ``shape``, built directly on ``device``."""
-    from .pipeline import RollingDepthPipeline
+    from ..model.pipeline import RollingDepthPipeline
 
     with torch.device(device):
         parts = build_components(*SHAPES[shape], seed=seed)
@@ -64,7 +64,7 @@ def build_pipeline(shape: str, device: str, dtype: torch.dtype = torch.float32, 
 
 def as_dtype(pipe, dtype: torch.dtype):
     """A copy of ``pipe`` with its models in ``dtype`` (same weights, rounded)."""
-    from .pipeline import RollingDepthPipeline
+    from ..model.pipeline import RollingDepthPipeline
 
     parts = {name: copy.deepcopy(getattr(pipe, name)).to(dtype=dtype) for name in ("unet", "vae", "text_encoder")}
     return RollingDepthPipeline(**parts, scheduler=pipe.scheduler, tokenizer=pipe.tokenizer)
@@ -73,7 +73,7 @@ def as_dtype(pipe, dtype: torch.dtype):
 def _write_outputs(depth: np.ndarray, fps: float) -> tuple[float, bool]:
     """Seconds to write what ``rolldepth run`` writes by default, and whether that included the mp4s (only where
     PyAV is installed)."""
-    from . import writers
+    from ..video import writers
 
     cmaps = ("Spectral_r", "Greys_r") if writers.av is not None else ()
     with tempfile.TemporaryDirectory(prefix="rolldepth-gpu-bench-") as tmp:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
-from .errors import UserError
+from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
+from ..errors import UserError
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,14 @@ from tqdm.auto import tqdm
 
 from .attention import enable_multi_frame_attention
 from .checkpoint import encode_empty_prompt, load_components, resolve_checkpoint
-from .coalign import COALIGN_SOLVERS, DEFAULT_COALIGN, subsample
-from .errors import UserError
-from .merge import global_min, merge_frames, renormalise
-from .snippets import SnippetGroup, build_snippet_groups, check_refine_coverage, refine_dilations, snippet_indices
-from .video_io import processing_size, resize_depth, resize_frames
+from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN, subsample
+from ..errors import UserError
+from ..method.merge import global_min, merge_frames, renormalise
+from ..method.snippets import SnippetGroup, build_snippet_groups, check_refine_coverage, refine_dilations, snippet_indices
+from ..video.reading import processing_size, resize_depth, resize_frames
 from .vram import plan_batches
-from .weights import default_model
-from .workdir import MemoryStore, rows_in_blocks
+from ..weights import default_model
+from ..storage.workdir import MemoryStore, rows_in_blocks
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from .errors import UserError
+from ..errors import UserError
 
 logger = logging.getLogger(__name__)
 

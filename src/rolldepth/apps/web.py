@@ -21,8 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import UserError
-from .presets import PRESETS
+from ..errors import UserError
+from ..process.presets import PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class PipelineCache:
         self._lock = threading.Lock()
 
     def get(self, dtype_name: str):
-        from .cli import load_pipeline, pick_device, pick_dtype
+        from ..model.loading import load_pipeline, pick_device, pick_dtype
 
         with self._lock:
             device = pick_device(self.device)
@@ -93,7 +93,7 @@ class RequestResult:
 
     def shot_strip(self, cmap: str) -> list[tuple[np.ndarray, str]]:
         """The first depth frame of every shot, colorized, with its caption (the page's shot strip)."""
-        from .writers import colorize
+        from ..video.writers import colorize
 
         depth = np.load(self.npy, mmap_mode="r")
         return [(colorize(np.asarray(depth[a : a + 1]), cmap)[0], f"shot {k + 1}: frames {a}-{b - 1}")
@@ -139,8 +139,8 @@ def run_request(
     on_stage: Callable[[str], None] | None = None,
 ) -> RequestResult:
     """Process one uploaded video into its own folder under ``work_root``; user mistakes raise ``UserError``."""
-    from .presets import resolve_settings
-    from .runner import RunOptions, check_input, process_video
+    from ..process.presets import resolve_settings
+    from ..process.runner import RunOptions, check_input, process_video
 
     if not video:
         raise UserError("upload a video first")
@@ -274,7 +274,7 @@ def _cmd_web(args) -> int:
     require_gradio()
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
-    from .weights import default_model
+    from ..weights import default_model
 
     app = build_app(args.model or str(default_model()), args.device)  # a missing embedded model fails now
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks are not news

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -410,7 +410,7 @@ def latent_scaling_factor(vae, data: SyntheticVideos, cfg: TrainConfig, n: int =
 
 
 def initial_components(cfg: TrainConfig) -> dict:
-    from .checkpoint import build_components, load_components
+    from ..model.checkpoint import build_components, load_components
 
     if cfg.init:
         return load_components(cfg.init)
@@ -425,8 +425,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Path:
     """
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from .attention import enable_multi_frame_attention
-    from .checkpoint import encode_empty_prompt, save_components
+    from ..model.attention import enable_multi_frame_attention
+    from ..model.checkpoint import encode_empty_prompt, save_components
 
     if cfg.vae_steps < 0 or cfg.unet_steps < 0 or cfg.frames_per_batch < 3 or cfg.vae_batch < 1 or min(cfg.crop) < 8:
         raise UserError("steps must be >= 0, frames per batch >= 3 and the crop at least 8x8")

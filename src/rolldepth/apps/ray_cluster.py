@@ -13,7 +13,7 @@ import logging
 import socket
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ _PIPELINES: dict[tuple, object] = {}  # per worker process: (model, dtype, devic
 def _pipeline(model: str, dtype: str, device: str):
     key = (model, dtype, device)
     if key not in _PIPELINES:
-        from .cli import load_pipeline, quiet_weight_loading
+        from ..model.loading import load_pipeline, quiet_weight_loading
 
         quiet_weight_loading()  # no weight-loading bars from workers in the driver's log
         _PIPELINES[key] = load_pipeline(model, dtype, device)
@@ -32,7 +32,7 @@ def _pipeline(model: str, dtype: str, device: str):
 
 def process_one(model: str, dtype: str, device: str, path: Path, output_dir: Path, options, info) -> str | None:
     """Body of one Ray task: ``None`` on success, else the one-line reason a user mistake stopped this video."""
-    from .runner import process_video
+    from ..process.runner import process_video
 
     try:
         process_video(_pipeline(model, dtype, device), path, output_dir, options, info)

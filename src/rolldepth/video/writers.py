@@ -33,9 +33,9 @@ from numpy.lib import format as npformat
 from matplotlib.colors import Colormap
 from PIL import Image
 
-from .errors import UserError
-from .video_io import as_rate
-from .workdir import rows_in_blocks
+from ..errors import UserError
+from .reading import as_rate
+from ..storage.workdir import rows_in_blocks
 
 log = logging.getLogger(__name__)
 

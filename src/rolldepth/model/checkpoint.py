@@ -38,7 +38,7 @@ from huggingface_hub.utils import validate_repo_id
 from tokenizers import pre_tokenizers
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 

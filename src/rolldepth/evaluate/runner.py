@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
-from .errors import UserError
+from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
+from ..errors import UserError
 from .metrics import evaluate_video, mean_over_videos
 
 log = logging.getLogger(__name__)
@@ -193,9 +193,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 # ============================================================================================ command line
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .cli import load_pipeline
-    from .datasets import load_dataset
-    from .weights import default_model
+    from ..model.loading import load_pipeline
+    from ..data.benchmarks import load_dataset
+    from ..weights import default_model
 
     variants = parse_variants(args.variants)
     if args.refine_steps < 0 or (args.max_videos is not None and args.max_videos < 1):

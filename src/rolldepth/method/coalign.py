@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .errors import UserError
+from ..errors import UserError
 from .snippets import SnippetGroup
 
 log = logging.getLogger(__name__)

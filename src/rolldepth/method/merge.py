@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .snippets import SnippetGroup
-from .workdir import rows_in_blocks
+from ..storage.workdir import rows_in_blocks
 
 
 def global_min(preds: Sequence[np.ndarray]) -> float:

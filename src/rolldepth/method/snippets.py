@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def cap_dilation(dilation: int, n_frames: int, snippet_len: int) -> int:

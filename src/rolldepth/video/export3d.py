@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .metric import INVALID_MEANING, MetricFit, MetricView, assumed_range_map
+from ..errors import UserError
+from ..method.metric_scale import INVALID_MEANING, MetricFit, MetricView, assumed_range_map
 from .pointcloud import frame_points, intrinsics_from_fov, read_intrinsics, scale_intrinsics, write_ply
-from .workdir import rows_in_blocks
+from ..storage.workdir import rows_in_blocks
 from .writers import atomic_path, value_range, write_exr, write_npy
 
 log = logging.getLogger(__name__)

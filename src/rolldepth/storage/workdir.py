@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npformat
 
-from .errors import UserError
+from ..errors import UserError
 
 try:
     import fcntl

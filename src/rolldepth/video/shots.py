@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 THRESHOLD = 27.0  # PySceneDetect ContentDetector's default: mean HSV change between frames that makes a cut
 MIN_SHOT = 15  # frames; PySceneDetect's default minimum scene length

@@ -43,8 +43,8 @@ def moving_pattern_frames(n_frames: int, height: int = 240, width: int = 320, se
 def bench_coalign(frame_counts, dilations, seed: int = 0) -> list[dict]:
     """Print and return, per video length, seconds and objective of both co-alignment modes and of the official
     2000-step Adam, and how far the official mode's parameters land from Adam's."""
-    from .coalign import adam_coalign, coalign, official_coalign, official_objective
-    from .snippets import build_snippet_groups
+    from ..method.coalign import adam_coalign, coalign, official_coalign, official_objective
+    from ..method.snippets import build_snippet_groups
 
     rows = []
     print(f"co-alignment, dilations {list(dilations)}: both modes vs the official Adam (2000 it.), same inputs")
@@ -95,7 +95,7 @@ def bench_pipeline(model: str | Path, n_frames: int, res: int | None, dilations,
     """End-to-end seconds per frame (by stage) and peak RSS for one generated video."""
     import torch
 
-    from .pipeline import RollingDepthPipeline
+    from ..model.pipeline import RollingDepthPipeline
 
     tic = time.perf_counter()
     pipe = RollingDepthPipeline.from_pretrained(model, dtype=torch.float32, device="cpu")
@@ -154,11 +154,11 @@ def bench_memory(
     is written and used: memory is about data, not about the weights' values. Next to each figure: the size of the
     intermediate arrays the run kept on disk (an in-memory run would hold them).
     """
-    from .checkpoint import write_tiny_checkpoint
-    from .presets import resolve_settings
-    from .runner import ModelShape, RunOptions, estimate_resources
-    from .video_io import probe
-    from .writers import write_video
+    from ..model.checkpoint import write_tiny_checkpoint
+    from ..process.presets import resolve_settings
+    from ..process.runner import ModelShape, RunOptions, estimate_resources
+    from ..video.reading import probe
+    from ..video.writers import write_video
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="rolldepth-bench-") as tmp:
