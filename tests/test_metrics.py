@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from rolldepth.evaluate.runner import metrics
+from rolldepth.evaluate import metrics
 from rolldepth.errors import UserError
 from rolldepth.evaluate.metrics import (
     abs_rel,

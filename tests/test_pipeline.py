@@ -81,7 +81,7 @@ def test_seed_makes_runs_repeatable_and_matters(pipe):
 
 
 def test_refinement_follows_the_official_schedule(pipe, monkeypatch):
-    import rolldepth.model.pipeline as module
+    import rolldepth.model.refine as module
 
     dilations, timesteps = [], []
     real_indices, real_denoise = module.snippet_indices, pipe.denoise
@@ -124,7 +124,7 @@ def test_wrong_frame_array_is_a_user_error(pipe):
 def test_official_coalign_mode_merges_with_the_official_fixed_point(pipe):
     from rolldepth.method.coalign import official_coalign
     from rolldepth.method.merge import global_min, merge_frames, renormalise
-    from rolldepth.model.pipeline import subsampled
+    from rolldepth.method.coalign import subsampled
 
     frames = pattern_frames(12)
     kw = dict(dilations=(1, 4), processing_res=48, generator=0, progress=False, return_snippets=True)

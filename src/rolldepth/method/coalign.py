@@ -30,6 +30,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..errors import UserError
+from ..storage.workdir import rows_in_blocks
 from .snippets import SnippetGroup
 
 log = logging.getLogger(__name__)
@@ -572,3 +573,8 @@ def adam_coalign(
         scales=layout.split(scales.detach().double().numpy()), shifts=layout.split(shifts.detach().double().numpy()),
         objective=objective, iterations=iterations, seconds=time.perf_counter() - tic,
     )
+
+
+def subsampled(preds, offset: float) -> np.ndarray:
+    """``subsample(preds - offset)`` as a compact array, read block by block (``preds`` may be on disk)."""
+    return np.concatenate([subsample(block - offset) for _, block in rows_in_blocks(preds)])

@@ -1,39 +1,33 @@
 """RollingDepthPipeline: snippets -> co-alignment -> merge -> optional refinement.
 
-One readable ``__call__`` in the diffusers style; the math lives in small pure modules (``snippets``, ``coalign``,
-``merge``) and the model parts are passed in (``unet``, ``vae``, ``scheduler``, ``text_encoder``, ``tokenizer``).
+``__call__`` and :meth:`~RollingDepthPipeline.run` tell the algorithm in order, in the diffusers style. The math
+lives in the pure modules of :mod:`rolldepth.method` (``snippets``, ``coalign``, ``merge``); the model steps in
+:mod:`.codec` (VAE), :mod:`.inference` (UNet) and :mod:`.refine`; the storage and resume bookkeeping of every stage
+in :mod:`.stages`. The model parts are passed in (``unet``, ``vae``, ``scheduler``, ``text_encoder``, ``tokenizer``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import DiffusionPipeline
-from tqdm.auto import tqdm
 
+from ..errors import UserError
+from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
+from ..method.snippets import SnippetGroup
+from ..storage.workdir import MemoryStore
+from ..video.reading import processing_size
+from ..weights import default_model
+from . import codec, inference, stages
 from .attention import enable_multi_frame_attention
 from .checkpoint import encode_empty_prompt, load_components, resolve_checkpoint
-from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN, subsample
-from ..errors import UserError
-from ..method.merge import global_min, merge_frames, renormalise
-from ..method.snippets import SnippetGroup, build_snippet_groups, check_refine_coverage, refine_dilations, snippet_indices
-from ..video.reading import processing_size, resize_depth, resize_frames
-from .vram import plan_batches
-from ..weights import default_model
-from ..storage.workdir import MemoryStore, rows_in_blocks
-
-log = logging.getLogger(__name__)
-
-REFINE_SKIP_RATIO = 0.5  # refinement starts half-way down the noise schedule (t=499 of 1000)
+from .digest import weights_digest
+from .refine import refine
 
 
 def read_model_defaults(folder: Path) -> dict:
@@ -162,29 +156,11 @@ class RollingDepthPipeline(DiffusionPipeline):
                 self.text_encoder.to("cpu")
         return self._empty_embedding
 
-    def _sync(self) -> None:
-        """Wait for queued GPU work, so that a stage's seconds are its own."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def weights_digest(self) -> str:
-        """A short fingerprint of the weights, scheduler and prompt embedding, computed once per pipeline.
-
-        A resumed run must only reuse cached predictions of the same model. Hashing every weight of an SD-sized
-        UNet costs seconds, so each tensor contributes its name, shape, dtype and a strided sample of its values:
-        any retrained or swapped model changes it.
-        """
+        """A short fingerprint of the weights, scheduler and prompt embedding, computed once per pipeline: a resumed
+        run must only reuse cached predictions of the same model (see :func:`.digest.weights_digest`)."""
         if self._weights_digest is None:
-            digest = hashlib.sha1()
-            for part in ("unet", "vae"):
-                for name, tensor in getattr(self, part).state_dict().items():
-                    flat = tensor.detach().reshape(-1)
-                    sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy()
-                    digest.update(f"{part}.{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-                    digest.update(sample.tobytes())
-            digest.update(self.empty_embedding.float().cpu().numpy().tobytes())
-            digest.update(json.dumps(dict(self.scheduler.config), sort_keys=True, default=str).encode())
-            self._weights_digest = digest.hexdigest()
+            self._weights_digest = weights_digest(self)
         return self._weights_digest
 
     def resolve_res(self, processing_res: int | None) -> int:
@@ -203,379 +179,112 @@ class RollingDepthPipeline(DiffusionPipeline):
 
     # ----------------------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def __call__(
-        self,
-        frames: np.ndarray,
-        *,
-        dilations=(1, 25),
-        snippet_lengths=(3,),
-        cap_dilation: bool = True,
-        refine_steps: int = 0,
-        refine_snippet_length: int = 3,
-        refine_start_dilation: int = 6,
-        coalign_mode: str = DEFAULT_COALIGN,
-        processing_res: int | None = None,
-        restore_res: bool = False,
-        batch_size: int | None = None,
-        vae_batch_size: int | None = None,
-        max_vram: float | None = None,
-        generator: torch.Generator | int | None = None,
-        return_snippets: bool = False,
-        progress: bool = True,
-    ) -> RollingDepthOutput:
-        """Estimate a temporally consistent depth video.
+    def __call__(self, frames: np.ndarray, **options) -> RollingDepthOutput:
+        """Estimate a temporally consistent depth video from [N, H, W, 3] uint8 RGB ``frames``.
 
-        Parameters
-        ----------
-        frames : np.ndarray
-            [N, H, W, 3] uint8 RGB frames.
-        dilations, snippet_lengths, cap_dilation
-            The rolling kernels: snippets of ``L`` frames spaced ``d`` apart, for every dilation ``d``.
-        refine_steps, refine_snippet_length, refine_start_dilation
-            Partial-diffusion refinement (0 steps = off), dilations shrinking from the start value to 1.
-        coalign_mode : str
-            ``"official"``: the fixed point the official Adam procedure converges to (solved directly);
-            ``"objective"``: the minimum of the same loss (see :mod:`rolldepth.coalign`).
-        processing_res : int, optional
-            Max side used for inference (0 = native); default: the checkpoint's recommendation, else 768.
-        restore_res : bool
-            Resize the result back to the input size.
-        batch_size, vae_batch_size : int, optional
-            Snippets per UNet call and frames per VAE call; default: on a GPU the largest that fit its free memory
-            (measured, see :mod:`rolldepth.vram`), on the CPU 4.
-        max_vram : float, optional
-            GB of GPU memory the automatic batch sizes may plan for (e.g. to leave room for other programs).
-        generator : torch.Generator or int, optional
-            Seed of the one noise map shared by all frames.
-        return_snippets : bool
-            Keep the raw snippet predictions in the output.
-        progress : bool
-            Show progress bars.
-
-        Notes
-        -----
-        Everything stays in memory here; :meth:`run` with a :class:`~rolldepth.workdir.DiskStore` runs the same
-        steps with the intermediate arrays on disk (what ``rolldepth run`` does), giving the same result.
+        Keyword arguments as for :meth:`run` (``dilations``, ``refine_steps``, ``processing_res``, ``generator``, ...).
+        Everything stays in memory here; :meth:`run` with a :class:`~rolldepth.storage.workdir.DiskStore` runs the
+        same steps with the intermediate arrays on disk (what ``rolldepth run`` does), giving the same result.
         """
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise UserError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {list(frames.shape)}")
         source = FrameSource(len(frames), frames.shape[1], frames.shape[2], lambda first: iter(frames[first:]))
-        return self.run(
-            source, MemoryStore(), dilations=dilations, snippet_lengths=snippet_lengths, cap_dilation=cap_dilation,
-            refine_steps=refine_steps, refine_snippet_length=refine_snippet_length,
-            refine_start_dilation=refine_start_dilation, coalign_mode=coalign_mode, processing_res=processing_res,
-            restore_res=restore_res, batch_size=batch_size, vae_batch_size=vae_batch_size, max_vram=max_vram,
-            generator=generator, return_snippets=return_snippets, progress=progress,
-        )
+        return self.run(source, MemoryStore(), **options)
 
     @torch.no_grad()
     def run(
-        self,
-        source: FrameSource,
-        store,
-        *,
-        dilations=(1, 25),
-        snippet_lengths=(3,),
-        cap_dilation: bool = True,
-        refine_steps: int = 0,
-        refine_snippet_length: int = 3,
-        refine_start_dilation: int = 6,
-        coalign_mode: str = DEFAULT_COALIGN,
-        processing_res: int | None = None,
-        restore_res: bool = False,
-        batch_size: int | None = None,
-        vae_batch_size: int | None = None,
-        max_vram: float | None = None,
-        generator: torch.Generator | int | None = None,
-        return_snippets: bool = False,
-        progress: bool = True,
+        self, source: FrameSource, store, *, dilations=(1, 25), snippet_lengths=(3,), cap_dilation: bool = True,
+        refine_steps: int = 0, refine_snippet_length: int = 3, refine_start_dilation: int = 6,
+        coalign_mode: str = DEFAULT_COALIGN, processing_res: int | None = None, restore_res: bool = False,
+        batch_size: int | None = None, vae_batch_size: int | None = None, max_vram: float | None = None,
+        generator: torch.Generator | int | None = None, return_snippets: bool = False, progress: bool = True,
         on_stage: Callable[[str], None] | None = None,
     ) -> RollingDepthOutput:
         """The pipeline on frames streamed from ``source``, intermediate arrays kept by ``store``.
 
-        With a :class:`~rolldepth.workdir.DiskStore` memory does not grow with the video's length except for the
-        subsampled co-alignment data (1/100 of the predictions), the frame-to-snippet bookkeeping and, with
-        refinement, the latents of the whole video (which refinement keeps in memory: 1/16 of the depth's size for
-        an SD VAE). Every stage records its progress in the store (frames encoded, snippets predicted per group,
-        the alignment, finished arrays) and skips what an earlier, interrupted run already recorded; snippet
-        batches and VAE batches start at the same indices either way, so a resumed run computes exactly what an
-        uninterrupted one would. Arguments as for :meth:`__call__`; ``on_stage`` is told "reading frames" and
-        "estimating depth" as those stages start. Arrays in the output are the store's (``NpyArray`` for a
-        ``DiskStore``).
+        ``dilations``, ``snippet_lengths``, ``cap_dilation``: the rolling kernels, snippets of ``L`` frames spaced
+        ``d`` apart for every dilation ``d``. ``refine_steps`` (0 = off), ``refine_snippet_length``,
+        ``refine_start_dilation``: partial-diffusion refinement, dilations shrinking to 1. ``coalign_mode``:
+        ``"official"`` (the fixed point of the official Adam procedure, solved directly) or ``"objective"`` (the
+        minimum of its loss, see :mod:`rolldepth.method.coalign`). ``processing_res``: max side for inference (0 =
+        native; default the checkpoint's recommendation, else 768); ``restore_res`` resizes the result back to the
+        input size. ``batch_size``, ``vae_batch_size``: snippets per UNet call and frames per VAE call (default: on a
+        GPU the largest that fit its free memory, or ``max_vram`` GB, see :mod:`rolldepth.model.vram`; 4 on the
+        CPU). ``generator``: seed of the one noise map shared by all frames. ``return_snippets`` keeps the raw
+        predictions; ``progress`` shows bars; ``on_stage`` is told "reading frames" and "estimating depth".
+
+        Every stage records its progress in the store and skips what an interrupted run already recorded (see
+        :mod:`.stages`), so a resumed run computes exactly what an uninterrupted one would; with a
+        :class:`~rolldepth.storage.workdir.DiskStore` memory does not grow with the video's length except for the
+        subsampled co-alignment data, the frame-to-snippet bookkeeping and, with refinement, the video's latents.
+        Arrays in the output are the store's (``NpyArray`` for a ``DiskStore``).
         """
         if (batch_size is not None and batch_size < 1) or (vae_batch_size is not None and vae_batch_size < 1):
             raise UserError("batch sizes must be >= 1")
         if coalign_mode not in COALIGN_SOLVERS:
             raise UserError(f"coalign_mode must be one of {', '.join(COALIGN_SOLVERS)}, got {coalign_mode!r}")
+        kernels = stages.Kernels(dilations, snippet_lengths, cap_dilation, refine_steps, refine_snippet_length,
+                                 refine_start_dilation)
         n_frames = int(store.get("frames", source.n_frames))
-        groups = build_snippet_groups(n_frames, dilations, snippet_lengths, cap=cap_dilation)
-        if refine_steps > 0:
-            check_refine_coverage(refine_steps, refine_start_dilation, n_frames, refine_snippet_length, cap_dilation)
+        groups = kernels.groups(n_frames)
         if isinstance(generator, int):
             generator = torch.Generator().manual_seed(generator)
         res = self.resolve_res(processing_res)
-        height, width = processing_size(source.height, source.width, res)
+        size = processing_size(source.height, source.width, res)
         timings: dict[str, float] = {}
+        batch, vae_batch = stages.batch_sizes(self, store, kernels, groups, size, batch_size, vae_batch_size, max_vram)
 
-        # Batch sizes: planned once per run and recorded, so a resumed run batches exactly as the first one did.
-        batches = store.get("batches")
-        if batches is None:
-            longest = max([group.snippet_len for group in groups] + [refine_snippet_length if refine_steps else 1])
-            plan = plan_batches(self, self.latent_shape(height, width)[1:], longest, batch_size, vae_batch_size,
-                                max_vram)
-            batches = [plan.batch_size, plan.vae_batch_size]
-            store.set("batches", batches)
-        batch_size, vae_batch_size = (int(b) for b in batches)
-
-        # 1. Frames streamed in VAE batches: resized to the processing size, encoded once each.
-        tic = time.perf_counter()
-        if on_stage:
-            on_stage("reading frames")
-        latents = store.array("latents", (source.n_frames, *self.latent_shape(height, width)))
-        done = int(store.get("encoded", 0))
-        if done < n_frames:
-            encoded = self.encode_frames(
-                source.frames(done), res, latents, start=done, batch=vae_batch_size, progress=progress,
-                on_chunk=lambda k: store.set("encoded", k),
-            )
-            if encoded < n_frames:  # a damaged file: decoding stopped early
-                log.warning("only %d of %d frames could be decoded; estimating depth for those", encoded, n_frames)
-                n_frames = encoded
-                groups = build_snippet_groups(n_frames, dilations, snippet_lengths, cap=cap_dilation)
-                if refine_steps > 0:
-                    check_refine_coverage(refine_steps, refine_start_dilation, n_frames, refine_snippet_length,
-                                          cap_dilation)
-                store.set("frames", n_frames)
-        if len(latents) != n_frames:
-            latents = latents[:n_frames] if isinstance(latents, np.ndarray) else latents.head(n_frames)
-        timings["encode"] = time.perf_counter() - tic
-
-        # 2. One-step snippet inference, snippets batched; one noise map shared by every frame.
-        tic = time.perf_counter()
-        if on_stage:
-            on_stage("estimating depth")
-        noise = torch.randn(latents.shape[1:], generator=generator, dtype=torch.float32)
-        noise = noise.to(self.device, self.unet.dtype)
-        snippets = []
-        for g, group in enumerate(groups):
-            key = f"snippets{g}"
-            preds = store.array(key, (len(group), group.snippet_len, height, width))
-            done = int(store.get(key, 0))
-            if done < len(group):
-                self.predict_snippets(
-                    latents, noise, group.indices, batch_size, vae_batch_size, (height, width), progress,
-                    out=preds, start=done, on_batch=lambda k, key=key: store.set(key, k), timings=timings,
-                )
-            snippets.append(preds)
-        timings["snippets"] = time.perf_counter() - tic
-
-        # 3. Co-alignment on subsampled, min-shifted predictions; 4. merge frame by frame, renormalise in place.
-        tic = time.perf_counter()
-        alignment = store.get("alignment")
-        if alignment is None:
-            offset = global_min(snippets)
-            result = COALIGN_SOLVERS[coalign_mode]([subsampled(p, offset) for p in snippets], groups, n_frames)
-            log.info("co-alignment: objective %.5f after %d iterations", result.objective, result.iterations)
-            alignment = dict(offset=offset, scales=[s.tolist() for s in result.scales],
-                             shifts=[t.tolist() for t in result.shifts])
-            store.set("alignment", alignment)
-        offset = float(alignment["offset"])
-        scales = [np.asarray(s, dtype=np.float64) for s in alignment["scales"]]
-        shifts = [np.asarray(t, dtype=np.float64) for t in alignment["shifts"]]
-        depth = coaligned = store.array("merged", (n_frames, height, width))
-        if not store.get("merged"):
-            merge_frames(snippets, groups, n_frames, scales, shifts, offset, out=coaligned)
-            renormalise(coaligned, out=coaligned)
-            store.set("merged", True)
-        timings["coalign"] = time.perf_counter() - tic
-
-        # 5. Optional refinement: re-noise the merged video half-way and denoise it with shrinking snippets.
+        with stages.timed(timings, "encode"):  # 1. frames streamed in VAE batches, encoded once each
+            if on_stage:
+                on_stage("reading frames")
+            latents, n_frames, groups = stages.encode_video(self, source, store, res, size, n_frames, groups,
+                                                            kernels, vae_batch, progress)
+        with stages.timed(timings, "snippets"):  # 2. one-step snippet inference; one noise map for every frame
+            if on_stage:
+                on_stage("estimating depth")
+            noise = inference.shared_noise(self, latents.shape[1:], generator)
+            snippets = stages.predict_groups(self, store, latents, noise, groups, size, batch, vae_batch, progress,
+                                             timings)
+        with stages.timed(timings, "coalign"):  # 3. co-alignment, 4. merge and renormalisation
+            coaligned, scales, shifts = stages.align_and_merge(store, snippets, groups, n_frames, size, coalign_mode)
+        depth = coaligned
         if refine_steps > 0:
-            tic = time.perf_counter()
-            depth = store.array("refined", (n_frames, height, width))
-            if not store.get("refined"):
-                self.refine(
-                    coaligned, latents, noise, refine_steps, refine_snippet_length, refine_start_dilation,
-                    cap_dilation, batch_size, vae_batch_size, progress, out=depth,
-                )
-                store.set("refined", True)
-            timings["refine"] = time.perf_counter() - tic
-
-        if restore_res and (height, width) != (source.height, source.width):
-            restored = store.array("restored", (n_frames, source.height, source.width))
-            if not store.get("restored"):
-                for first, block in rows_in_blocks(depth):
-                    restored[first : first + len(block)] = resize_depth(block, (source.height, source.width))
-                store.set("restored", True)
-            depth = restored
+            with stages.timed(timings, "refine"):  # 5. partial diffusion of the merged video
+                depth = stages.refine_video(self, store, coaligned, latents, noise, kernels, n_frames, size, batch,
+                                            vae_batch, progress)
+        if restore_res and size != (source.height, source.width):
+            depth = stages.restore_size(store, depth, n_frames, (source.height, source.width))
         return RollingDepthOutput(
-            depth=depth,
-            depth_coaligned=coaligned,
-            snippets=snippets if return_snippets else None,
-            groups=groups,
-            scales=scales,
-            shifts=shifts,
-            timings=timings,
+            depth=depth, depth_coaligned=coaligned, snippets=snippets if return_snippets else None, groups=groups,
+            scales=scales, shifts=shifts, timings=timings,
         )
 
-    # ----------------------------------------------------------------------------------------------------------
-    def _pad(self, images: torch.Tensor) -> torch.Tensor:
-        """Replicate-pad [N, C, h, w] on the bottom/right to multiples of the VAE's factor (a no-op for the
-        multiples of 8 that most processing sizes are)."""
-        m = self.size_multiple
-        pad_h, pad_w = -images.shape[-2] % m, -images.shape[-1] % m
-        if pad_h or pad_w:
-            images = F.pad(images, (0, pad_w, 0, pad_h), mode="replicate")
-        return images
-
-    def _encode_batch(self, images: torch.Tensor) -> torch.Tensor:
-        """One VAE call: [B, 3, H, W] in [-1, 1] -> scaled latent means (posterior mean, as in Marigold)."""
-        images = images.to(self.device, self.vae.dtype)
-        return self.vae.encode(images).latent_dist.mean * self.vae.config.scaling_factor
+    # ---------------------------------------------------------------------------------------------------------
+    # The model steps, as methods so that a test or a subclass can replace one (see .codec, .inference, .refine).
+    def encode_frames(self, frames, res: int, out, start: int = 0, batch: int = 4, progress: bool = True,
+                      on_chunk: Callable[[int], None] | None = None) -> int:
+        """Streamed uint8 RGB frames into latents ``out[start:]`` (see :func:`.codec.encode_frames`)."""
+        return codec.encode_frames(self, frames, res, out, start, batch, progress, on_chunk)
 
     def encode(self, images: torch.Tensor, batch: int, progress: bool, desc: str) -> torch.Tensor:
-        """[N, 3, H, W] in [-1, 1] -> scaled latent means [N, 4, H/f, W/f], ``batch`` images per VAE call."""
-        out = []
-        for start in tqdm(range(0, len(images), batch), desc=desc, disable=not progress, leave=False):
-            out.append(self._encode_batch(images[start : start + batch]))
-        return torch.cat(out)
-
-    def encode_frames(
-        self, frames: Iterable[np.ndarray], res: int, out, start: int = 0, batch: int = 4, progress: bool = True,
-        on_chunk: Callable[[int], None] | None = None,
-    ) -> int:
-        """Encode streamed uint8 RGB frames into ``out[start:]`` (float32 latents), ``batch`` frames per VAE call.
-
-        Only one batch of frames is held at a time. ``on_chunk`` is called with the number of frames done after
-        each batch (resumable runs record it). Returns the index after the last frame encoded.
-        """
-        index, chunk = start, []
-        bar = tqdm(total=len(out), initial=start, desc="Encoding frames", disable=not progress, leave=False)
-
-        def flush() -> None:
-            nonlocal index
-            latents = self._encode_batch(self._pad(resize_frames(np.stack(chunk), res)))
-            out[index : index + len(chunk)] = latents.float().cpu().numpy()
-            index += len(chunk)
-            bar.update(len(chunk))
-            chunk.clear()
-            if on_chunk:
-                on_chunk(index)
-
-        for frame in frames:
-            if index + len(chunk) >= len(out):
-                break
-            chunk.append(frame)
-            if len(chunk) == batch:
-                flush()
-        if chunk:
-            flush()
-        bar.close()
-        return index
+        """[N, 3, H, W] in [-1, 1] -> scaled latent means (see :func:`.codec.encode`)."""
+        return codec.encode(self, images, batch, progress, desc)
 
     def decode(self, latents: torch.Tensor, size: tuple[int, int], batch: int) -> np.ndarray:
-        """Depth latents [M, 4, h, w] -> depth [M, H, W] float32: mean of the 3 decoded channels, padding cropped."""
-        out = []
-        for start in range(0, len(latents), batch):
-            chunk = latents[start : start + batch] / self.vae.config.scaling_factor
-            image = self.vae.decode(chunk.to(self.vae.dtype)).sample.float().mean(dim=1)
-            out.append(image[:, : size[0], : size[1]].cpu().numpy())
-        return np.concatenate(out)
-
-    def _gather(self, latents, index: np.ndarray) -> torch.Tensor:
-        """Rows ``index`` of stored latents (ndarray, NpyArray or tensor) as a tensor on the device."""
-        if isinstance(latents, torch.Tensor):
-            return latents[torch.from_numpy(np.asarray(index)).to(latents.device)]
-        return torch.from_numpy(np.ascontiguousarray(latents[np.asarray(index)])).to(self.device, self.vae.dtype)
+        """Depth latents [M, 4, h, w] -> depth [M, H, W] float32 (see :func:`.codec.decode`)."""
+        return codec.decode(self, latents, size, batch)
 
     def denoise(self, rgb_latents, depth_latents, timestep, n_frames: int) -> torch.Tensor:
-        """One DDIM step of the depth latents of whole snippets ([(B*L), 4, h, w], frames of a snippet consecutive)."""
-        unet_in = torch.cat([rgb_latents, depth_latents], dim=1).to(self.unet.dtype)
-        context = self.empty_embedding.expand(len(unet_in), -1, -1)
-        v_pred = self.unet(
-            unet_in, timestep, encoder_hidden_states=context, cross_attention_kwargs={"num_frames": n_frames}
-        ).sample
-        return self.scheduler.step(v_pred, timestep, depth_latents).prev_sample
+        """One DDIM step of the depth latents of whole snippets (see :func:`.inference.denoise`)."""
+        return inference.denoise(self, rgb_latents, depth_latents, timestep, n_frames)
 
-    def predict_snippets(
-        self, rgb_latents, noise, indices, batch, vae_batch, size, progress, *, out=None, start: int = 0,
-        on_batch: Callable[[int], None] | None = None, timings: dict[str, float] | None = None,
-    ) -> np.ndarray:
-        """One-step prediction at t=999 for every snippet of a group: [K, L, H, W] float32 inverse depth.
-
-        Written into ``out`` (any array indexed by row slices) from snippet ``start`` on, which must be a multiple
-        of ``batch`` (a resumed run starts at the batch after the last one recorded); ``on_batch`` is called with
-        the number of snippets done after each batch. ``timings`` (if given) accumulates the seconds of the UNet
-        (``snippets_unet``) and of decoding (``snippets_decode``).
-        """
-        n_snippets, length = indices.shape
-        self.scheduler.set_timesteps(1, device=self.device)
-        timestep = self.scheduler.timesteps[0]
-        if out is None:
-            out = np.empty((n_snippets, length, *size), dtype=np.float32)
-        desc = f"Snippets ({length} frames)"
-        bar = tqdm(total=n_snippets, initial=start, desc=desc, disable=not progress, leave=False)
-        for first in range(start, n_snippets, batch):
-            idx = indices[first : first + batch].reshape(-1)
-            tic = time.perf_counter()
-            latents = self.denoise(self._gather(rgb_latents, idx), noise.expand(len(idx), -1, -1, -1), timestep, length)
-            self._sync()
-            toc = time.perf_counter()
-            out[first : first + batch] = self.decode(latents, size, vae_batch).reshape(-1, length, *size)
-            if timings is not None:
-                timings["snippets_unet"] = timings.get("snippets_unet", 0.0) + toc - tic
-                timings["snippets_decode"] = timings.get("snippets_decode", 0.0) + time.perf_counter() - toc
-            bar.update(len(idx) // length)
-            if on_batch:
-                on_batch(min(first + batch, n_snippets))
-        bar.close()
-        return out
+    def predict_snippets(self, rgb_latents, noise, indices, batch, vae_batch, size, progress, **kwargs) -> np.ndarray:
+        """One-step prediction of every snippet of a group (see :func:`.inference.predict_snippets`)."""
+        return inference.predict_snippets(self, rgb_latents, noise, indices, batch, vae_batch, size, progress, **kwargs)
 
     def refine(self, depth, rgb_latents, noise, steps, length, start_dilation, cap, batch, vae_batch, progress,
                out=None):
-        """Partial diffusion from t=499 with snippet dilations shrinking to 1; after EVERY step each frame's latent
-        is the mean over all snippets that contain it (the official refinement).
-
-        ``depth`` is read and ``out`` written one VAE batch at a time, but the latents of the whole video stay in
-        memory while refining (every step touches all of them).
-        """
-        n_frames, height, width = depth.shape
-        total = int(steps / REFINE_SKIP_RATIO)
-        if total > self.scheduler.config.num_train_timesteps:
-            raise UserError(f"too many refinement steps: {steps}")
-        self.scheduler.set_timesteps(total, device=self.device)
-        timesteps = self.scheduler.timesteps[int(total * REFINE_SKIP_RATIO) :]
-        schedule = refine_dilations(len(timesteps), start_dilation, n_frames, length, cap=cap)
-
-        rgb_all = self._gather(rgb_latents, np.arange(n_frames))
-        clean = []
-        for first in tqdm(range(0, n_frames, vae_batch), desc="Encoding depth", disable=not progress, leave=False):
-            image = torch.from_numpy(np.asarray(depth[first : first + vae_batch], dtype=np.float32))
-            clean.append(self._encode_batch(self._pad(image[:, None].expand(-1, 3, -1, -1))))
-        clean = torch.cat(clean)
-        noise_all = noise.expand(n_frames, -1, -1, -1)
-        latents = self.scheduler.add_noise(clean, noise_all.to(clean.dtype), timesteps[:1])
-
-        for timestep, dilation in tqdm(
-            list(zip(timesteps, schedule)), desc="Refining", disable=not progress, leave=False
-        ):
-            indices = snippet_indices(n_frames, dilation, min(length, n_frames))
-            total_latents = torch.zeros_like(latents)
-            counts = torch.zeros(n_frames, dtype=latents.dtype, device=latents.device)
-            for start in range(0, len(indices), batch):
-                idx = torch.from_numpy(indices[start : start + batch].reshape(-1)).to(latents.device)
-                stepped = self.denoise(rgb_all[idx], latents[idx], timestep, indices.shape[1])
-                total_latents.index_add_(0, idx, stepped.to(latents.dtype))
-                counts.index_add_(0, idx, torch.ones(len(idx), dtype=latents.dtype, device=latents.device))
-            latents = total_latents / counts[:, None, None, None]
-        if out is None:
-            out = np.empty((n_frames, height, width), dtype=np.float32)
-        for first in range(0, n_frames, vae_batch):
-            out[first : first + vae_batch] = self.decode(latents[first : first + vae_batch], (height, width), vae_batch)
-        return out
-
-
-def subsampled(preds, offset: float) -> np.ndarray:
-    """``subsample(preds - offset)`` as a compact array, read block by block (``preds`` may be on disk)."""
-    return np.concatenate([subsample(block - offset) for _, block in rows_in_blocks(preds)])
+        """Partial-diffusion refinement of the merged video (see :func:`.refine.refine`)."""
+        return refine(self, depth, rgb_latents, noise, steps, length, start_dilation, cap, batch, vae_batch,
+                      progress, out)
