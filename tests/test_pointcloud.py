@@ -20,7 +20,8 @@ from rolldepth.video.pointcloud import (
     scale_intrinsics,
     write_ply,
 )
-from rolldepth.data.synth import Material, Scene, SceneObject, get_renderer, intrinsics_matrix, quad_mesh, rigid, rotation
+from rolldepth.data.renderer import get_renderer
+from rolldepth.data.scene import Material, Scene, SceneObject, intrinsics_matrix, quad_mesh, rigid, rotation
 
 WIDTH, HEIGHT = 64, 48
 

@@ -11,22 +11,9 @@ import numpy as np
 import pytest
 
 from rolldepth.errors import UserError
-from rolldepth.data.synth import (
-    Material,
-    Scene,
-    SceneConfig,
-    SceneObject,
-    box_mesh,
-    get_renderer,
-    intrinsics_matrix,
-    load_sequence,
-    look_at,
-    quad_mesh,
-    render_sequence,
-    rigid,
-    rotation,
-    write_dataset,
-)
+from rolldepth.data.renderer import get_renderer
+from rolldepth.data.scene import Material, Scene, SceneConfig, SceneObject, box_mesh, intrinsics_matrix, look_at, quad_mesh, rigid, rotation
+from rolldepth.data.synth import load_sequence, render_sequence, write_dataset
 
 WIDTH, HEIGHT = 64, 48
 

@@ -128,16 +128,7 @@ def evaluate(
                 saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json"
             result = _load_result(saved, record)
             if result is None:
-                tic = time.perf_counter()
-                out = pipe(
-                    frames, **VARIANTS[name], refine_steps=steps, coalign_mode=coalign, processing_res=res, generator=seed,
-                    progress=False,
-                )
-                result = dict(score(np.asarray(out.depth), sample), seconds=time.perf_counter() - tic)
-                if saved:
-                    _write_atomic(saved, json.dumps({"record": record, "result": result}))
-                log.info("%s %s: AbsRel %.4f (disparity) in %.1f s", sample.name, name,
-                         result["disparity"]["abs_rel"], result["seconds"])
+                result = _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved, record)
             else:
                 log.info("%s %s: done in an earlier run", sample.name, name)
             seconds[name] += result["seconds"]
@@ -154,6 +145,21 @@ def evaluate(
         for name in variants
     }
     return {"videos": videos, "summary": summary}
+
+
+def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: Path | None, record) -> dict:
+    """Run and score one variant on one video; saved in ``saved`` (with its ``record``) when given."""
+    tic = time.perf_counter()
+    out = pipe(
+        frames, **VARIANTS[name], refine_steps=steps, coalign_mode=coalign, processing_res=res, generator=seed,
+        progress=False,
+    )
+    result = dict(score(np.asarray(out.depth), sample), seconds=time.perf_counter() - tic)
+    if saved:
+        _write_atomic(saved, json.dumps({"record": record, "result": result}))
+    log.info("%s %s: AbsRel %.4f (disparity) in %.1f s", sample.name, name,
+             result["disparity"]["abs_rel"], result["seconds"])
+    return result
 
 
 def _load_result(path: Path | None, record: dict) -> dict | None:

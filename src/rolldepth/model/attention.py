@@ -84,24 +84,7 @@ class MultiFrameAttnProcessor:
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
 
-        query = attn.to_q(hidden_states)
-        if encoder_hidden_states is None:
-            encoder_hidden_states = hidden_states
-        elif attn.norm_cross:
-            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-        key = attn.to_k(encoder_hidden_states)
-        value = attn.to_v(encoder_hidden_states)
-
-        head_dim = key.shape[-1] // attn.heads
-        # (b L) n (h d) -> b h (L n) d: the frames of a snippet become one token sequence.
-        query, key, value = (
-            x.reshape(batch_size // frames, -1, attn.heads, head_dim).transpose(1, 2) for x in (query, key, value)
-        )
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-
+        query, key, value, head_dim = _joint_projections(attn, hidden_states, encoder_hidden_states, frames)
         hidden_states = F.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
         )
@@ -117,6 +100,29 @@ class MultiFrameAttnProcessor:
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+def _joint_projections(attn, hidden_states, encoder_hidden_states, frames: int):
+    """Query, key and value ``[b, heads, L*n, head_dim]`` of ``[(b L), n, C]`` tokens, and the head size."""
+    batch_size = hidden_states.shape[0]
+    query = attn.to_q(hidden_states)
+    if encoder_hidden_states is None:
+        encoder_hidden_states = hidden_states
+    elif attn.norm_cross:
+        encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+    key = attn.to_k(encoder_hidden_states)
+    value = attn.to_v(encoder_hidden_states)
+
+    head_dim = key.shape[-1] // attn.heads
+    # (b L) n (h d) -> b h (L n) d: the frames of a snippet become one token sequence.
+    query, key, value = (
+        x.reshape(batch_size // frames, -1, attn.heads, head_dim).transpose(1, 2) for x in (query, key, value)
+    )
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    return query, key, value, head_dim
 
 
 def check_frames(batch_size: int, num_frames: int) -> None:

@@ -485,15 +485,11 @@ def process_video(
     Frames are streamed and intermediate arrays kept in the work folder (see the module notes), so memory stays
     bounded for long videos and an interrupted call resumes when called again (``resume=False`` starts over).
     """
-    from ..model.pipeline import FrameSource
-    from ..video.reading import iter_frames
-    from ..storage.workdir import DiskStore, PrefixedStore, rows_in_blocks
-    from ..video.writers import save_outputs
+    from ..storage.workdir import DiskStore
 
     path, output_dir = Path(path), Path(output_dir)
     info = info or check_input(path, options)
-    s = options.settings
-    res = pipe.resolve_res(processing_res(pipe, s))
+    res = pipe.resolve_res(processing_res(pipe, options.settings))
     check_resources(path, info, options, res, output_dir, ModelShape.of_pipe(pipe), pipe.device.type)
     n_frames = frame_window(info, options)
     stem = output_stem(path)
@@ -502,99 +498,17 @@ def process_video(
     except OSError as exc:
         raise UserError(f"cannot create the output folder {output_dir}: {exc.strerror or exc}") from None
     store = DiskStore(work_folder(output_dir, stem), run_fingerprint(pipe, path, options, res, n_frames), resume)
-
-    def frames(first: int, stop: int = n_frames):
-        if first >= stop:
-            return iter(())
-        return iter_frames(path, options.start + first, stop - first, options.autorotate)
-
-    def estimate(source, shot_store):
-        return pipe.run(
-            source, shot_store,
-            dilations=s.dilations, snippet_lengths=s.snippet_lengths, cap_dilation=s.cap_dilation,
-            refine_steps=s.refine_steps, refine_snippet_length=s.refine_snippet_length,
-            refine_start_dilation=s.refine_start_dilation, coalign_mode=s.coalign, processing_res=res,
-            restore_res=options.restore_res,
-            batch_size=options.batch_size, vae_batch_size=options.vae_batch_size, max_vram=options.max_vram,
-            generator=options.seed,
-            return_snippets=options.save_snippets, progress=options.progress, on_stage=on_stage,
-        )
-
     try:
         shots = store.get("shots")
         if shots is None:
             shots = find_shots(path, info, options, n_frames, on_stage)
             store.set("shots", shots)
-        if len(shots) == 1:  # one shot: exactly the single-run path, nothing assembled
-            out = estimate(FrameSource(n_frames, info.height, info.width, frames), store)
-            depth, outs = out.depth, [out]
-        else:
-            depth, outs = None, []
-            for k, (first, stop) in enumerate(shots):
-                log.info("shot %d of %d: frames %d-%d", k + 1, len(shots), options.start + first,
-                         options.start + stop - 1)
-                source = FrameSource(stop - first, info.height, info.width,
-                                     lambda offset, first=first, stop=stop: frames(first + offset, stop))
-                out = estimate(source, PrefixedStore(store, f"shot{k}_"))
-                outs.append(out)
-                if depth is None:
-                    depth = store.array("depth", (n_frames, *out.depth.shape[1:]))
-                if not store.get(f"shot{k}_copied"):
-                    for offset, block in rows_in_blocks(out.depth):
-                        depth[first + offset : first + offset + len(block)] = block
-                    store.set(f"shot{k}_copied", True)
-                if len(out.depth) < stop - first:  # a damaged file: decoding stopped inside this shot
-                    shots = shots[:k] + [[first, first + len(out.depth)]]
-                    trimmed = store.array("depth_trimmed", (first + len(out.depth), *depth.shape[1:]))
-                    for offset, block in rows_in_blocks(depth.head(len(trimmed))):
-                        trimmed[offset : offset + len(block)] = block
-                    depth = trimmed
-                    break
+        depth, outs, shots = estimate_shots(pipe, path, info, options, store, shots, n_frames, res, on_stage)
         n_done = len(depth)
-        fit = None
-        if options.metric_anchors is not None:  # before any output: wrong anchors keep the work for a rerun
-            from ..method.metric_scale import fit_metric_scale
-
-            if len(shots) > 1:  # every shot has its own normalisation: one map for the video would be wrong
-                raise AnchorError(
-                    f"--metric-anchors fits one scale for the whole video, but it has {len(shots)} shots (cuts at "
-                    f"frames {', '.join(str(options.start + a) for a, _ in shots[1:])}); run each shot on its own "
-                    "(--from/--frames) with its anchors, or --shots none if the cuts are not real"
-                )
-
-            fit = fit_metric_scale(depth, options.metric_anchors, (info.width, info.height), options.start,
-                                   options.anchor_tolerance)
+        fit = fit_anchors(depth, shots, info, options)  # before any output: wrong anchors keep the work for a rerun
         if on_stage:
             on_stage("writing outputs")
-        rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
-                          autorotate=options.autorotate) if options.save_sbs else None
-        snippets = None
-        if options.save_snippets:
-            snippets = {}
-            for k, out in enumerate(outs):
-                prefix = f"shot{k}_" if len(outs) > 1 else ""
-                snippets |= {f"{prefix}dilation{g.dilation}_{i}": a
-                             for i, (g, a) in enumerate(zip(out.groups, out.snippets))}
-                snippets |= {f"{prefix}dilation{g.dilation}_{i}_indices": g.indices for i, g in enumerate(out.groups)}
-        fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
-        written = save_outputs(
-            output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
-            save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
-        )
-        if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
-            written["shots"] = write_shots_json(output_dir / f"{stem}_shots.json", shots, depth, options)
-        if fit is not None or options.save_ply or options.save_rrd:
-            from ..video.export3d import write_3d_outputs
-
-            rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
-                              autorotate=options.autorotate) if (options.save_ply or options.save_rrd) else None
-            written |= write_3d_outputs(output_dir, stem, depth, rgb, options.export3d(), fit,
-                                        (info.width, info.height), options.start)
-        if options.save_npy:  # the finished depth file becomes the output: a rename, not a copy
-            final = output_dir / f"{stem}_pred.npy"
-            store.close()
-            os.replace(depth.path, final)
-            written = {"pred": final, **written}
+        written = write_outputs(path, output_dir, stem, depth, outs, shots, info, options, res, fit, store)
     except AnchorError as exc:  # the depth is fine, the anchors are not: keep it for a rerun with other anchors
         raise UserError(f"{path}: {exc}; the computed depth is kept in {store.folder}: run again with corrected "
                         f"anchors to finish without recomputing it") from None
@@ -607,4 +521,113 @@ def process_video(
     seconds = sum(sum(out.timings.values()) for out in outs)
     log.info("%d frames in %.1f s (%.2f s/frame): %s", n_done, seconds, seconds / n_done,
              ", ".join(p.name for p in written.values()))
+    return written
+
+
+def run_arguments(options: RunOptions, res: int, on_stage: Callable[[str], None] | None) -> dict:
+    """The keyword arguments of :meth:`RollingDepthPipeline.run` for ``options``."""
+    s = options.settings
+    return dict(
+        dilations=s.dilations, snippet_lengths=s.snippet_lengths, cap_dilation=s.cap_dilation,
+        refine_steps=s.refine_steps, refine_snippet_length=s.refine_snippet_length,
+        refine_start_dilation=s.refine_start_dilation, coalign_mode=s.coalign, processing_res=res,
+        restore_res=options.restore_res,
+        batch_size=options.batch_size, vae_batch_size=options.vae_batch_size, max_vram=options.max_vram,
+        generator=options.seed,
+        return_snippets=options.save_snippets, progress=options.progress, on_stage=on_stage,
+    )
+
+
+def estimate_shots(pipe, path: Path, info: VideoInfo, options: RunOptions, store, shots, n_frames: int, res: int,
+                   on_stage):
+    """The depth of every shot, each run on its own and copied into the video's depth.
+
+    Returns the depth, the pipeline's outputs (one per shot) and the shots (fewer when a damaged file stops early).
+    """
+    from ..model.pipeline import FrameSource
+    from ..storage.workdir import PrefixedStore, rows_in_blocks
+    from ..video.reading import iter_frames
+
+    def frames(first: int, stop: int = n_frames):
+        if first >= stop:
+            return iter(())
+        return iter_frames(path, options.start + first, stop - first, options.autorotate)
+
+    kwargs = run_arguments(options, res, on_stage)
+    if len(shots) == 1:  # one shot: exactly the single-run path, nothing assembled
+        out = pipe.run(FrameSource(n_frames, info.height, info.width, frames), store, **kwargs)
+        return out.depth, [out], shots
+    depth, outs = None, []
+    for k, (first, stop) in enumerate(shots):
+        log.info("shot %d of %d: frames %d-%d", k + 1, len(shots), options.start + first, options.start + stop - 1)
+        source = FrameSource(stop - first, info.height, info.width,
+                             lambda offset, first=first, stop=stop: frames(first + offset, stop))
+        out = pipe.run(source, PrefixedStore(store, f"shot{k}_"), **kwargs)
+        outs.append(out)
+        if depth is None:
+            depth = store.array("depth", (n_frames, *out.depth.shape[1:]))
+        if not store.get(f"shot{k}_copied"):
+            for offset, block in rows_in_blocks(out.depth):
+                depth[first + offset : first + offset + len(block)] = block
+            store.set(f"shot{k}_copied", True)
+        if len(out.depth) < stop - first:  # a damaged file: decoding stopped inside this shot
+            shots = shots[:k] + [[first, first + len(out.depth)]]
+            trimmed = store.array("depth_trimmed", (first + len(out.depth), *depth.shape[1:]))
+            for offset, block in rows_in_blocks(depth.head(len(trimmed))):
+                trimmed[offset : offset + len(block)] = block
+            return trimmed, outs, shots
+    return depth, outs, shots
+
+
+def fit_anchors(depth, shots, info: VideoInfo, options: RunOptions):
+    """The metric scale fitted to ``--metric-anchors`` (``None`` without them)."""
+    if options.metric_anchors is None:
+        return None
+    from ..method.metric_scale import fit_metric_scale
+
+    if len(shots) > 1:  # every shot has its own normalisation: one map for the video would be wrong
+        raise AnchorError(
+            f"--metric-anchors fits one scale for the whole video, but it has {len(shots)} shots (cuts at "
+            f"frames {', '.join(str(options.start + a) for a, _ in shots[1:])}); run each shot on its own "
+            "(--from/--frames) with its anchors, or --shots none if the cuts are not real"
+        )
+    return fit_metric_scale(depth, options.metric_anchors, (info.width, info.height), options.start,
+                            options.anchor_tolerance)
+
+
+def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, info: VideoInfo, options: RunOptions,
+                  res: int, fit, store) -> dict[str, Path]:
+    """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``."""
+    from ..video.writers import save_outputs
+
+    n_done = len(depth)
+    rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
+                      autorotate=options.autorotate) if options.save_sbs else None
+    snippets = None
+    if options.save_snippets:
+        snippets = {}
+        for k, out in enumerate(outs):
+            prefix = f"shot{k}_" if len(outs) > 1 else ""
+            snippets |= {f"{prefix}dilation{g.dilation}_{i}": a
+                         for i, (g, a) in enumerate(zip(out.groups, out.snippets))}
+            snippets |= {f"{prefix}dilation{g.dilation}_{i}_indices": g.indices for i, g in enumerate(out.groups)}
+    fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
+    written = save_outputs(
+        output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
+        save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
+    )
+    if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
+        written["shots"] = write_shots_json(output_dir / f"{stem}_shots.json", shots, depth, options)
+    if fit is not None or options.save_ply or options.save_rrd:
+        from ..video.export3d import write_3d_outputs
+
+        rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
+                          autorotate=options.autorotate) if (options.save_ply or options.save_rrd) else None
+        written |= write_3d_outputs(output_dir, stem, depth, rgb, options.export3d(), fit,
+                                    (info.width, info.height), options.start)
+    if options.save_npy:  # the finished depth file becomes the output: a rename, not a copy
+        final = output_dir / f"{stem}_pred.npy"
+        store.close()
+        os.replace(depth.path, final)
+        written = {"pred": final, **written}
     return written
