@@ -303,12 +303,17 @@ def load_sequence(folder: str | Path) -> dict:
 
 
 # ============================================================================================ command line
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 160x120, got {text!r}") from None
-    return width, height
+def size_argument(example: str):
+    """An argparse ``type`` for ``WIDTHxHEIGHT`` sizes; ``example`` is shown in the error message."""
+
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            width, height = (int(part) for part in text.lower().split("x"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"size must look like {example}, got {text!r}") from None
+        return width, height
+
+    return parse
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -330,7 +335,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("out", type=Path, help="output folder")
     p.add_argument("--sequences", type=int, default=100, help="number of videos (default 100)")
     p.add_argument("--frames", type=int, default=48, help="frames per video (default 48)")
-    p.add_argument("--size", type=_parse_size, default=(160, 120), help="WIDTHxHEIGHT (default 160x120)")
+    p.add_argument("--size", type=size_argument("160x120"), default=(160, 120), help="WIDTHxHEIGHT (default 160x120)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     p.add_argument("--consistency", action="store_true",
                    help="the consistency split: every shot changes its visible depth range (a camera turning from "

@@ -149,13 +149,9 @@ def _disagreement_gradient(target, r, l1, norm, mask3, counts, n_entries):
     return sign
 
 
-def _chunk(layout: "_Layout", n0: int, n1: int, scales, shifts, model: bool):
-    """Objective contribution of frames ``[n0, n1)``; with ``model`` also its gradient pieces and GN blocks.
-
-    Returns ``value`` or ``(value, ids, mask, grad_s, grad_t, blocks)`` where ``grad_*[f, row]`` is the
-    derivative with respect to the parameters of the snippet in slot ``(f, row)`` (to be summed per snippet)
-    and ``blocks`` the ``[frames, 2R, 2R]`` Gauss-Newton blocks of both spaces.
-    """
+def _aligned(layout: "_Layout", n0: int, n1: int, scales, shifts):
+    """Frames ``[n0, n1)`` aligned: the raw predictions ``x`` per slot, the slot mask (also as ``mask3``), the
+    snippet ids, the aligned disparity ``a`` and depth, and the number of snippets per frame."""
     x, slots = layout.gather(n0, n1)
     occupied = slots >= 0
     mask = occupied.astype(np.float64)
@@ -165,6 +161,17 @@ def _chunk(layout: "_Layout", n0: int, n1: int, scales, shifts, model: bool):
     a += (shifts[ids] * mask)[:, :, None]
     depth = mask3 / np.maximum(a, DEPTH_CLIP)
     counts = mask.sum(axis=1)
+    return x, mask, mask3, ids, a, depth, counts
+
+
+def _chunk(layout: "_Layout", n0: int, n1: int, scales, shifts, model: bool):
+    """Objective contribution of frames ``[n0, n1)``; with ``model`` also its gradient pieces and GN blocks.
+
+    Returns ``value`` or ``(value, ids, mask, grad_s, grad_t, blocks)`` where ``grad_*[f, row]`` is the
+    derivative with respect to the parameters of the snippet in slot ``(f, row)`` (to be summed per snippet)
+    and ``blocks`` the ``[frames, 2R, 2R]`` Gauss-Newton blocks of both spaces.
+    """
+    x, mask, mask3, ids, a, depth, counts = _aligned(layout, n0, n1, scales, shifts)
     value = 0.0
     spaces = []
     for weight, values in ((1.0, a), (DEPTH_WEIGHT, depth)):
@@ -220,19 +227,29 @@ def _evaluate(layout: "_Layout", scales, shifts, model: bool = False):
     for n0, n1 in layout.chunks():
         value, ids, mask, chunk_gs, chunk_gt, blocks = _chunk(layout, n0, n1, scales, shifts, True)
         total += value
-        valid = mask > 0
-        np.add.at(grad_s, ids[valid], chunk_gs[valid])
-        np.add.at(grad_t, ids[valid], chunk_gt[valid])
-        index = np.concatenate([ids, ids + q], axis=1)
-        valid2 = np.concatenate([valid, valid], axis=1)
-        pair = valid2[:, :, None] & valid2[:, None, :]
-        rows.append(np.broadcast_to(index[:, :, None], pair.shape)[pair])
-        cols.append(np.broadcast_to(index[:, None, :], pair.shape)[pair])
-        vals.append(blocks[pair])
-    hessian = sp.coo_matrix(
+        _accumulate(q, ids, mask, chunk_gs, chunk_gt, blocks, grad_s, grad_t, rows, cols, vals)
+    hessian = _sparse(q, rows, cols, vals)
+    return total, np.concatenate([grad_s, grad_t]), (hessian + hessian.T) / 2
+
+
+def _accumulate(q, ids, mask, chunk_gs, chunk_gt, blocks, grad_s, grad_t, rows, cols, vals) -> None:
+    """Add one chunk's gradient to ``grad_s``/``grad_t`` and its valid ``[2R, 2R]`` blocks to the sparse triplets."""
+    valid = mask > 0
+    np.add.at(grad_s, ids[valid], chunk_gs[valid])
+    np.add.at(grad_t, ids[valid], chunk_gt[valid])
+    index = np.concatenate([ids, ids + q], axis=1)
+    valid2 = np.concatenate([valid, valid], axis=1)
+    pair = valid2[:, :, None] & valid2[:, None, :]
+    rows.append(np.broadcast_to(index[:, :, None], pair.shape)[pair])
+    cols.append(np.broadcast_to(index[:, None, :], pair.shape)[pair])
+    vals.append(blocks[pair])
+
+
+def _sparse(q: int, rows, cols, vals) -> sp.csc_matrix:
+    """The ``[2q, 2q]`` sparse matrix of the collected triplets (duplicates summed)."""
+    return sp.coo_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * q, 2 * q)
     ).tocsc()
-    return total, np.concatenate([grad_s, grad_t]), (hessian + hessian.T) / 2
 
 
 def _gauss_newton_blocks(r, l1, norm, z_s, z_t, mask, counts, floor_fraction: float = 0.25):
@@ -410,15 +427,7 @@ def _fixed_point_chunk(layout: "_Layout", n0: int, n1: int, scales, shifts, floo
     sign replaced by ``r / max(|r|, floor)`` and the target moving with the parameters is, per frame,
     ``diag(sum w alpha beta) - (1/C) (w alpha) beta^T`` (not symmetric: only the own slot's weight enters).
     """
-    x, slots = layout.gather(n0, n1)
-    occupied = slots >= 0
-    mask = occupied.astype(np.float64)
-    mask3 = mask[:, :, None]
-    ids = np.where(occupied, slots, 0)
-    a = scales[ids][:, :, None] * mask3 * x
-    a += (shifts[ids] * mask)[:, :, None]
-    depth = mask3 / np.maximum(a, DEPTH_CLIP)
-    counts = mask.sum(axis=1)
+    x, mask, mask3, ids, a, depth, counts = _aligned(layout, n0, n1, scales, shifts)
     grad_s, grad_t, blocks = np.zeros(mask.shape), np.zeros(mask.shape), 0.0
     eye = np.eye(mask.shape[1], dtype=bool)
     c = counts[:, None, None]
@@ -450,18 +459,8 @@ def _fixed_point_system(layout: "_Layout", theta: np.ndarray):
     rows, cols, vals = [np.arange(2 * q)], [np.arange(2 * q)], [np.concatenate([pen_hs, pen_ht])]
     for n0, n1 in layout.chunks():
         ids, mask, chunk_gs, chunk_gt, blocks = _fixed_point_chunk(layout, n0, n1, theta[:q], theta[q:])
-        valid = mask > 0
-        np.add.at(grad_s, ids[valid], chunk_gs[valid])
-        np.add.at(grad_t, ids[valid], chunk_gt[valid])
-        index = np.concatenate([ids, ids + q], axis=1)
-        valid2 = np.concatenate([valid, valid], axis=1)
-        pair = valid2[:, :, None] & valid2[:, None, :]
-        rows.append(np.broadcast_to(index[:, :, None], pair.shape)[pair])
-        cols.append(np.broadcast_to(index[:, None, :], pair.shape)[pair])
-        vals.append(blocks[pair])
-    jacobian = sp.coo_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * q, 2 * q)
-    ).tocsc()
+        _accumulate(q, ids, mask, chunk_gs, chunk_gt, blocks, grad_s, grad_t, rows, cols, vals)
+    jacobian = _sparse(q, rows, cols, vals)
     return np.concatenate([grad_s, grad_t]), jacobian
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, read_user_file
 
 DEFAULT_TOLERANCE = 0.25  # relative depth error an anchor may have and still agree with the fit (delta1's 1.25)
 MAX_PAIRS = 4000  # RANSAC proposals when the anchors have more pairs than this (sampled with a fixed seed)
@@ -74,12 +74,7 @@ def read_anchors(path: str | Path) -> list[Anchor]:
         that is not a positive number of metres.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"anchor file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the anchor file {path}: {exc}") from None
+    text = read_user_file(path, "anchor file")
     stripped = text.lstrip()
     if path.suffix.lower() == ".json" or stripped.startswith(("[", "{")):
         return _anchors_from_json(text, path.name)

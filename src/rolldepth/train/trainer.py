@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.synth import size_argument
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
@@ -473,14 +474,6 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Path:
 # ------------------------------------------------------------------------------------------------------------------
 # Command line
 # ------------------------------------------------------------------------------------------------------------------
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 128x96, got {text!r}") from None
-    return width, height
-
-
 def register_cli(subparsers) -> None:
     """``rolldepth train --data SYNTH_DIR -o OUT [--init MODEL] ...``"""
     d = TrainConfig(data="")
@@ -504,7 +497,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--one-step-fraction", type=float, default=d.one_step_fraction,
                    help=f"share of UNet snippets trained at t=999, the one-step regime of inference "
                    f"({d.one_step_fraction})")
-    p.add_argument("--crop", type=_size, default=d.crop, help="training crop WIDTHxHEIGHT (128x96)")
+    p.add_argument("--crop", type=size_argument("128x96"), default=d.crop, help="training crop WIDTHxHEIGHT (128x96)")
     p.add_argument("--processing-res", type=int, default=d.processing_res,
                    help=f"inference resolution recommended in the saved model ({d.processing_res})")
     p.add_argument("--save-every", type=int, default=d.save_every, help=f"steps between saved states ({d.save_every})")

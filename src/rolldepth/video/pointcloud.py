@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, read_user_file
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -37,12 +37,7 @@ def read_intrinsics(path: str | Path) -> tuple[np.ndarray, tuple[int, int] | Non
     pixels.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"intrinsics file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the intrinsics file {path}: {exc}") from None
+    text = read_user_file(path, "intrinsics file")
     size = None
     if text.lstrip().startswith(("{", "[")):
         try:
