@@ -30,7 +30,7 @@ def _yaw_pitch(forward: np.ndarray) -> tuple[float, float]:
     return float(np.arctan2(forward[0], forward[2])), float(np.arcsin(np.clip(forward[1], -1, 1)))
 
 
-def direction(yaw, pitch) -> np.ndarray:
+def view_direction(yaw, pitch) -> np.ndarray:
     yaw, pitch = np.broadcast_arrays(np.asarray(yaw, dtype=np.float64), np.asarray(pitch, dtype=np.float64))
     return np.stack([np.cos(pitch) * np.sin(yaw), np.sin(pitch), np.cos(pitch) * np.cos(yaw)], axis=-1)
 
@@ -62,26 +62,26 @@ def _camera_path(
         return eyes, layout.target - eyes
     if name == "dolly":
         heading = yaw0 + rng.choice([0, np.pi / 2, -np.pi / 2, np.pi]) + np.radians(rng.uniform(-30, 30))
-        eyes = eye + direction(heading, 0.0) * speed * centred[:, None]
-        return eyes, np.tile(direction(yaw0, pitch0), (n, 1))
+        eyes = eye + view_direction(heading, 0.0) * speed * centred[:, None]
+        return eyes, np.tile(view_direction(yaw0, pitch0), (n, 1))
     if name == "walk":
         step_freq, bob = rng.uniform(1.6, 2.2), rng.uniform(0.005, 0.02) * view
         yaw = yaw0 + np.radians(rng.uniform(-8, 8)) * times
-        eyes = eye + direction(yaw0, 0.0) * speed * times[:, None]
+        eyes = eye + view_direction(yaw0, 0.0) * speed * times[:, None]
         eyes[:, 1] += bob * np.sin(2 * np.pi * step_freq * times + rng.uniform(0, 2 * np.pi))
-        return eyes, direction(yaw, pitch0 + 0.3 * np.radians(rng.uniform(-5, 5)) * np.sin(np.pi * step_freq * times))
+        return eyes, view_direction(yaw, pitch0 + 0.3 * np.radians(rng.uniform(-5, 5)) * np.sin(np.pi * step_freq * times))
     if name == "pan":
         yaw = yaw0 + np.radians(rng.uniform(8, 35)) * rng.choice([-1, 1]) * centred
         pitch = pitch0 + np.radians(rng.uniform(-4, 4)) * centred
-        return np.tile(eye, (n, 1)), direction(yaw, np.clip(pitch, -1.2, 1.2))
+        return np.tile(eye, (n, 1)), view_direction(yaw, np.clip(pitch, -1.2, 1.2))
     if name == "handheld":
         drift = random_unit(rng) * rng.uniform(0.02, 0.08) * view
-        return eye + drift * centred[:, None], np.tile(direction(yaw0, pitch0), (n, 1))
+        return eye + drift * centred[:, None], np.tile(view_direction(yaw0, pitch0), (n, 1))
     ease = 0.5 - 0.5 * np.cos(np.pi * times / duration)  # 0 -> 1, starting and stopping smoothly
     if name == "sweep":  # a fast turn of 70-150 degrees: near structure and far views pass through the frame
         turn = np.radians(rng.uniform(70, 150)) * rng.choice([-1, 1])
         yaw = yaw0 - turn / 2 + turn * ease
-        return np.tile(eye, (n, 1)), direction(yaw, np.full(n, pitch0))
+        return np.tile(eye, (n, 1)), view_direction(yaw, np.full(n, pitch0))
     if name == "approach":  # close in on the target until it is 25-45 % as far: the depth range shrinks
         forward = (layout.target - eye) / np.linalg.norm(layout.target - eye)
         travel = rng.uniform(0.55, 0.75) * np.linalg.norm(layout.target - eye)

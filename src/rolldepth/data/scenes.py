@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from .cameras import Layout, direction
+from .cameras import Layout, view_direction
 from .scene import (
     Material, Mesh, SceneObject, box_mesh, cylinder_mesh, quad_mesh, random_unit, rigid, rotation, sphere_mesh,
 )
@@ -92,7 +92,7 @@ def lighting(rng: np.random.Generator, outdoor: bool) -> dict:
     ambient = rng.uniform(0.15, 0.45) * np.array([1 - warmth / 2, 1.0, 1 + warmth / 2])
     sky_hue = rng.uniform(0.53, 0.64) if rng.uniform() < 0.75 else rng.uniform(0.02, 0.12)
     return dict(
-        light_direction=direction(azimuth, elevation),
+        light_direction=view_direction(azimuth, elevation),
         light_color=tuple(light),
         ambient=tuple(ambient),
         sky_top=_color(rng, sky_hue, (0.3, 0.7), (0.6, 0.9)),
@@ -132,8 +132,8 @@ def _tabletop(rng: np.random.Generator) -> tuple[Layout, list[SceneObject], list
     surface = top_y
     target = np.array([0.0, surface + 0.03, 0.0]) + table_rot @ np.array([rng.uniform(-0.2, 0.2), 0, rng.uniform(-0.1, 0.1)])
     distance, elevation, azimuth = rng.uniform(0.35, 0.9), np.radians(rng.uniform(20, 55)), rng.uniform(0, 2 * np.pi)
-    eye = target + distance * direction(azimuth, elevation) * np.array([1, 1, 1])
-    eye = target - distance * direction(azimuth, -elevation)
+    eye = target + distance * view_direction(azimuth, elevation) * np.array([1, 1, 1])
+    eye = target - distance * view_direction(azimuth, -elevation)
     layout = Layout(
         free_lo=np.array([-half[0] + 0.1, surface + 0.05, -half[2] + 0.1]),
         free_hi=np.array([half[0] - 0.1, 2 * half[1] - 0.1, half[2] - 0.1]),
@@ -161,7 +161,7 @@ def _room(rng: np.random.Generator) -> tuple[Layout, list[SceneObject], list[tup
     shell = _room_shell(rng, half)
     margin = 0.6
     eye = np.array([rng.uniform(-1, 1) * (half[0] - margin), rng.uniform(1.2, 1.8), rng.uniform(-1, 1) * (half[2] - margin)])
-    forward = direction(rng.uniform(0, 2 * np.pi), np.radians(rng.uniform(-25, 5)))
+    forward = view_direction(rng.uniform(0, 2 * np.pi), np.radians(rng.uniform(-25, 5)))
     layout = Layout(
         free_lo=np.array([-half[0] + 0.3, 0.3, -half[2] + 0.3]),
         free_hi=np.array([half[0] - 0.3, 2 * half[1] - 0.3, half[2] - 0.3]),
@@ -207,7 +207,7 @@ def _street(rng: np.random.Generator) -> tuple[Layout, list[SceneObject], list[t
     layout = Layout(
         free_lo=np.array([-(road + walk) + 0.5, 0.5, -0.8 * half[2]]),
         free_hi=np.array([road + walk - 0.5, 20.0, 0.8 * half[2]]),
-        eye=eye, target=eye + direction(heading, np.radians(rng.uniform(-8, 4))) * 15.0, view_distance=15.0,
+        eye=eye, target=eye + view_direction(heading, np.radians(rng.uniform(-8, 4))) * 15.0, view_distance=15.0,
         max_speed=12.0, path_weights={"walk": 4, "dolly": 1, "pan": 2, "handheld": 2, "orbit": 1}, structure=structure,
     )
     clutter = []
@@ -235,7 +235,7 @@ def _field(rng: np.random.Generator) -> tuple[Layout, list[SceneObject], list[tu
     drone = rng.uniform() < 0.3
     distance = rng.uniform(4, 20)
     elevation = np.radians(rng.uniform(20, 45) if drone else rng.uniform(-5, 10))
-    eye = target - distance * direction(rng.uniform(0, 2 * np.pi), -elevation)
+    eye = target - distance * view_direction(rng.uniform(0, 2 * np.pi), -elevation)
     eye[1] = max(eye[1], 1.5)
     layout = Layout(
         free_lo=np.array([-0.7 * half[0], 0.5, -0.7 * half[2]]),
@@ -293,7 +293,7 @@ def mover(
     return mesh, rigid(spin, positions)
 
 
-def flyby(rng: np.random.Generator, poses: np.ndarray, K: np.ndarray, size: tuple[int, int], layout: Layout, times: np.ndarray) -> tuple[Mesh, np.ndarray]:
+def flyby_object(rng: np.random.Generator, poses: np.ndarray, K: np.ndarray, size: tuple[int, int], layout: Layout, times: np.ndarray) -> tuple[Mesh, np.ndarray]:
     """An object crossing the view close to the camera around mid-video, on a straight world-space line.
 
     It moves with the camera's mean velocity plus a sideways crossing, so the camera does not run into it,

@@ -24,7 +24,7 @@ from ..errors import UserError
 from .cameras import choose_path, clearance
 from .renderer import get_renderer
 from .scene import CAMERA_PATHS, CONSISTENCY_PATHS, SCENE_KINDS, Scene, SceneConfig, SceneObject, intrinsics_matrix
-from .scenes import KIND_BUILDERS, flyby, lighting, mover, random_material
+from .scenes import KIND_BUILDERS, flyby_object, lighting, mover, random_material
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def build_sequence_scene(
                 n_moving += 1
         wants_flyby = config.flyby if config.flyby is not None else bool(rng.uniform() < 0.35)
         if wants_flyby and n_frames > 1:
-            mesh, transforms = flyby(rng, poses, K, size, layout, times)
+            mesh, transforms = flyby_object(rng, poses, K, size, layout, times)
             obj = SceneObject(mesh, random_material(rng, 2 * float(mesh.bounds[1].max())), transforms)
             if clearance(obj, eyes) > 0.02 * layout.view_distance:
                 objects.append(obj)
