@@ -21,9 +21,9 @@ import time
 import numpy as np
 import torch
 
-from rolldepth.coalign import adam_coalign, coalign, official_objective
-from rolldepth.merge import merge_frames
-from rolldepth.snippets import build_snippet_groups
+from rolldepth.method.coalign import adam_coalign, coalign, official_objective
+from rolldepth.method.merge import merge_frames
+from rolldepth.method.snippets import build_snippet_groups
 
 
 def inverse_depth_video(n_frames: int, size: tuple[int, int]) -> np.ndarray:

@@ -16,11 +16,12 @@ import json
 import numpy as np
 import torch
 
-from rolldepth.coalign import COALIGN_SOLVERS, official_objective
-from rolldepth.datasets import load_dataset
-from rolldepth.evaluate import VARIANTS, score
-from rolldepth.merge import global_min, merge_frames, renormalise
-from rolldepth.pipeline import RollingDepthPipeline, subsampled
+from rolldepth.method.coalign import COALIGN_SOLVERS, official_objective
+from rolldepth.data.benchmarks import load_dataset
+from rolldepth.evaluate.runner import VARIANTS, score
+from rolldepth.method.merge import global_min, merge_frames, renormalise
+from rolldepth.method.coalign import subsampled
+from rolldepth.model.pipeline import RollingDepthPipeline
 from rolldepth.weights import default_model
 
 

@@ -17,10 +17,10 @@ import json
 import numpy as np
 import torch
 
-from rolldepth.checkpoint import load_components
-from rolldepth.datasets import DATASETS, load_dataset
-from rolldepth.metrics import evaluate_video, mean_over_videos
-from rolldepth.train import normalise_snippet
+from rolldepth.model.checkpoint import load_components
+from rolldepth.data.benchmarks import DATASETS, load_dataset
+from rolldepth.evaluate.metrics import evaluate_video, mean_over_videos
+from rolldepth.train.trainer import normalise_snippet
 from rolldepth.weights import default_model
 
 

@@ -13,7 +13,7 @@ mkdir -p "$OUT" "$W"
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 HF_HUB_OFFLINE=1 PYTHONWARNINGS=ignore
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 PY=${PYTHON:-python3}
-RD="$PY -m rolldepth.cli"
+RD="$PY -m rolldepth.apps.cli"
 T0=$SECONDS
 stamp() { echo "[$((SECONDS - T0)) s] $*"; }
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rolldepth.cli import main as rolldepth_main
-from rolldepth.metric import fit_metric_scale
-from rolldepth.synth import load_sequence
+from rolldepth.apps.cli import main as rolldepth_main
+from rolldepth.method.metric_scale import fit_metric_scale
+from rolldepth.data.synth import load_sequence
 
 
 def scores(depth: np.ndarray, truth: np.ndarray) -> dict:
@@ -61,7 +61,7 @@ def draw(path: Path, sample: dict, depth_m: np.ndarray, ply: Path, frame: int, K
     import matplotlib.pyplot as plt
     from plyfile import PlyData
 
-    from rolldepth.pointcloud import backproject
+    from rolldepth.video.pointcloud import backproject
 
     truth = sample["depth"][frame]
     vertex = PlyData.read(str(ply))["vertex"]

@@ -1,6 +1,6 @@
 """Parity check: the official RollingDepth code and rolldepth, stage by stage, on one tiny random checkpoint.
 
-Both pipelines load the same tiny random-init checkpoint (:func:`rolldepth.checkpoint.write_tiny_checkpoint`: the
+Both pipelines load the same tiny random-init checkpoint (:func:`rolldepth.model.checkpoint.write_tiny_checkpoint`: the
 SD layout, an 8-channel UNet, a v-prediction DDIM scheduler), see the same preprocessed frames and the same noise
 map (one ``torch.randn`` draw of ``[4, h, w]`` from a CPU generator seeded with ``--seed``, shared by all frames on
 both sides), and run in float32 on the CPU. The official code runs in a subprocess of its own interpreter, with
@@ -16,7 +16,7 @@ an ``.npz`` that is compared with ours. Printed per stage: max absolute differen
    converges to) vs the official 2000-step Adam ``DepthAligner``. Also the per-snippet scales and shifts divided by
    the mean scale (a common factor on all ``(s, t)`` cancels in the renormalised merge and is nearly free in the
    loss, so the two solvers may settle at different mean scales), the official loss at either end point, and our
-   replica of the Adam procedure (:func:`rolldepth.coalign.adam_coalign`) on our snippets, which shows how far two
+   replica of the Adam procedure (:func:`rolldepth.method.coalign.adam_coalign`) on our snippets, which shows how far two
    Adam runs on near-identical inputs land apart (Adam's steps of ``lr`` = 1e-3 keep it jittering at that level);
 4. refinement (``--refine-steps`` partial-diffusion steps from t=499) of the co-aligned video, end to end, and our
    refinement started from the official co-aligned video (the refinement code alone).
@@ -209,8 +209,8 @@ def ours(checkpoint: Path, frames: np.ndarray, args) -> dict:
     import torch
 
     from rolldepth import RollingDepthPipeline
-    from rolldepth.coalign import adam_coalign, subsample
-    from rolldepth.merge import global_min, merge_frames, renormalise
+    from rolldepth.method.coalign import adam_coalign, subsample
+    from rolldepth.method.merge import global_min, merge_frames, renormalise
 
     torch.set_num_threads(1)
     pipe = RollingDepthPipeline.from_pretrained(checkpoint)
@@ -254,8 +254,8 @@ def relative_alignment(scales, shifts) -> tuple[np.ndarray, np.ndarray]:
 
 def objective(snippets, groups, scales, shifts) -> float:
     """The official co-alignment loss (float64) of an alignment of the given snippets, as each side fitted it."""
-    from rolldepth.coalign import official_objective, subsample
-    from rolldepth.merge import global_min
+    from rolldepth.method.coalign import official_objective, subsample
+    from rolldepth.method.merge import global_min
 
     offset = global_min(snippets)
     n_frames = int(max(g.indices.max() for g in groups)) + 1
@@ -293,8 +293,8 @@ def main() -> None:
 
     import torch
 
-    from rolldepth.checkpoint import write_tiny_checkpoint
-    from rolldepth.video_io import resize_frames
+    from rolldepth.model.checkpoint import write_tiny_checkpoint
+    from rolldepth.video.reading import resize_frames
 
     height, width = args.size
     args.res = max(height, width)  # processing at the native size: no resize, no padding on either side

@@ -11,8 +11,8 @@ import argparse
 import numpy as np
 from PIL import Image
 
-from rolldepth.video_io import read_frames
-from rolldepth.writers import colorize
+from rolldepth.video.reading import read_frames
+from rolldepth.video.writers import colorize
 
 
 def strip(frames: np.ndarray, depth: np.ndarray, count: int, cmap: str = "Spectral_r") -> np.ndarray:

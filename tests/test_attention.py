@@ -8,8 +8,8 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from rolldepth.attention import MultiFrameAttnProcessor, check_frames, enable_multi_frame_attention
-from rolldepth.checkpoint import TINY_TEXT, TINY_UNET, TINY_VAE, build_components
+from rolldepth.model.attention import MultiFrameAttnProcessor, check_frames, enable_multi_frame_attention
+from rolldepth.model.checkpoint import TINY_TEXT, TINY_UNET, TINY_VAE, build_components
 
 HEADS, DIM_HEAD, CHANNELS = 2, 8, 16
 

@@ -12,8 +12,8 @@ import torch
 from huggingface_hub import HfApi
 from huggingface_hub import constants as hub_constants
 
-from rolldepth import checkpoint as ck
-from rolldepth.checkpoint import (
+from rolldepth.model import checkpoint as ck
+from rolldepth.model.checkpoint import (
     TINY_TEXT,
     TINY_UNET,
     TINY_VAE,
@@ -71,7 +71,7 @@ def test_round_trip_is_exact(ckpt):
 
 
 def test_pipeline_from_pretrained_loads_same_weights(ckpt):
-    from rolldepth.pipeline import RollingDepthPipeline
+    from rolldepth.model.pipeline import RollingDepthPipeline
 
     pipe = RollingDepthPipeline.from_pretrained(str(ckpt))
     expected = build_components(TINY_UNET, TINY_VAE, TINY_TEXT, seed=3)

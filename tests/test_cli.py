@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from conftest import encode_video, pattern_frames
-from rolldepth.cli import build_parser, main
-from rolldepth.presets import resolve_settings
+from rolldepth.apps.cli import build_parser, main
+from rolldepth.process.presets import resolve_settings
 from test_video_io import write_header_only_mkv
 
 
@@ -111,7 +111,7 @@ def one_line_error(capsys) -> str:
 @pytest.fixture
 def no_model_load(monkeypatch):
     """These mistakes must be found before the (slow) model load."""
-    import rolldepth.cli as cli
+    import rolldepth.apps.cli as cli
 
     def refuse(*args):
         raise AssertionError("the model was loaded before the input was checked")
@@ -186,7 +186,7 @@ def test_image_broken_past_its_header_is_one_line_during_the_run(tmp_path, tiny_
 
 def test_native_resolution_of_a_huge_input_is_refused_with_a_memory_estimate(tmp_path, tiny_checkpoint, capsys,
                                                                              monkeypatch, no_model_load):
-    import rolldepth.runner as runner
+    import rolldepth.process.runner as runner
 
     huge = tmp_path / "huge"
     huge.mkdir()
@@ -206,7 +206,7 @@ def test_native_resolution_of_a_huge_input_is_refused_with_a_memory_estimate(tmp
 
 
 def test_a_run_that_cannot_fit_on_the_disk_is_refused(tmp_path, tiny_checkpoint, capsys, monkeypatch, no_model_load):
-    import rolldepth.runner as runner
+    import rolldepth.process.runner as runner
 
     video = encode_video(tmp_path / "ok.mp4", pattern_frames(6))
     monkeypatch.setattr(runner, "free_disk", lambda folder: 1000)
@@ -231,12 +231,12 @@ def test_without_quiet_flags_are_off():
 
 
 def test_ctrl_c_is_one_line_that_says_how_to_resume(tmp_path, tiny_checkpoint, capsys, monkeypatch):
-    import rolldepth.runner
+    import rolldepth.process.runner
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rolldepth.runner, "process_video", interrupted)
+    monkeypatch.setattr(rolldepth.process.runner, "process_video", interrupted)
     video = encode_video(tmp_path / "ok.mp4", pattern_frames(6))
     code = main(["-q", "run", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--res", "32"])
     err = capsys.readouterr().err.strip()
@@ -252,10 +252,10 @@ def test_inputs_named_alike_are_refused_before_anything_is_written(tmp_path, tin
 
 
 def test_an_input_named_twice_runs_once(tmp_path, tiny_checkpoint, monkeypatch):
-    import rolldepth.runner
+    import rolldepth.process.runner
 
     seen = []
-    monkeypatch.setattr(rolldepth.runner, "process_video", lambda pipe, path, *args: seen.append(path))
+    monkeypatch.setattr(rolldepth.process.runner, "process_video", lambda pipe, path, *args: seen.append(path))
     video = encode_video(tmp_path / "clip.mp4", pattern_frames(6))
     other = encode_video(tmp_path / "other.mp4", pattern_frames(6))
     monkeypatch.chdir(tmp_path)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rolldepth.coalign import _evaluate, _Layout, adam_coalign, coalign, official_objective, subsample
+from rolldepth.method.coalign import _evaluate, _Layout, adam_coalign, coalign, official_objective, subsample
 from rolldepth.errors import UserError
-from rolldepth.snippets import build_snippet_groups
+from rolldepth.method.snippets import build_snippet_groups
 
 NOISE = 0.003
 
@@ -227,7 +227,7 @@ def partial_gradient_reference(preds, groups, n_frames, scales, shifts):
 
 
 def test_fixed_point_residual_is_the_official_partial_gradient():
-    from rolldepth.coalign import _fixed_point_system
+    from rolldepth.method.coalign import _fixed_point_system
 
     groups, preds, _ = distorted_snippets(12, [1, 3], size=(4, 5))
     rng = np.random.default_rng(4)
@@ -242,7 +242,7 @@ def test_fixed_point_residual_is_the_official_partial_gradient():
 
 
 def test_official_mode_reaches_the_point_the_official_adam_settles_at(video, adam_result):
-    from rolldepth.coalign import _fixed_point_system, official_coalign
+    from rolldepth.method.coalign import _fixed_point_system, official_coalign
 
     groups, preds, _ = video
     result = official_coalign(preds, groups, 24)

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from rolldepth import datasets
-from rolldepth.datasets import DATASETS, bonn_camera_pose, load_dataset, read_cam, read_dpt, tum_to_matrix
+from rolldepth.data import benchmarks as datasets
+from rolldepth.data.benchmarks import DATASETS, bonn_camera_pose, load_dataset, read_cam, read_dpt, tum_to_matrix
 from rolldepth.errors import UserError
 
 H, W = 6, 8

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from rolldepth.checkpoint import validate_checkpoint
+from rolldepth.model.checkpoint import validate_checkpoint
 from rolldepth.weights import DEFAULT_MODEL
-from rolldepth.metrics import evaluate_video
-from rolldepth.pipeline import RollingDepthPipeline
-from rolldepth.synth import render_sequence, sequence_seed
+from rolldepth.evaluate.metrics import evaluate_video
+from rolldepth.model.pipeline import RollingDepthPipeline
+from rolldepth.data.synth import render_sequence, sequence_seed
 
 # Training used synth dataset seed 0 (MODEL_CARD.md); dataset seed 99 shares no scene with it.
 HELD_OUT_SEED = sequence_seed(99, 0)

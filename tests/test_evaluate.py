@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import pattern_frames
-from rolldepth.cli import main
-from rolldepth.datasets import VideoSample
+from rolldepth.apps.cli import main
+from rolldepth.data.benchmarks import VideoSample
 from rolldepth.errors import UserError
-from rolldepth.evaluate import VARIANTS, depth_like, evaluate, markdown_table, parse_variants
-from rolldepth.pipeline import RollingDepthPipeline
-from rolldepth.synth import write_dataset
+from rolldepth.evaluate.runner import VARIANTS, depth_like, evaluate, markdown_table, parse_variants
+from rolldepth.model.pipeline import RollingDepthPipeline
+from rolldepth.data.synth import write_dataset
 
 
 def test_parse_variants_splits_on_names_not_commas():

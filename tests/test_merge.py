@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rolldepth.merge import global_min, merge_frames, renormalise
-from rolldepth.snippets import build_snippet_groups
+from rolldepth.method.merge import global_min, merge_frames, renormalise
+from rolldepth.method.snippets import build_snippet_groups
 
 
 def naive_merge(preds, groups, n_frames, scales, shifts, offset):

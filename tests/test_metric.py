@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rolldepth.errors import UserError
-from rolldepth.metric import (
+from rolldepth.method.metric_scale import (
     MAX_PAIRS,
     Anchor,
     AnchorError,
@@ -21,7 +21,7 @@ from rolldepth.metric import (
     read_anchors,
     to_depth_pixels,
 )
-from rolldepth.synth import render_sequence
+from rolldepth.data.synth import render_sequence
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from rolldepth import metrics
+from rolldepth.evaluate import metrics
 from rolldepth.errors import UserError
-from rolldepth.metrics import (
+from rolldepth.evaluate.metrics import (
     abs_rel,
     align_depth,
     delta1,

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import pattern_frames
-from rolldepth.checkpoint import encode_empty_prompt
+from rolldepth.model.checkpoint import encode_empty_prompt
 from rolldepth.errors import UserError
-from rolldepth.pipeline import RollingDepthPipeline
-from rolldepth.video_io import resize_frames
+from rolldepth.model.pipeline import RollingDepthPipeline
+from rolldepth.video.reading import resize_frames
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_seed_makes_runs_repeatable_and_matters(pipe):
 
 
 def test_refinement_follows_the_official_schedule(pipe, monkeypatch):
-    import rolldepth.pipeline as module
+    import rolldepth.model.refine as module
 
     dilations, timesteps = [], []
     real_indices, real_denoise = module.snippet_indices, pipe.denoise
@@ -122,9 +122,9 @@ def test_wrong_frame_array_is_a_user_error(pipe):
 
 
 def test_official_coalign_mode_merges_with_the_official_fixed_point(pipe):
-    from rolldepth.coalign import official_coalign
-    from rolldepth.merge import global_min, merge_frames, renormalise
-    from rolldepth.pipeline import subsampled
+    from rolldepth.method.coalign import official_coalign
+    from rolldepth.method.merge import global_min, merge_frames, renormalise
+    from rolldepth.method.coalign import subsampled
 
     frames = pattern_frames(12)
     kw = dict(dilations=(1, 4), processing_res=48, generator=0, progress=False, return_snippets=True)

@@ -10,8 +10,8 @@ import pytest
 from plyfile import PlyData
 
 from rolldepth.errors import UserError
-from rolldepth.metric import Anchor, apply_metric, assumed_range_map, fit_metric_scale, to_depth_pixels
-from rolldepth.pointcloud import (
+from rolldepth.method.metric_scale import Anchor, apply_metric, assumed_range_map, fit_metric_scale, to_depth_pixels
+from rolldepth.video.pointcloud import (
     backproject,
     fit_plane,
     frame_points,
@@ -20,7 +20,8 @@ from rolldepth.pointcloud import (
     scale_intrinsics,
     write_ply,
 )
-from rolldepth.synth import Material, Scene, SceneObject, get_renderer, intrinsics_matrix, quad_mesh, rigid, rotation
+from rolldepth.data.renderer import get_renderer
+from rolldepth.data.scene import Material, Scene, SceneObject, intrinsics_matrix, quad_mesh, rigid, rotation
 
 WIDTH, HEIGHT = 64, 48
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import encode_video, pattern_frames
-from rolldepth.cli import main
+from rolldepth.apps.cli import main
 
 ray = pytest.importorskip("ray")
 

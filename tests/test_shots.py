@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import encode_video, pattern_frames
-from rolldepth.cli import main
+from rolldepth.apps.cli import main
 from rolldepth.errors import UserError
-from rolldepth.pipeline import RollingDepthPipeline
-from rolldepth.presets import resolve_settings
-from rolldepth.runner import RunOptions, process_video
-from rolldepth.shots import drop_short_shots, read_shots_file, shot_ranges
+from rolldepth.model.pipeline import RollingDepthPipeline
+from rolldepth.process.presets import resolve_settings
+from rolldepth.process.runner import RunOptions, process_video
+from rolldepth.video.shots import drop_short_shots, read_shots_file, shot_ranges
 
 LENGTHS = (20, 18, 22)  # three shots; cuts at 20 and 38
 
@@ -152,7 +152,7 @@ def test_metric_anchors_on_a_video_with_cuts_are_refused(tmp_path, tiny_checkpoi
 
 
 def test_without_opencv_the_video_runs_as_one_shot_with_a_warning(pipe, cut_video, tmp_path, monkeypatch, caplog):
-    import rolldepth.shots as shots
+    import rolldepth.video.shots as shots
 
     def unavailable(*args, **kwargs):
         raise ImportError("libGL.so.1: cannot open shared object file")

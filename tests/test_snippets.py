@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rolldepth.errors import UserError
-from rolldepth.snippets import build_snippet_groups, cap_dilation, refine_dilations, snippet_indices
+from rolldepth.method.snippets import build_snippet_groups, cap_dilation, refine_dilations, snippet_indices
 
 
 def test_indices_dilation_1_2_3_on_10_frames():
@@ -93,7 +93,7 @@ def test_refine_schedule_hand_cases():
 
 
 def test_refinement_coverage_is_refused_exactly_when_a_frame_is_in_no_snippet():
-    from rolldepth.snippets import check_refine_coverage
+    from rolldepth.method.snippets import check_refine_coverage
 
     for n_frames in range(2, 40):
         for start in (1, 2, 6, 9):

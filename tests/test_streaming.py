@@ -13,15 +13,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import rolldepth.workdir as workdir
+import rolldepth.storage.workdir as workdir
 from conftest import encode_video, pattern_frames
-from rolldepth.cli import main
+from rolldepth.apps.cli import main
 from rolldepth.errors import UserError
-from rolldepth.pipeline import FrameSource, RollingDepthPipeline
-from rolldepth.presets import resolve_settings
-from rolldepth.runner import RunOptions, process_video
-from rolldepth.video_io import read_frames
-from rolldepth.workdir import DiskStore, MemoryStore, NpyArray
+from rolldepth.model.pipeline import FrameSource, RollingDepthPipeline
+from rolldepth.process.presets import resolve_settings
+from rolldepth.process.runner import RunOptions, process_video
+from rolldepth.video.reading import read_frames
+from rolldepth.storage.workdir import DiskStore, MemoryStore, NpyArray
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,7 @@ def test_changed_option_starts_over(pipe, tmp_path, monkeypatch, caplog):
 
 def test_memory_bench_measures_each_child_on_its_own():
     """Peak RSS per child, not the largest child so far: a small run after a big one must read small."""
-    from rolldepth.bench import run_measured
+    from rolldepth.apps.bench import run_measured
 
     def allocate(mib: int) -> list[str]:
         return [sys.executable, "-c", f"b = bytearray({mib} << 20); b[::4096] = b'x' * len(b[::4096])"]

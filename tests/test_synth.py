@@ -11,22 +11,9 @@ import numpy as np
 import pytest
 
 from rolldepth.errors import UserError
-from rolldepth.synth import (
-    Material,
-    Scene,
-    SceneConfig,
-    SceneObject,
-    box_mesh,
-    get_renderer,
-    intrinsics_matrix,
-    load_sequence,
-    look_at,
-    quad_mesh,
-    render_sequence,
-    rigid,
-    rotation,
-    write_dataset,
-)
+from rolldepth.data.renderer import get_renderer
+from rolldepth.data.scene import Material, Scene, SceneConfig, SceneObject, box_mesh, intrinsics_matrix, look_at, quad_mesh, rigid, rotation
+from rolldepth.data.synth import load_sequence, render_sequence, write_dataset
 
 WIDTH, HEIGHT = 64, 48
 
@@ -248,7 +235,7 @@ def test_cli_writes_dataset_and_quiet_hides_progress(tmp_path, capfd):
     import diffusers.utils.logging as dlog
     import transformers.utils.logging as tlog
 
-    from rolldepth.cli import main
+    from rolldepth.apps.cli import main
 
     saved = os.environ.pop("TQDM_DISABLE", None)
     try:
@@ -284,7 +271,7 @@ def _yaw(pose: np.ndarray) -> float:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sweep_turns_in_place_and_approach_closes_in(seed):
-    from rolldepth.synth import build_sequence_scene
+    from rolldepth.data.synth import build_sequence_scene
 
     _, poses, _, meta = build_sequence_scene(seed, 24, (32, 24), SceneConfig(camera_path="sweep", moving_objects=False))
     assert meta["camera_path"] == "sweep"
@@ -317,7 +304,7 @@ def test_consistency_split_changes_the_depth_range_and_workers_change_nothing(tm
 
 
 def test_cli_consistency_flag(tmp_path):
-    from rolldepth.cli import main
+    from rolldepth.apps.cli import main
 
     assert main(["-q", "synth", str(tmp_path / "c"), "--sequences", "1", "--frames", "3", "--size", "32x24",
                  "--consistency"]) == 0

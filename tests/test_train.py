@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from rolldepth.checkpoint import TINY_TEXT, TINY_UNET, TINY_VAE, build_components, load_components
-from rolldepth.cli import main
+from rolldepth.model.checkpoint import TINY_TEXT, TINY_UNET, TINY_VAE, build_components, load_components
+from rolldepth.apps.cli import main
 from rolldepth.errors import UserError
-from rolldepth.pipeline import RollingDepthPipeline
-from rolldepth.train import SyntheticVideos, TrainConfig, lr_factor, normalise_snippet, step_rng, train, unet_loss
+from rolldepth.model.pipeline import RollingDepthPipeline
+from rolldepth.train.trainer import SyntheticVideos, TrainConfig, lr_factor, normalise_snippet, step_rng, train, unet_loss
 
 
 def write_videos(root, n_sequences=2, n_frames=6, size=(40, 32), seed=0):
@@ -37,7 +37,7 @@ def tiny_config(data, **overrides):
 @pytest.fixture
 def tiny_parts(monkeypatch):
     """Train the tiny architecture instead of the small one, so a whole run takes a second."""
-    import rolldepth.train as module
+    import rolldepth.train.trainer as module
 
     monkeypatch.setattr(module, "SMALL_UNET", TINY_UNET)
     monkeypatch.setattr(module, "SMALL_VAE", TINY_VAE)
@@ -99,7 +99,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_parts, monke
     data = write_videos(tmp_path / "d")
     straight = load_components(train(tiny_config(data), tmp_path / "straight", progress=False))
 
-    import rolldepth.train as module
+    import rolldepth.train.trainer as module
 
     real_log = module.Run.log_loss
 
@@ -164,7 +164,7 @@ def test_resume_with_other_settings_and_bad_data_are_user_errors(tmp_path, tiny_
 
 def test_batches_from_workers_equal_batches_in_process(tmp_path):
     """DataLoader workers make the same batches, in step order, as the training process itself would."""
-    from rolldepth.train import StepBatches
+    from rolldepth.train.trainer import StepBatches
 
     data = SyntheticVideos(write_videos(tmp_path / "d"))
     cfg = tiny_config(tmp_path / "d")

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from rolldepth.errors import UserError
-from rolldepth.video_io import (
+from rolldepth.video.reading import (
     iter_frames,
     list_inputs,
     load_rgb8,

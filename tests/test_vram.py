@@ -2,8 +2,8 @@
 
 import pytest
 
-from rolldepth.pipeline import RollingDepthPipeline
-from rolldepth.vram import CPU_BATCH, MAX_BATCH, largest_batch, linear_cost, plan_batches
+from rolldepth.model.pipeline import RollingDepthPipeline
+from rolldepth.model.vram import CPU_BATCH, MAX_BATCH, largest_batch, linear_cost, plan_batches
 
 
 def test_largest_batch_is_the_largest_that_fits():
@@ -32,8 +32,8 @@ def test_pipeline_records_the_batches_it_used(tiny_checkpoint, batch, vae_batch)
     """A resumed run must batch exactly as the first did: the plan is stored with the run's other progress."""
     import numpy as np
 
-    from rolldepth.pipeline import FrameSource
-    from rolldepth.workdir import MemoryStore
+    from rolldepth.model.pipeline import FrameSource
+    from rolldepth.storage.workdir import MemoryStore
 
     pipe = RollingDepthPipeline.from_pretrained(tiny_checkpoint)
     frames = np.random.default_rng(0).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)

@@ -22,9 +22,10 @@ import pytest
 from PIL import Image
 
 from conftest import encode_video, pattern_frames
-from rolldepth.cli import load_pipeline, main
+from rolldepth.apps.cli import main
+from rolldepth.model.loading import load_pipeline
 from rolldepth.errors import UserError
-from rolldepth.webapp import STAGES, PipelineCache, prune_old, run_request, stage_fraction
+from rolldepth.apps.web import STAGES, PipelineCache, prune_old, run_request, stage_fraction
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -179,7 +180,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint, tmp_path_factory):
-    from rolldepth.webapp import build_app
+    from rolldepth.apps.web import build_app
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))

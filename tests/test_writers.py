@@ -13,9 +13,9 @@ import pytest
 from matplotlib import colormaps
 from PIL import Image
 
-import rolldepth.writers as writers
+import rolldepth.video.writers as writers
 from rolldepth.errors import UserError
-from rolldepth.writers import (
+from rolldepth.video.writers import (
     atomic_path,
     colorize,
     save_outputs,

@@ -7,7 +7,7 @@ __all__ = ["RollingDepthPipeline", "RollingDepthOutput"]
 def __getattr__(name: str):
     """Import the pipeline on first use, so ``rolldepth --help`` and the pure-numpy modules stay fast to import."""
     if name in __all__:
-        from . import pipeline
+        from .model import pipeline
 
         return getattr(pipeline, name)
     raise AttributeError(f"module 'rolldepth' has no attribute {name!r}")

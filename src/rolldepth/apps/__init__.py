@@ -1,0 +1,1 @@
+"""Applications: the command line, the web page, Ray, the benches (the top layer)."""

@@ -1,0 +1,1 @@
+"""Data: synthetic videos (renderer, scenes, camera paths, dataset files) and benchmark dataset loaders."""

@@ -1,0 +1,1 @@
+"""Evaluation: depth metrics and the ``rolldepth eval`` runner."""

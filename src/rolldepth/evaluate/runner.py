@@ -1,0 +1,255 @@
+"""``rolldepth eval``: a model on a benchmark, with the per-frame baseline and dilation ablations side by side.
+
+Every variant runs the same model on the same frames with the same noise seed; only the snippet kernels differ.
+Each prediction is scored twice, after one least-squares scale and shift per video in disparity space and in
+depth space (:mod:`rolldepth.metrics`), and the per-video scores are averaged with each video counting once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
+from ..errors import UserError
+from .metrics import evaluate_video, mean_over_videos
+
+log = logging.getLogger(__name__)
+
+# name -> pipeline kernels. "per-frame" is the single-image baseline: snippets of one frame each, which share no
+# frame, so co-alignment has nothing to align and every frame keeps the model's own affine frame.
+VARIANTS: dict[str, dict] = {
+    "per-frame": dict(snippet_lengths=(1,), dilations=(1,)),
+    "{1}": dict(snippet_lengths=(3,), dilations=(1,)),
+    "{1,25}": dict(snippet_lengths=(3,), dilations=(1, 25)),
+    "{1,10,25}": dict(snippet_lengths=(3,), dilations=(1, 10, 25)),
+}
+SPACES = ("disparity", "depth")
+WORK_DIR = ".eval-work"  # inside OUT: finished (video, variant) results of an interrupted evaluation
+
+
+def parse_variants(text: str | None) -> list[str]:
+    """Comma-separated variant names (``None`` = all); ``{1,25}`` contains a comma, so split on names."""
+    if not text:
+        return list(VARIANTS)
+    names, rest = [], text.replace(" ", "")
+    while rest:
+        match = next((name for name in sorted(VARIANTS, key=len, reverse=True) if rest.startswith(name)), None)
+        if match is None:
+            raise UserError(f"unknown variant in {text!r}; choose from {', '.join(VARIANTS)}")
+        names.append(match)
+        rest = rest[len(match):].lstrip(",")
+    return names
+
+
+def depth_like(pred_inv: np.ndarray) -> np.ndarray:
+    """An inverse-depth prediction turned into something affine-comparable to depth, for depth-space alignment.
+
+    The prediction is shifted and scaled to [0, 1] over the whole video and inverted with the clip the official
+    co-alignment uses for its depth term, ``1 / clip(x, 1e-3)``: the affine-invariant depth of the prediction
+    under the assumption that its minimum is (near) infinity.
+    """
+    pred = np.asarray(pred_inv, dtype=np.float64)
+    low, high = float(pred.min()), float(pred.max())
+    unit = (pred - low) / max(high - low, 1e-12)
+    return (1.0 / np.clip(unit, 1e-3, None)).astype(np.float32)
+
+
+def score(pred_inv: np.ndarray, sample) -> dict[str, dict]:
+    """Metrics of one prediction ([N, h, w] inverse depth) against one sample, in both alignment spaces."""
+    common = dict(max_depth=sample.max_depth, min_depth=sample.min_depth, poses=sample.poses, K=sample.K)
+    return {
+        "disparity": evaluate_video(pred_inv, sample.depth, sample.valid, space="disparity", **common),
+        "depth": evaluate_video(depth_like(pred_inv), sample.depth, sample.valid, space="depth", **common),
+    }
+
+
+def evaluate(
+    pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, progress=True, work_dir: Path | None = None,
+    coalign: str = DEFAULT_COALIGN,
+) -> dict:
+    """Run every variant on every sample and score it.
+
+    With ``work_dir``, each (video, variant) result is saved there as soon as it is scored, together with what
+    produced it (weights digest, resolution, refinement, seed, a hash of the frames and ground truth); a re-run after a crash reuses the
+    results whose record matches and computes the rest, so an interrupted evaluation loses at most one variant.
+
+    Parameters
+    ----------
+    pipe : RollingDepthPipeline
+        The model.
+    samples : iterable of VideoSample
+        Benchmark videos (:func:`rolldepth.datasets.load_dataset`).
+    variants : list of str, optional
+        Keys of :data:`VARIANTS` (default all, in table order).
+    res : int, optional
+        Processing resolution (default: the checkpoint's recommendation).
+    refine_steps : int
+        Refinement steps for the snippet variants (the per-frame baseline is never refined).
+    seed : int
+        Noise seed, the same for every video and variant.
+    work_dir : Path, optional
+        Folder of finished (video, variant) results, for resuming.
+    coalign : str
+        Co-alignment mode of the snippet variants (``"official"`` or ``"objective"``).
+
+    Returns
+    -------
+    dict
+        ``videos``: per video and variant the metrics of both spaces and the seconds; ``summary``: per variant
+        the mean over videos of each space and the seconds per frame.
+    """
+    variants = list(variants or VARIANTS)
+    if work_dir:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+    videos, seconds, frames_done = [], {v: 0.0 for v in variants}, 0
+    for sample in samples:
+        frames = np.asarray(sample.frames)
+        if len(frames) < 2:
+            raise UserError(f"{sample.name} has {len(frames)} frame(s); a video needs at least 2")
+        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}}
+        if work_dir:
+            data = hashlib.sha1(frames.tobytes())
+            data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
+        for name in variants:
+            steps = 0 if name == "per-frame" else refine_steps
+            saved = record = None
+            if work_dir:
+                record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps, coalign=coalign,
+                              seed=seed, shape=list(frames.shape), data=data.hexdigest())
+                saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json"
+            result = _load_result(saved, record)
+            if result is None:
+                result = _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved, record)
+            else:
+                log.info("%s %s: done in an earlier run", sample.name, name)
+            seconds[name] += result["seconds"]
+            entry["variants"][name] = result
+        frames_done += len(frames)
+        videos.append(entry)
+    if not videos:
+        raise UserError("the dataset has no videos")
+    summary = {
+        name: {
+            **{space: mean_over_videos([v["variants"][name][space] for v in videos]) for space in SPACES},
+            "seconds_per_frame": seconds[name] / frames_done,
+        }
+        for name in variants
+    }
+    return {"videos": videos, "summary": summary}
+
+
+def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: Path | None, record) -> dict:
+    """Run and score one variant on one video; saved in ``saved`` (with its ``record``) when given."""
+    tic = time.perf_counter()
+    out = pipe(
+        frames, **VARIANTS[name], refine_steps=steps, coalign_mode=coalign, processing_res=res, generator=seed,
+        progress=False,
+    )
+    result = dict(score(np.asarray(out.depth), sample), seconds=time.perf_counter() - tic)
+    if saved:
+        _write_atomic(saved, json.dumps({"record": record, "result": result}))
+    log.info("%s %s: AbsRel %.4f (disparity) in %.1f s", sample.name, name,
+             result["disparity"]["abs_rel"], result["seconds"])
+    return result
+
+
+def _load_result(path: Path | None, record: dict) -> dict | None:
+    """A saved result if it exists, is readable and was made the same way; else ``None`` (it will be recomputed)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return saved["result"] if isinstance(saved, dict) and saved.get("record") == record else None
+
+
+def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value * scale:.{digits}f}"
+
+
+def markdown_table(summary: dict) -> str:
+    """Rows = variants; AbsRel (x100), delta1 (%) and TAE (%) for both alignments, then seconds per frame."""
+    head = ("| variant | AbsRel↓ disp | δ1↑ disp | TAE↓ disp | AbsRel↓ depth | δ1↑ depth | TAE↓ depth | s/frame |\n"
+            "|---|---|---|---|---|---|---|---|")
+    rows = []
+    for name, s in summary.items():
+        cells = []
+        for space in SPACES:
+            m = s[space]
+            cells += [_fmt(m["abs_rel"], 100), _fmt(m["delta1"]), _fmt(m["tae"])]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_frame']:.3f} |")
+    return "\n".join([head, *rows]) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ============================================================================================ command line
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from ..model.loading import load_pipeline
+    from ..data.benchmarks import load_dataset
+    from ..weights import default_model
+
+    variants = parse_variants(args.variants)
+    if args.refine_steps < 0 or (args.max_videos is not None and args.max_videos < 1):
+        raise UserError("--refine-steps must be >= 0 and --max-videos >= 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"output {args.out} exists and is not a folder")
+    samples = list(load_dataset(args.kind, args.data, max_frames=args.max_frames))[: args.max_videos]
+    if not samples:
+        raise UserError(f"no videos in {args.data}")
+    model = args.model or str(default_model())
+    pipe = load_pipeline(model, args.dtype, args.device)
+    work_dir = args.out / WORK_DIR
+    report = evaluate(pipe, samples, variants, res=args.res, refine_steps=args.refine_steps, seed=args.seed,
+                      progress=not args.quiet, work_dir=work_dir, coalign=args.coalign)
+    report["settings"] = dict(
+        model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
+        refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
+    )
+    table = markdown_table(report["summary"])
+    _write_atomic(args.out / "eval.json", json.dumps(report, indent=1))
+    _write_atomic(args.out / "eval.md", table)
+    shutil.rmtree(work_dir)  # everything it held is in eval.json now
+    print(table, end="")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add ``rolldepth eval --data ROOT --kind KIND -o OUT``."""
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a model on benchmark data (per-frame baseline and dilation ablations)",
+        description="Run the per-frame baseline and the dilation variants on every video of a benchmark, align "
+        "each prediction to the ground truth with one scale and shift per video (in disparity and in depth "
+        "space), and write OUT/eval.json (per video) and OUT/eval.md (the mean table). AbsRel is printed x100. "
+        "An interrupted evaluation resumes: run the same command again.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="dataset root folder")
+    p.add_argument("--kind", required=True, help="synth, scannet, bonn, sintel, kitti or pointodyssey")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("-m", "--model", help="checkpoint folder or hub id (default: the embedded model)")
+    p.add_argument("--variants", help=f"comma-separated subset of {', '.join(VARIANTS)} (default all)")
+    p.add_argument("--max-videos", type=int, default=None, help="evaluate the first N videos only")
+    p.add_argument("--max-frames", type=int, default=None, help="frames per video (default: the benchmark's)")
+    p.add_argument("--res", type=int, default=None, help="processing resolution (default: the model's)")
+    p.add_argument("--refine-steps", type=int, default=0, help="refinement steps for the snippet variants")
+    p.add_argument("--coalign", choices=tuple(COALIGN_SOLVERS), default=DEFAULT_COALIGN,
+                   help=f"co-alignment of the snippet variants (default {DEFAULT_COALIGN})")
+    p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32", help="precision (default fp32)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shared noise map (default 0)")
+    p.set_defaults(func=_cmd_eval)

@@ -1,0 +1,1 @@
+"""The method in pure numpy: snippets, co-alignment, merging, metric scale from anchors."""

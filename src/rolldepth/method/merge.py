@@ -1,0 +1,92 @@
+"""Merging co-aligned snippets into one depth video, frame by frame, at full resolution.
+
+Each frame is the mean of ``s_k (x - offset) + t_k`` over every snippet ``k`` that contains it, ``offset``
+being the global minimum the co-alignment subtracted before fitting. Working one frame at a time keeps memory
+at one frame per snippet slot, so the snippet predictions and the output may be memory-mapped files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .snippets import SnippetGroup
+from ..storage.workdir import rows_in_blocks
+
+
+def global_min(preds: Sequence[np.ndarray]) -> float:
+    """Smallest value over all snippet predictions (the official co-alignment subtracts it first); read block by
+    block, so the predictions may be disk-backed (``NpyArray``)."""
+    return float(min(float(np.min(block)) for p in preds for _, block in rows_in_blocks(p)))
+
+
+def _members(groups: Sequence[SnippetGroup], n_frames: int) -> list[list[tuple[int, int, int]]]:
+    """For every frame, the ``(group, snippet, position)`` of each snippet slot holding it."""
+    members: list[list[tuple[int, int, int]]] = [[] for _ in range(n_frames)]
+    for g, group in enumerate(groups):
+        for (k, j), frame in np.ndenumerate(group.indices):
+            members[frame].append((g, k, j))
+    return members
+
+
+def merge_frames(
+    full_preds: Sequence[np.ndarray],
+    groups: Sequence[SnippetGroup],
+    n_frames: int,
+    scales: Sequence[np.ndarray],
+    shifts: Sequence[np.ndarray],
+    offset: float,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Mean of the aligned predictions of every frame: ``[N, H, W]`` float32.
+
+    Parameters
+    ----------
+    full_preds : sequence of np.ndarray
+        ``[K_g, L_g, H, W]`` per group, raw model output (not min-subtracted); may be disk-backed (``NpyArray``,
+        ``np.memmap``): only ``full_preds[g][k, j]`` is read.
+    groups : sequence of SnippetGroup
+        Frame indices of the snippets of each group.
+    n_frames : int
+        Frames in the video.
+    scales, shifts : sequence of np.ndarray
+        ``[K_g]`` per group, fitted on predictions minus ``offset``.
+    offset : float
+        The global minimum subtracted before the fit.
+    out : np.ndarray, optional
+        ``[N, H, W]`` array (e.g. a memmap) to write into; allocated if not given.
+    """
+    height, width = full_preds[0].shape[-2:]
+    if out is None:
+        out = np.empty((n_frames, height, width), dtype=np.float32)
+    elif out.shape != (n_frames, height, width):
+        raise ValueError(f"out has shape {out.shape}, expected {(n_frames, height, width)}")
+    for frame, members in enumerate(_members(groups, n_frames)):
+        if not members:
+            raise ValueError(f"frame {frame} is in no snippet")
+        total = np.zeros((height, width), dtype=np.float64)
+        for g, k, j in members:
+            s, t = float(scales[g][k]), float(shifts[g][k])
+            total += s * (np.asarray(full_preds[g][k, j], dtype=np.float64) - offset) + t
+        out[frame] = total / len(members)
+    return out
+
+
+def renormalise(depth: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Map the whole video linearly to ``[-1, 1]`` (one min and max for all frames, so frames stay comparable).
+
+    A constant video has no range to stretch and becomes zeros. Works frame by frame so ``depth`` and ``out``
+    may be disk-backed; ``out`` may be ``depth`` itself.
+    """
+    if out is None:
+        out = np.empty(depth.shape, dtype=np.float32)
+    low = float(min(np.min(frame) for frame in depth))
+    high = float(max(np.max(frame) for frame in depth))
+    span = high - low
+    for i, frame in enumerate(depth):
+        if span > 0:
+            out[i] = (np.asarray(frame, dtype=np.float64) - low) / span * 2 - 1
+        else:
+            out[i] = 0
+    return out

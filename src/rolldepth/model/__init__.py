@@ -1,0 +1,1 @@
+"""The model: multi-frame attention, checkpoints, batch planning, loading and the RollingDepth pipeline."""

@@ -1,0 +1,290 @@
+"""RollingDepthPipeline: snippets -> co-alignment -> merge -> optional refinement.
+
+``__call__`` and :meth:`~RollingDepthPipeline.run` tell the algorithm in order, in the diffusers style. The math
+lives in the pure modules of :mod:`rolldepth.method` (``snippets``, ``coalign``, ``merge``); the model steps in
+:mod:`.codec` (VAE), :mod:`.inference` (UNet) and :mod:`.refine`; the storage and resume bookkeeping of every stage
+in :mod:`.stages`. The model parts are passed in (``unet``, ``vae``, ``scheduler``, ``text_encoder``, ``tokenizer``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+
+from ..errors import UserError
+from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
+from ..method.snippets import SnippetGroup
+from ..storage.workdir import MemoryStore
+from ..video.reading import processing_size
+from ..weights import default_model
+from . import codec, inference, stages
+from .attention import enable_multi_frame_attention
+from .checkpoint import encode_empty_prompt, load_components, resolve_checkpoint
+from .digest import weights_digest
+from .refine import refine
+
+
+def read_model_defaults(folder: Path) -> dict:
+    """The optional ``rolldepth.json`` of a checkpoint: inference defaults its authors recommend (e.g. the small
+    embedded model's ``processing_res``, far below the 768 px that suits the full SD2-based models)."""
+    path = Path(folder) / "rolldepth.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+
+
+@dataclass
+class FrameSource:
+    """Frames to process, decoded on demand so a long video never has to be in memory.
+
+    Attributes
+    ----------
+    n_frames, height, width : int
+        How many frames and their size (all frames have it).
+    frames : callable
+        ``frames(first)`` iterates uint8 [H, W, 3] RGB frames from index ``first`` to the end; it is called again
+        for every pass (e.g. a resumed run starts decoding where the last one stopped).
+    """
+
+    n_frames: int
+    height: int
+    width: int
+    frames: Callable[[int], Iterator[np.ndarray]]
+
+
+@dataclass
+class RollingDepthOutput:
+    """What one pipeline call returns.
+
+    Attributes
+    ----------
+    depth : np.ndarray or NpyArray
+        [N, H, W] float32 relative INVERSE depth (larger = nearer), one affine frame for the whole video, about
+        [-1, 1]. H, W are the processing size, or the input size with ``restore_res``.
+    depth_coaligned : np.ndarray
+        [N, h, w] the co-aligned merge before refinement (equal to ``depth`` without refinement).
+    snippets : list of np.ndarray or None
+        Per dilation group, the raw snippet predictions [K, L, h, w] (only with ``return_snippets``).
+    groups : list of SnippetGroup
+        The snippet indices that were used.
+    scales, shifts : list of np.ndarray
+        Per group, the co-alignment scale and shift of every snippet.
+    timings : dict
+        Seconds spent in each stage.
+    """
+
+    depth: np.ndarray
+    depth_coaligned: np.ndarray
+    snippets: list[np.ndarray] | None
+    groups: list[SnippetGroup]
+    scales: list[np.ndarray]
+    shifts: list[np.ndarray]
+    timings: dict[str, float]
+
+
+class RollingDepthPipeline(DiffusionPipeline):
+    """Video depth with a multi-frame Marigold-style model run on dilated rolling snippets.
+
+    Parameters
+    ----------
+    unet : UNet2DConditionModel
+        Depth UNet with 8 input channels (RGB latent ++ noisy depth latent); its self-attention is made multi-frame.
+    vae : AutoencoderKL
+        Encodes RGB frames and depth maps, decodes depth latents.
+    scheduler : DDIMScheduler
+        v-prediction, trailing timesteps, zero terminal SNR (as in the checkpoint).
+    text_encoder, tokenizer
+        Only used once, to embed the empty prompt.
+    """
+
+    model_cpu_offload_seq = "text_encoder->unet->vae"
+
+    def __init__(self, unet, vae, scheduler, text_encoder, tokenizer, default_res: int | None = None):
+        super().__init__()
+        self.register_modules(unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
+        enable_multi_frame_attention(self.unet)
+        if self.unet.device.type == "cuda":  # NHWC convolutions: cuDNN's fast path for the UNet and the VAE
+            for part in (self.unet, self.vae):
+                part.to(memory_format=torch.channels_last)
+        self.default_res = default_res
+        self._empty_embedding: torch.Tensor | None = None
+        self._weights_digest: str | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path | None = None, dtype: torch.dtype = torch.float32, device="cpu", **_
+    ):
+        """Load a checkpoint in diffusers layout from a local folder or a hub id (e.g. ``prs-eth/rollingdepth-v1-0``).
+
+        With no name, the small model embedded in the package is loaded, as ``rolldepth run`` does without ``--model``.
+        """
+        folder = resolve_checkpoint(default_model() if name_or_path is None else name_or_path)
+        components = load_components(folder, dtype=dtype, device=device)
+        return cls(**components, default_res=read_model_defaults(folder).get("processing_res"))
+
+    # ----------------------------------------------------------------------------------------------------------
+    @property
+    def vae_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides are padded to multiples of this: the VAE's factor only, as diffusers' Marigold does.
+
+        The UNet takes any latent size (its up-sampling follows the skip connections' sizes), so a 768x432 frame
+        reaches it as a 96x54 latent, as in the official RollingDepth: padding to a multiple of the UNet's depth
+        (768x448) would put rows of replicated content into every joint self-attention.
+        """
+        return self.vae_factor
+
+    @property
+    def empty_embedding(self) -> torch.Tensor:
+        if self._empty_embedding is None:
+            self._empty_embedding = encode_empty_prompt(self.tokenizer, self.text_encoder).to(
+                self.device, self.unet.dtype
+            )
+            if self.text_encoder.device.type == "cuda":  # used once: give its GPU memory to the UNet's batches
+                self.text_encoder.to("cpu")
+        return self._empty_embedding
+
+    def weights_digest(self) -> str:
+        """A short fingerprint of the weights, scheduler and prompt embedding, computed once per pipeline: a resumed
+        run must only reuse cached predictions of the same model (see :func:`.digest.weights_digest`)."""
+        if self._weights_digest is None:
+            self._weights_digest = weights_digest(self)
+        return self._weights_digest
+
+    def resolve_res(self, processing_res: int | None) -> int:
+        """The processing resolution: as given, else the checkpoint's recommendation, else 768."""
+        res = self.default_res if processing_res is None else processing_res
+        return 768 if res is None else int(res)
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """[C, h, w] of the RGB latent of one frame of the processing size (after padding)."""
+        m, f = self.size_multiple, self.vae_factor
+        return (
+            int(self.vae.config.latent_channels),
+            (height + -height % m) // f,
+            (width + -width % m) // f,
+        )
+
+    # ----------------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, frames: np.ndarray, **options) -> RollingDepthOutput:
+        """Estimate a temporally consistent depth video from [N, H, W, 3] uint8 RGB ``frames``.
+
+        Keyword arguments as for :meth:`run` (``dilations``, ``refine_steps``, ``processing_res``, ``generator``, ...).
+        Everything stays in memory here; :meth:`run` with a :class:`~rolldepth.storage.workdir.DiskStore` runs the
+        same steps with the intermediate arrays on disk (what ``rolldepth run`` does), giving the same result.
+        """
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise UserError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {list(frames.shape)}")
+        source = FrameSource(len(frames), frames.shape[1], frames.shape[2], lambda first: iter(frames[first:]))
+        return self.run(source, MemoryStore(), **options)
+
+    @torch.no_grad()
+    def run(
+        self, source: FrameSource, store, *, dilations=(1, 25), snippet_lengths=(3,), cap_dilation: bool = True,
+        refine_steps: int = 0, refine_snippet_length: int = 3, refine_start_dilation: int = 6,
+        coalign_mode: str = DEFAULT_COALIGN, processing_res: int | None = None, restore_res: bool = False,
+        batch_size: int | None = None, vae_batch_size: int | None = None, max_vram: float | None = None,
+        generator: torch.Generator | int | None = None, return_snippets: bool = False, progress: bool = True,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> RollingDepthOutput:
+        """The pipeline on frames streamed from ``source``, intermediate arrays kept by ``store``.
+
+        ``dilations``, ``snippet_lengths``, ``cap_dilation``: the rolling kernels, snippets of ``L`` frames spaced
+        ``d`` apart for every dilation ``d``. ``refine_steps`` (0 = off), ``refine_snippet_length``,
+        ``refine_start_dilation``: partial-diffusion refinement, dilations shrinking to 1. ``coalign_mode``:
+        ``"official"`` (the fixed point of the official Adam procedure, solved directly) or ``"objective"`` (the
+        minimum of its loss, see :mod:`rolldepth.method.coalign`). ``processing_res``: max side for inference (0 =
+        native; default the checkpoint's recommendation, else 768); ``restore_res`` resizes the result back to the
+        input size. ``batch_size``, ``vae_batch_size``: snippets per UNet call and frames per VAE call (default: on a
+        GPU the largest that fit its free memory, or ``max_vram`` GB, see :mod:`rolldepth.model.vram`; 4 on the
+        CPU). ``generator``: seed of the one noise map shared by all frames. ``return_snippets`` keeps the raw
+        predictions; ``progress`` shows bars; ``on_stage`` is told "reading frames" and "estimating depth".
+
+        Every stage records its progress in the store and skips what an interrupted run already recorded (see
+        :mod:`.stages`), so a resumed run computes exactly what an uninterrupted one would; with a
+        :class:`~rolldepth.storage.workdir.DiskStore` memory does not grow with the video's length except for the
+        subsampled co-alignment data, the frame-to-snippet bookkeeping and, with refinement, the video's latents.
+        Arrays in the output are the store's (``NpyArray`` for a ``DiskStore``).
+        """
+        if (batch_size is not None and batch_size < 1) or (vae_batch_size is not None and vae_batch_size < 1):
+            raise UserError("batch sizes must be >= 1")
+        if coalign_mode not in COALIGN_SOLVERS:
+            raise UserError(f"coalign_mode must be one of {', '.join(COALIGN_SOLVERS)}, got {coalign_mode!r}")
+        kernels = stages.Kernels(dilations, snippet_lengths, cap_dilation, refine_steps, refine_snippet_length,
+                                 refine_start_dilation)
+        n_frames = int(store.get("frames", source.n_frames))
+        groups = kernels.groups(n_frames)
+        if isinstance(generator, int):
+            generator = torch.Generator().manual_seed(generator)
+        res = self.resolve_res(processing_res)
+        size = processing_size(source.height, source.width, res)
+        timings: dict[str, float] = {}
+        batch, vae_batch = stages.batch_sizes(self, store, kernels, groups, size, batch_size, vae_batch_size, max_vram)
+
+        with stages.timed(timings, "encode"):  # 1. frames streamed in VAE batches, encoded once each
+            if on_stage:
+                on_stage("reading frames")
+            latents, n_frames, groups = stages.encode_video(self, source, store, res, size, n_frames, groups,
+                                                            kernels, vae_batch, progress)
+        with stages.timed(timings, "snippets"):  # 2. one-step snippet inference; one noise map for every frame
+            if on_stage:
+                on_stage("estimating depth")
+            noise = inference.shared_noise(self, latents.shape[1:], generator)
+            snippets = stages.predict_groups(self, store, latents, noise, groups, size, batch, vae_batch, progress,
+                                             timings)
+        with stages.timed(timings, "coalign"):  # 3. co-alignment, 4. merge and renormalisation
+            coaligned, scales, shifts = stages.align_and_merge(store, snippets, groups, n_frames, size, coalign_mode)
+        depth = coaligned
+        if refine_steps > 0:
+            with stages.timed(timings, "refine"):  # 5. partial diffusion of the merged video
+                depth = stages.refine_video(self, store, coaligned, latents, noise, kernels, n_frames, size, batch,
+                                            vae_batch, progress)
+        if restore_res and size != (source.height, source.width):
+            depth = stages.restore_size(store, depth, n_frames, (source.height, source.width))
+        return RollingDepthOutput(
+            depth=depth, depth_coaligned=coaligned, snippets=snippets if return_snippets else None, groups=groups,
+            scales=scales, shifts=shifts, timings=timings,
+        )
+
+    # ---------------------------------------------------------------------------------------------------------
+    # The model steps, as methods so that a test or a subclass can replace one (see .codec, .inference, .refine).
+    def encode_frames(self, frames, res: int, out, start: int = 0, batch: int = 4, progress: bool = True,
+                      on_chunk: Callable[[int], None] | None = None) -> int:
+        """Streamed uint8 RGB frames into latents ``out[start:]`` (see :func:`.codec.encode_frames`)."""
+        return codec.encode_frames(self, frames, res, out, start, batch, progress, on_chunk)
+
+    def encode(self, images: torch.Tensor, batch: int, progress: bool, desc: str) -> torch.Tensor:
+        """[N, 3, H, W] in [-1, 1] -> scaled latent means (see :func:`.codec.encode`)."""
+        return codec.encode(self, images, batch, progress, desc)
+
+    def decode(self, latents: torch.Tensor, size: tuple[int, int], batch: int) -> np.ndarray:
+        """Depth latents [M, 4, h, w] -> depth [M, H, W] float32 (see :func:`.codec.decode`)."""
+        return codec.decode(self, latents, size, batch)
+
+    def denoise(self, rgb_latents, depth_latents, timestep, n_frames: int) -> torch.Tensor:
+        """One DDIM step of the depth latents of whole snippets (see :func:`.inference.denoise`)."""
+        return inference.denoise(self, rgb_latents, depth_latents, timestep, n_frames)
+
+    def predict_snippets(self, rgb_latents, noise, indices, batch, vae_batch, size, progress, **kwargs) -> np.ndarray:
+        """One-step prediction of every snippet of a group (see :func:`.inference.predict_snippets`)."""
+        return inference.predict_snippets(self, rgb_latents, noise, indices, batch, vae_batch, size, progress, **kwargs)
+
+    def refine(self, depth, rgb_latents, noise, steps, length, start_dilation, cap, batch, vae_batch, progress,
+               out=None):
+        """Partial-diffusion refinement of the merged video (see :func:`.refine.refine`)."""
+        return refine(self, depth, rgb_latents, noise, steps, length, start_dilation, cap, batch, vae_batch,
+                      progress, out)

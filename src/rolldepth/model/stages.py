@@ -1,0 +1,147 @@
+"""The stages of :meth:`RollingDepthPipeline.run` with their storage and resume bookkeeping.
+
+Every stage keeps its arrays in the run's store and records its progress there (frames encoded, snippets predicted
+per group, the alignment, finished arrays); a stage already recorded is skipped, so an interrupted run resumes
+where it stopped and computes exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..method.coalign import COALIGN_SOLVERS, subsampled
+from ..method.merge import global_min, merge_frames, renormalise
+from ..method.snippets import SnippetGroup, build_snippet_groups, check_refine_coverage
+from ..storage.workdir import rows_in_blocks
+from ..video.reading import resize_depth
+from .vram import plan_batches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """The rolling kernels of a run: snippet dilations and lengths, and those of the refinement."""
+
+    dilations: tuple
+    snippet_lengths: tuple
+    cap: bool
+    refine_steps: int
+    refine_length: int
+    refine_start: int
+
+    def groups(self, n_frames: int) -> list[SnippetGroup]:
+        """The snippet groups of a video of ``n_frames``; a refinement the video is too short for is refused."""
+        groups = build_snippet_groups(n_frames, self.dilations, self.snippet_lengths, cap=self.cap)
+        if self.refine_steps > 0:
+            check_refine_coverage(self.refine_steps, self.refine_start, n_frames, self.refine_length, self.cap)
+        return groups
+
+
+@contextmanager
+def timed(timings: dict[str, float], key: str):
+    """Record the seconds the block takes as ``timings[key]``."""
+    tic = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - tic
+
+
+def batch_sizes(pipe, store, kernels: Kernels, groups, size, batch_size, vae_batch_size, max_vram) -> tuple[int, int]:
+    """Snippets per UNet call and frames per VAE call: planned once per run and recorded, so a resumed run
+    batches exactly as the first one did."""
+    batches = store.get("batches")
+    if batches is None:
+        longest = max([group.snippet_len for group in groups] + [kernels.refine_length if kernels.refine_steps else 1])
+        plan = plan_batches(pipe, pipe.latent_shape(*size)[1:], longest, batch_size, vae_batch_size, max_vram)
+        batches = [plan.batch_size, plan.vae_batch_size]
+        store.set("batches", batches)
+    batch_size, vae_batch_size = (int(b) for b in batches)
+    return batch_size, vae_batch_size
+
+
+def encode_video(pipe, source, store, res: int, size, n_frames: int, groups, kernels: Kernels, vae_batch: int,
+                 progress: bool):
+    """Stage 1: every frame encoded once, streamed in VAE batches. Returns the latents, the number of frames and
+    the snippet groups (both smaller than planned when a damaged file stops decoding early)."""
+    latents = store.array("latents", (source.n_frames, *pipe.latent_shape(*size)))
+    done = int(store.get("encoded", 0))
+    if done < n_frames:
+        encoded = pipe.encode_frames(
+            source.frames(done), res, latents, start=done, batch=vae_batch, progress=progress,
+            on_chunk=lambda k: store.set("encoded", k),
+        )
+        if encoded < n_frames:  # a damaged file: decoding stopped early
+            log.warning("only %d of %d frames could be decoded; estimating depth for those", encoded, n_frames)
+            n_frames = encoded
+            groups = kernels.groups(n_frames)
+            store.set("frames", n_frames)
+    if len(latents) != n_frames:
+        latents = latents[:n_frames] if isinstance(latents, np.ndarray) else latents.head(n_frames)
+    return latents, n_frames, groups
+
+
+def predict_groups(pipe, store, latents, noise, groups, size, batch: int, vae_batch: int, progress: bool,
+                   timings: dict[str, float]) -> list:
+    """Stage 2: the one-step prediction of every snippet of every group, [K, L, h, w] per group."""
+    snippets = []
+    for g, group in enumerate(groups):
+        key = f"snippets{g}"
+        preds = store.array(key, (len(group), group.snippet_len, *size))
+        done = int(store.get(key, 0))
+        if done < len(group):
+            pipe.predict_snippets(
+                latents, noise, group.indices, batch, vae_batch, size, progress,
+                out=preds, start=done, on_batch=lambda k, key=key: store.set(key, k), timings=timings,
+            )
+        snippets.append(preds)
+    return snippets
+
+
+def align_and_merge(store, snippets, groups, n_frames: int, size, coalign_mode: str):
+    """Stages 3 and 4: co-alignment on subsampled, min-shifted predictions, then the merge frame by frame,
+    renormalised in place. Returns the merged video and every group's scales and shifts."""
+    alignment = store.get("alignment")
+    if alignment is None:
+        offset = global_min(snippets)
+        result = COALIGN_SOLVERS[coalign_mode]([subsampled(p, offset) for p in snippets], groups, n_frames)
+        log.info("co-alignment: objective %.5f after %d iterations", result.objective, result.iterations)
+        alignment = dict(offset=offset, scales=[s.tolist() for s in result.scales],
+                         shifts=[t.tolist() for t in result.shifts])
+        store.set("alignment", alignment)
+    offset = float(alignment["offset"])
+    scales = [np.asarray(s, dtype=np.float64) for s in alignment["scales"]]
+    shifts = [np.asarray(t, dtype=np.float64) for t in alignment["shifts"]]
+    coaligned = store.array("merged", (n_frames, *size))
+    if not store.get("merged"):
+        merge_frames(snippets, groups, n_frames, scales, shifts, offset, out=coaligned)
+        renormalise(coaligned, out=coaligned)
+        store.set("merged", True)
+    return coaligned, scales, shifts
+
+
+def refine_video(pipe, store, coaligned, latents, noise, kernels: Kernels, n_frames: int, size, batch: int,
+                 vae_batch: int, progress: bool):
+    """Stage 5: the merged video re-noised half-way and denoised with shrinking snippets."""
+    depth = store.array("refined", (n_frames, *size))
+    if not store.get("refined"):
+        pipe.refine(
+            coaligned, latents, noise, kernels.refine_steps, kernels.refine_length, kernels.refine_start,
+            kernels.cap, batch, vae_batch, progress, out=depth,
+        )
+        store.set("refined", True)
+    return depth
+
+
+def restore_size(store, depth, n_frames: int, size):
+    """The depth resized back to the input's ``size``, block by block."""
+    restored = store.array("restored", (n_frames, *size))
+    if not store.get("restored"):
+        for first, block in rows_in_blocks(depth):
+            restored[first : first + len(block)] = resize_depth(block, size)
+        store.set("restored", True)
+    return restored

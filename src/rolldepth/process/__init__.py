@@ -1,0 +1,1 @@
+"""One ``rolldepth run`` of one video: presets, options, checks, work folder, outputs."""

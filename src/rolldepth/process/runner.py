@@ -1,0 +1,638 @@
+"""One video in, every output file out: the unit of work shared by the CLI, the Ray mode and the web page.
+
+``check_input`` runs before any model is loaded, so a bad input in a long list fails in seconds;
+``process_video`` runs the pipeline on one input and writes its outputs.
+
+Long videos and interrupted runs: ``process_video`` streams frames from the input and keeps the intermediate arrays
+(RGB latents, every snippet prediction, the merged depth) in a work folder ``<output_dir>/.<stem>.rolldepth-work/``
+instead of memory, so memory does not grow with the video's length. The folder records how far the run got and
+for what (input file, model weights, options); running the same command again after a crash or ``kill -9``
+continues from the last finished batch and gives the same result, while a run with other inputs, model or options
+starts over. It is deleted once every output is written; outputs only ever appear under their final names complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UserError
+from ..method.metric_scale import AnchorError
+from .presets import Settings
+from ..video.reading import VideoInfo
+from ..model.vram import CPU_BATCH
+
+log = logging.getLogger(__name__)
+
+WORK_SUFFIX = ".rolldepth-work"
+# Bytes live per pixel per frame while the VAE decodes at the processing size: the full-resolution blocks hold about
+# three float32 tensors of ``vae_width`` channels (input, output and a normalisation/skip temporary).
+VAE_LIVE_TENSORS = 3
+
+
+@dataclass
+class RunOptions:
+    """What to compute and write for each video (the ``rolldepth run`` options other than inputs and model)."""
+
+    settings: Settings
+    start: int = 0
+    count: int = 0
+    fps: float = 0.0  # output frame rate; 0 = the input's
+    input_fps: float = 30.0  # frame rate of image sequences
+    autorotate: bool = True  # phone videos upright (False: the stored pixels, as the official code reads them)
+    shots: str = "auto"  # "auto" (detect cuts), "none" (one shot) or a shots file (see rolldepth.shots)
+    restore_res: bool = False
+    cmaps: tuple[str, ...] = ("Spectral_r", "Greys_r")
+    save_npy: bool = True
+    save_png: bool = True
+    save_exr: bool = False
+    save_sbs: bool = True
+    save_snippets: bool = False
+    batch_size: int | None = None  # None: planned from the GPU's free memory (4 on the CPU)
+    vae_batch_size: int | None = None
+    max_vram: float | None = None  # GB the planned batches may use
+    seed: int = 0
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+    # metric depth and 3-D export (see export3d)
+    metric_anchors: Path | None = None  # CSV/JSON of frame, x, y, metres
+    anchor_tolerance: float = 0.25  # relative depth error within which an anchor agrees with the fit
+    save_ply: bool = False
+    ply_every: int = 10
+    save_rrd: bool = False
+    fov: float | None = None  # horizontal field of view in degrees, or
+    intrinsics: Path | None = None  # a file with K in the input's pixels
+    assumed_range: tuple[float, float] = (1.0, 10.0)  # near, far metres of the 3-D export without anchors
+
+    def check(self) -> None:
+        """Option values that no input can satisfy."""
+        from ..video.writers import get_colormap
+
+        if self.start < 0 or self.count < 0 or self.fps < 0 or self.input_fps <= 0:
+            raise UserError("--from, --frames and --fps must be >= 0 and --input-fps > 0")
+        if any(b is not None and b < 1 for b in (self.batch_size, self.vae_batch_size)):
+            raise UserError("--batch-size and --vae-batch-size must be >= 1")
+        if self.max_vram is not None and self.max_vram <= 0:
+            raise UserError(f"--max-vram must be a positive number of GB, got {self.max_vram}")
+        for name in self.cmaps:
+            get_colormap(name)
+        if self.shots not in ("auto", "none") and not Path(self.shots).is_file():
+            raise UserError(f"--shots takes auto, none or a shots file; {self.shots} is not a file")
+        self.check_3d()
+
+    def check_3d(self) -> None:
+        """The metric and 3-D options: files readable and well-formed, a camera for the 3-D outputs."""
+        from ..method.metric_scale import assumed_range_map, read_anchors
+        from ..video.pointcloud import intrinsics_from_fov, read_intrinsics
+
+        if self.metric_anchors is not None:
+            read_anchors(self.metric_anchors)
+            if not self.anchor_tolerance > 0:
+                raise UserError(f"--anchor-tolerance must be > 0, got {self.anchor_tolerance}")
+        if self.ply_every < 1:
+            raise UserError(f"--ply-every must be >= 1, got {self.ply_every}")
+        assumed_range_map(0.0, 1.0, *self.assumed_range)
+        if self.fov is not None:
+            intrinsics_from_fov(2, 2, self.fov)
+        if self.intrinsics is not None:
+            read_intrinsics(self.intrinsics)
+        if self.fov is not None and self.intrinsics is not None:
+            raise UserError("give either --fov or --intrinsics, not both")
+        if (self.save_ply or self.save_rrd) and self.fov is None and self.intrinsics is None:
+            what = "--save-ply" if self.save_ply else "--save-rrd"
+            raise UserError(f"{what} needs the camera: give --fov DEG (horizontal field of view) or --intrinsics FILE")
+        if self.save_rrd:
+            from ..video.rrd import import_rerun
+
+            import_rerun()
+
+    def export3d(self):
+        """The 3-D part of the options, for ``export3d.write_3d_outputs``."""
+        from ..video.export3d import Export3D
+
+        return Export3D(save_npy=self.save_npy, save_exr=self.save_exr, save_ply=self.save_ply,
+                        ply_every=self.ply_every, save_rrd=self.save_rrd, fov=self.fov, intrinsics=self.intrinsics,
+                        assumed_range=tuple(self.assumed_range))
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the resource estimate needs to know about a model, readable from its folder before loading it.
+
+    Defaults are those of the Stable Diffusion 2 VAE that RollingDepth uses (the most demanding case).
+    """
+
+    default_res: int | None = None
+    vae_width: int = 128  # channels of the VAE's full-resolution blocks
+    vae_factor: int = 8  # image pixels per latent pixel along each side
+    latent_channels: int = 4
+
+    @classmethod
+    def of_folder(cls, folder: str | Path | None) -> ModelShape:
+        """From a local checkpoint folder's configs; the SD defaults for anything unreadable (a hub id, say)."""
+        if folder is None or not Path(folder).is_dir():
+            return cls()
+        folder = Path(folder)
+        try:
+            vae = json.loads((folder / "vae" / "config.json").read_text())
+            widths = list(vae.get("block_out_channels", [128]))
+            shape = cls(vae_width=int(widths[0]), vae_factor=2 ** (len(widths) - 1),
+                        latent_channels=int(vae.get("latent_channels", 4)))
+        except (OSError, ValueError, TypeError):
+            shape = cls()
+        try:
+            res = json.loads((folder / "rolldepth.json").read_text()).get("processing_res")
+        except (OSError, ValueError, AttributeError):
+            res = None
+        return cls(res if isinstance(res, int) else None, shape.vae_width, shape.vae_factor, shape.latent_channels)
+
+    @classmethod
+    def of_pipe(cls, pipe) -> ModelShape:
+        config = pipe.vae.config
+        return cls(pipe.default_res, int(config.block_out_channels[0]), pipe.vae_factor, int(config.latent_channels))
+
+
+def output_stem(path: Path) -> str:
+    """``clip.mp4`` -> ``clip``; an image-sequence folder keeps its name."""
+    return path.stem if path.is_file() else path.name
+
+
+def frame_window(info: VideoInfo, options: RunOptions) -> int:
+    """How many frames of the input the options select."""
+    available = info.n_frames - options.start
+    return available if options.count == 0 else min(options.count, available)
+
+
+def check_input(
+    path: Path,
+    options: RunOptions,
+    *,
+    output_dir: Path | None = None,
+    model: ModelShape | None = None,
+    device_type: str = "cpu",
+) -> VideoInfo:
+    """Probe one input and check that its frame window can be processed with these options.
+
+    Image sequences have every header of the window read (unreadable files and mixed sizes fail here). With
+    ``output_dir`` the disk and memory the run needs are estimated (for ``model``, by default an SD-sized one)
+    and a run that cannot fit is refused with the estimate in the message.
+    """
+    from ..video.shots import read_shots_file, shot_ranges
+    from ..video.reading import check_sequence, probe
+
+    info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
+    if options.start >= info.n_frames:
+        raise UserError(f"--from {options.start} is past the end of {path} ({info.n_frames} frames)")
+    n_frames = frame_window(info, options)
+    s = options.settings
+    shots = [(0, n_frames)]
+    if options.shots not in ("auto", "none"):
+        shots = shot_ranges(read_shots_file(options.shots), options.start, n_frames, info.n_frames, options.shots)
+    for first, stop in shots:
+        try:
+            check_shot(stop - first, s)
+        except UserError as exc:
+            where = f" (shot of frames {options.start + first}-{options.start + stop - 1})" if len(shots) > 1 else ""
+            raise UserError(f"{path}{where}: {exc}") from None
+    if path.is_dir():
+        check_sequence(path, options.start, n_frames)
+    check_3d_input(path, info, options, n_frames)
+    if output_dir is not None:
+        model = model or ModelShape()
+        check_resources(path, info, options, resolve_res(s, model.default_res), output_dir, model, device_type)
+    return info
+
+
+def check_shot(n_frames: int, s: Settings) -> None:
+    """Refuse a video (or shot) of ``n_frames`` that these kernels or this refinement cannot process."""
+    from ..method.snippets import build_snippet_groups, check_refine_coverage
+
+    build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
+    if s.refine_steps > 0:
+        check_refine_coverage(s.refine_steps, s.refine_start_dilation, n_frames, s.refine_snippet_length,
+                              cap=s.cap_dilation)
+
+
+def shortest_shot(s: Settings) -> int:
+    """Frames the shortest processable shot has (detected shots shorter than that are merged into a neighbour)."""
+    for n_frames in range(1, 10_000):
+        try:
+            check_shot(n_frames, s)
+            return n_frames
+        except UserError:
+            continue
+    return 10_000
+
+
+def check_3d_input(path: Path, info: VideoInfo, options: RunOptions, n_frames: int) -> None:
+    """Anchors on the frame and in the processed frames, intrinsics of this video's shape (before the model)."""
+    from ..video.export3d import check_aspect
+    from ..method.metric_scale import check_anchors, read_anchors
+    from ..video.pointcloud import read_intrinsics
+
+    try:
+        if options.metric_anchors is not None:
+            check_anchors(read_anchors(options.metric_anchors), (info.width, info.height), n_frames, options.start)
+        if options.intrinsics is not None:
+            size = read_intrinsics(options.intrinsics)[1]
+            if size is not None:
+                check_aspect(size, (info.width, info.height), Path(options.intrinsics).name)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def resolve_res(settings: Settings, default_res: int | None) -> int:
+    """The preset's resolution unless the checkpoint recommends its own and the user did not ask for one."""
+    return settings.res if (settings.res_explicit or default_res is None) else default_res
+
+
+def processing_res(pipe, settings: Settings) -> int | None:
+    """:func:`resolve_res` for a loaded pipeline."""
+    return resolve_res(settings, pipe.default_res)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Resource estimate
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes a run needs: on disk (work files and outputs) and in memory beyond the model itself."""
+
+    disk: int
+    memory: int
+    size: tuple[int, int]  # processing (height, width)
+
+
+def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: ModelShape) -> Estimate:
+    """What processing one input costs, from its size and the options alone.
+
+    Disk: RGB latents, every snippet prediction (float32 at the processing size), the merged depth (and the refined
+    and restored ones when asked for) and the 16-bit PNGs. Memory: one VAE batch at the processing size (the part
+    that grows with the resolution), the subsampled co-alignment data and, with refinement, the video's latents
+    (kept in memory while refining). The model's own weights come on top.
+    """
+    from ..method.snippets import build_snippet_groups
+    from ..video.reading import processing_size
+
+    s = options.settings
+    n_frames = frame_window(info, options)
+    height, width = processing_size(info.height, info.width, res)
+    pixels, in_pixels = height * width, info.height * info.width
+    groups = build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
+    slots = sum(g.indices.size for g in groups)
+    latent_bytes = n_frames * model.latent_channels * pixels // model.vae_factor**2 * 4
+    depth_arrays = 1 + (s.refine_steps > 0)
+    disk = latent_bytes + slots * pixels * 4 + depth_arrays * n_frames * pixels * 4
+    if options.restore_res:
+        disk += n_frames * in_pixels * 4
+    per_pixel = 2 * options.save_png + 4 * options.save_exr  # PNG 2 bytes, EXR at most 4 (uncompressed)
+    disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
+    memory = (options.vae_batch_size or CPU_BATCH) * pixels * model.vae_width * 4 * VAE_LIVE_TENSORS
+    memory += slots * pixels // 100 * 4 * 3  # subsampled predictions, float32 plus float64 working copies
+    if s.refine_steps > 0:
+        memory += 4 * latent_bytes  # RGB, clean, noisy and summed latents
+    return Estimate(disk=disk, memory=memory, size=(height, width))
+
+
+def available_memory() -> int | None:
+    """Memory the OS can give this process without swapping (``MemAvailable``), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def free_disk(folder: Path) -> int:
+    """Free bytes on the file system that holds ``folder`` (or would, once created)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError
+
+
+def check_resources(
+    path: Path, info: VideoInfo, options: RunOptions, res: int, output_dir: Path, model: ModelShape,
+    device_type: str = "cpu",
+) -> Estimate:
+    """Refuse a run that cannot fit on the disk of ``output_dir`` or (on the CPU) in the available memory."""
+    estimate = estimate_resources(info, options, res, model)
+    height, width = estimate.size
+    what = (f"{path}: {frame_window(info, options)} frames at {width}x{height} "
+            f"({'--res 0 keeps the native size' if res == 0 else f'--res {res}'})")
+    free = free_disk(output_dir)
+    if estimate.disk > free:
+        raise UserError(
+            f"{what} need about {human_bytes(estimate.disk)} of disk for work files and outputs, but "
+            f"{output_dir} has {human_bytes(free)} free; lower --res or process fewer frames (--from/--frames)"
+        )
+    memory = available_memory() if device_type == "cpu" else None
+    if memory is not None and estimate.memory > memory:
+        raise UserError(
+            f"{what} need about {human_bytes(estimate.memory)} of memory besides the model, but "
+            f"{human_bytes(memory)} is available; lower --res or --vae-batch-size"
+        )
+    return estimate
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Resumable runs
+def input_signature(path: Path) -> dict:
+    """Path, size and modification time of the input (of every image, for a sequence): a changed input is a new
+    input."""
+    from ..video.reading import image_files
+
+    path = Path(path).resolve()
+    if path.is_dir():
+        digest = hashlib.sha1()
+        for image in image_files(path):
+            stat = image.stat()
+            digest.update(f"{image.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return {"path": str(path), "images": digest.hexdigest()}
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: int) -> dict:
+    """Everything the work folder's arrays depend on; a resumed run must match it exactly."""
+    from .. import __version__
+    from ..video.shots import file_digest
+
+    settings = asdict(options.settings)
+    settings.pop("res_explicit", None)
+    settings.pop("dtype", None)  # the dtype really used is the model's, below
+    return {
+        "rolldepth": __version__,
+        "input": input_signature(path),
+        "window": [options.start, n_frames],
+        "model": pipe.weights_digest(),
+        "dtype": str(pipe.unet.dtype),
+        "device": pipe.device.type,
+        "settings": settings,
+        "res": res,
+        "restore_res": options.restore_res,
+        "autorotate": options.autorotate,
+        "shots": options.shots if options.shots in ("auto", "none") else file_digest(options.shots),
+        "batch_size": options.batch_size,
+        "vae_batch_size": options.vae_batch_size,
+        "max_vram": options.max_vram,
+        "seed": options.seed,
+    }
+
+
+def find_shots(path: Path, info: VideoInfo, options: RunOptions, n_frames: int,
+               on_stage: Callable[[str], None] | None = None) -> list[list[int]]:
+    """The shots of the frame window as ``[start, stop)`` ranges inside it (see :mod:`rolldepth.shots`)."""
+    from ..video.shots import detect_cuts, drop_short_shots, read_shots_file, shot_ranges
+    from ..video.reading import iter_frames
+
+    if options.shots == "none":
+        return [[0, n_frames]]
+    if options.shots != "auto":
+        cuts = read_shots_file(options.shots)
+        return [list(r) for r in shot_ranges(cuts, options.start, n_frames, info.n_frames, options.shots)]
+    if on_stage:
+        on_stage("finding shots")
+    try:
+        found = detect_cuts(iter_frames(path, options.start, n_frames, options.autorotate), float(info.fps))
+    except ImportError as exc:  # OpenCV needs the system's libGL/GLib; a missing one must not stop the run
+        log.warning("cut detection is unavailable (%s): %s is processed as one shot; install libgl1 and "
+                    "libglib2.0-0 for it, or give --shots none or a shots file", exc, path)
+        return [[0, n_frames]]
+    shots = shot_ranges([options.start + c for c in found], options.start, n_frames, info.n_frames)
+    merged = drop_short_shots(shots, shortest_shot(options.settings))
+    if len(merged) < len(shots):
+        log.warning("%s: %d detected cut(s) would leave a shot too short to process; ignored", path,
+                    len(shots) - len(merged))
+    if len(merged) > 1:
+        log.info("%s: %d shots, cuts at frames %s", path, len(merged),
+                 ", ".join(str(options.start + a) for a, _ in merged[1:]))
+    return [list(r) for r in merged]
+
+
+def write_shots_json(path: Path, shots, depth, options: RunOptions) -> Path:
+    """``<stem>_shots.json``: every shot's frame range and the range of its written values."""
+    from ..storage.workdir import rows_in_blocks
+
+    low, high = [np.inf] * len(shots), [-np.inf] * len(shots)
+    owner = np.zeros(len(depth), dtype=np.int64)
+    for k, (first, stop) in enumerate(shots):
+        owner[first:stop] = k
+    for offset, block in rows_in_blocks(depth):
+        for k in np.unique(owner[offset : offset + len(block)]):
+            rows = block[owner[offset : offset + len(block)] == k]
+            low[k], high[k] = min(low[k], float(np.nanmin(rows))), max(high[k], float(np.nanmax(rows)))
+    report = {
+        "shots_from": options.shots,
+        "note": "frames: [start, stop) indices into the outputs; input_frames: the same in the input's numbering; "
+        "each shot is co-aligned and normalised on its own, so values are comparable within a shot only",
+        "shots": [
+            {"frames": [first, stop], "input_frames": [options.start + first, options.start + stop],
+             "range": [low[k], high[k]]}
+            for k, (first, stop) in enumerate(shots)
+        ],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def work_folder(output_dir: Path, stem: str) -> Path:
+    return Path(output_dir) / f".{stem}{WORK_SUFFIX}"
+
+
+def _rgb_frames(path: Path, start: int, n_frames: int, res: int, native: bool, autorotate: bool):
+    """The input frames again, one at a time, at the depth's size (for the side-by-side video)."""
+    from ..video.reading import iter_frames, resize_frames
+
+    for frame in iter_frames(path, start, n_frames, autorotate):
+        if native:
+            yield frame
+        else:
+            rgb = resize_frames(frame, res)[0].permute(1, 2, 0).numpy()
+            yield ((rgb + 1) * 127.5).round().clip(0, 255).astype("uint8")
+
+
+def process_video(
+    pipe,
+    path: Path,
+    output_dir: Path,
+    options: RunOptions,
+    info: VideoInfo | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    *,
+    resume: bool = True,
+) -> dict[str, Path]:
+    """Estimate depth for one input and write its outputs; returns them keyed like ``writers.save_outputs``.
+
+    Frames are streamed and intermediate arrays kept in the work folder (see the module notes), so memory stays
+    bounded for long videos and an interrupted call resumes when called again (``resume=False`` starts over).
+    """
+    from ..storage.workdir import DiskStore
+
+    path, output_dir = Path(path), Path(output_dir)
+    info = info or check_input(path, options)
+    res = pipe.resolve_res(processing_res(pipe, options.settings))
+    check_resources(path, info, options, res, output_dir, ModelShape.of_pipe(pipe), pipe.device.type)
+    n_frames = frame_window(info, options)
+    stem = output_stem(path)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the output folder {output_dir}: {exc.strerror or exc}") from None
+    store = DiskStore(work_folder(output_dir, stem), run_fingerprint(pipe, path, options, res, n_frames), resume)
+    try:
+        shots = store.get("shots")
+        if shots is None:
+            shots = find_shots(path, info, options, n_frames, on_stage)
+            store.set("shots", shots)
+        depth, outs, shots = estimate_shots(pipe, path, info, options, store, shots, n_frames, res, on_stage)
+        n_done = len(depth)
+        fit = fit_anchors(depth, shots, info, options)  # before any output: wrong anchors keep the work for a rerun
+        if on_stage:
+            on_stage("writing outputs")
+        written = write_outputs(path, output_dir, stem, depth, outs, shots, info, options, res, fit, store)
+    except AnchorError as exc:  # the depth is fine, the anchors are not: keep it for a rerun with other anchors
+        raise UserError(f"{path}: {exc}; the computed depth is kept in {store.folder}: run again with corrected "
+                        f"anchors to finish without recomputing it") from None
+    except UserError:  # the input is at fault (e.g. a frame that cannot be decoded): nothing worth resuming
+        store.remove()
+        raise
+    finally:
+        store.close()
+    store.remove()
+    seconds = sum(sum(out.timings.values()) for out in outs)
+    log.info("%d frames in %.1f s (%.2f s/frame): %s", n_done, seconds, seconds / n_done,
+             ", ".join(p.name for p in written.values()))
+    return written
+
+
+def run_arguments(options: RunOptions, res: int, on_stage: Callable[[str], None] | None) -> dict:
+    """The keyword arguments of :meth:`RollingDepthPipeline.run` for ``options``."""
+    s = options.settings
+    return dict(
+        dilations=s.dilations, snippet_lengths=s.snippet_lengths, cap_dilation=s.cap_dilation,
+        refine_steps=s.refine_steps, refine_snippet_length=s.refine_snippet_length,
+        refine_start_dilation=s.refine_start_dilation, coalign_mode=s.coalign, processing_res=res,
+        restore_res=options.restore_res,
+        batch_size=options.batch_size, vae_batch_size=options.vae_batch_size, max_vram=options.max_vram,
+        generator=options.seed,
+        return_snippets=options.save_snippets, progress=options.progress, on_stage=on_stage,
+    )
+
+
+def estimate_shots(pipe, path: Path, info: VideoInfo, options: RunOptions, store, shots, n_frames: int, res: int,
+                   on_stage):
+    """The depth of every shot, each run on its own and copied into the video's depth.
+
+    Returns the depth, the pipeline's outputs (one per shot) and the shots (fewer when a damaged file stops early).
+    """
+    from ..model.pipeline import FrameSource
+    from ..storage.workdir import PrefixedStore, rows_in_blocks
+    from ..video.reading import iter_frames
+
+    def frames(first: int, stop: int = n_frames):
+        if first >= stop:
+            return iter(())
+        return iter_frames(path, options.start + first, stop - first, options.autorotate)
+
+    kwargs = run_arguments(options, res, on_stage)
+    if len(shots) == 1:  # one shot: exactly the single-run path, nothing assembled
+        out = pipe.run(FrameSource(n_frames, info.height, info.width, frames), store, **kwargs)
+        return out.depth, [out], shots
+    depth, outs = None, []
+    for k, (first, stop) in enumerate(shots):
+        log.info("shot %d of %d: frames %d-%d", k + 1, len(shots), options.start + first, options.start + stop - 1)
+        source = FrameSource(stop - first, info.height, info.width,
+                             lambda offset, first=first, stop=stop: frames(first + offset, stop))
+        out = pipe.run(source, PrefixedStore(store, f"shot{k}_"), **kwargs)
+        outs.append(out)
+        if depth is None:
+            depth = store.array("depth", (n_frames, *out.depth.shape[1:]))
+        if not store.get(f"shot{k}_copied"):
+            for offset, block in rows_in_blocks(out.depth):
+                depth[first + offset : first + offset + len(block)] = block
+            store.set(f"shot{k}_copied", True)
+        if len(out.depth) < stop - first:  # a damaged file: decoding stopped inside this shot
+            shots = shots[:k] + [[first, first + len(out.depth)]]
+            trimmed = store.array("depth_trimmed", (first + len(out.depth), *depth.shape[1:]))
+            for offset, block in rows_in_blocks(depth.head(len(trimmed))):
+                trimmed[offset : offset + len(block)] = block
+            return trimmed, outs, shots
+    return depth, outs, shots
+
+
+def fit_anchors(depth, shots, info: VideoInfo, options: RunOptions):
+    """The metric scale fitted to ``--metric-anchors`` (``None`` without them)."""
+    if options.metric_anchors is None:
+        return None
+    from ..method.metric_scale import fit_metric_scale
+
+    if len(shots) > 1:  # every shot has its own normalisation: one map for the video would be wrong
+        raise AnchorError(
+            f"--metric-anchors fits one scale for the whole video, but it has {len(shots)} shots (cuts at "
+            f"frames {', '.join(str(options.start + a) for a, _ in shots[1:])}); run each shot on its own "
+            "(--from/--frames) with its anchors, or --shots none if the cuts are not real"
+        )
+    return fit_metric_scale(depth, options.metric_anchors, (info.width, info.height), options.start,
+                            options.anchor_tolerance)
+
+
+def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, info: VideoInfo, options: RunOptions,
+                  res: int, fit, store) -> dict[str, Path]:
+    """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``."""
+    from ..video.writers import save_outputs
+
+    n_done = len(depth)
+    rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
+                      autorotate=options.autorotate) if options.save_sbs else None
+    snippets = None
+    if options.save_snippets:
+        snippets = {}
+        for k, out in enumerate(outs):
+            prefix = f"shot{k}_" if len(outs) > 1 else ""
+            snippets |= {f"{prefix}dilation{g.dilation}_{i}": a
+                         for i, (g, a) in enumerate(zip(out.groups, out.snippets))}
+            snippets |= {f"{prefix}dilation{g.dilation}_{i}_indices": g.indices for i, g in enumerate(out.groups)}
+    fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
+    written = save_outputs(
+        output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
+        save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
+    )
+    if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
+        written["shots"] = write_shots_json(output_dir / f"{stem}_shots.json", shots, depth, options)
+    if fit is not None or options.save_ply or options.save_rrd:
+        from ..video.export3d import write_3d_outputs
+
+        rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
+                          autorotate=options.autorotate) if (options.save_ply or options.save_rrd) else None
+        written |= write_3d_outputs(output_dir, stem, depth, rgb, options.export3d(), fit,
+                                    (info.width, info.height), options.start)
+    if options.save_npy:  # the finished depth file becomes the output: a rename, not a copy
+        final = output_dir / f"{stem}_pred.npy"
+        store.close()
+        os.replace(depth.path, final)
+        written = {"pred": final, **written}
+    return written

@@ -1,0 +1,1 @@
+"""Arrays that may live on disk (memory-mapped ``.npy``) and the stores that record a run's progress."""

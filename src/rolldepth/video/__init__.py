@@ -1,0 +1,1 @@
+"""Video in and out: reading and resizing frames, shot cuts, depth writers, point clouds and 3-D export."""

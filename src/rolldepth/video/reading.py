@@ -1,0 +1,462 @@
+"""Reading the inputs: videos through PyAV, image-sequence folders through Pillow, and resizing for the model.
+
+Every input problem a user can cause (a missing file, a file that is not a video, an audio-only file, a corrupt
+frame in a sequence, a frame window past the end) surfaces as one :class:`~rolldepth.errors.UserError` naming the
+file, never as a PyAV or Pillow traceback. Containers are always opened in a ``with`` block so that a reader that is
+abandoned half-way (a generator closed early, an exception in the caller) still releases its file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+try:
+    import av
+except ImportError:  # a pinned dependency; only missing where frames are given as arrays (GPU benches)
+    av = None
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import UserError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv",
+     ".3gp", ".ogv", ".gif"}
+)
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+LIST_EXTENSION = ".txt"
+DEFAULT_SEQUENCE_FPS = Fraction(30)
+_RESIZE_CHUNK = 16  # frames per interpolate call: bounds the float32 copy of a long video
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the pipeline and the writers need to know about one input before decoding it.
+
+    Attributes
+    ----------
+    n_frames : int
+        Frames the input holds (packets of the video stream, or images of the sequence).
+    fps : Fraction
+        Exact frame rate (30000/1001 stays 30000/1001), so outputs play at the input's speed.
+    width, height : int
+        Frame size in pixels.
+    path : Path
+        The video file or image-sequence folder.
+    """
+
+    n_frames: int
+    fps: Fraction
+    width: int
+    height: int
+    path: Path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Finding inputs
+def natural_key(name: str) -> tuple:
+    """Sort key that orders digit runs by value, so ``frame2`` comes before ``frame10``.
+
+    ``re.split`` with a capturing group puts text at even and digit runs at odd positions, so two keys always
+    compare text with text and numbers with numbers. The name itself breaks ties (``f01`` vs ``f1``).
+    """
+    parts = re.split(r"(\d+)", name.lower())
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
+
+
+def _visible_children(folder: Path) -> list[Path]:
+    """Folder entries without hidden ones: ``.DS_Store`` or macOS ``._frame.png`` files are not frames."""
+    return [p for p in folder.iterdir() if not p.name.startswith(".")]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of a folder in natural order (any mix of the supported formats)."""
+    images = [p for p in _visible_children(folder) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(images, key=lambda p: natural_key(p.name))
+
+
+def list_inputs(path: str | Path) -> list[Path]:
+    """Expand one command-line argument into the inputs to process, each a video file or an image-sequence folder.
+
+    A video file stands for itself; a folder holding images is one image sequence; otherwise a folder stands for
+    the videos and image-sequence subfolders it holds (one level deep, natural order); a ``.txt`` file lists one
+    path per line (blank lines and ``#`` comment lines skipped, relative paths taken from the list's folder), each
+    expanded by the same rules.
+
+    Raises
+    ------
+    UserError
+        For a missing path, a folder with nothing to process, an unsupported file type or a bad list entry.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"input not found: {path}")
+    if path.is_dir():
+        return _expand_folder(path)
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return [path]
+    if suffix == LIST_EXTENSION:
+        return _expand_list(path)
+    if suffix in IMAGE_EXTENSIONS:
+        raise UserError(f"{path} is a single image: pass the folder holding the image sequence instead")
+    raise UserError(
+        f"unsupported input {path}: expected a video ({', '.join(sorted(VIDEO_EXTENSIONS))}), a folder or a .txt list"
+    )
+
+
+def _expand_folder(folder: Path) -> list[Path]:
+    if image_files(folder):
+        ignored = [p.name for p in _visible_children(folder) if p.suffix.lower() in VIDEO_EXTENSIONS]
+        if ignored:
+            log.warning("%s is read as an image sequence; ignoring the videos in it: %s", folder, ", ".join(ignored))
+        return [folder]
+    found = [
+        p for p in _visible_children(folder)
+        if (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS) or (p.is_dir() and image_files(p))
+    ]
+    if not found:
+        raise UserError(f"nothing to process in {folder}: no images, videos or image-sequence subfolders")
+    return sorted(found, key=lambda p: natural_key(p.name))
+
+
+def _expand_list(list_file: Path) -> list[Path]:
+    try:
+        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read input list {list_file}: {exc}") from None
+    inputs: list[Path] = []
+    for number, line in enumerate(lines, 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        path = Path(entry).expanduser()
+        if not path.is_absolute():
+            path = (list_file.parent / path).resolve()
+        if path.suffix.lower() == LIST_EXTENSION:
+            raise UserError(f"{list_file}:{number}: input lists cannot include other lists ({entry})")
+        if not path.exists():
+            raise UserError(f"{list_file}:{number}: input not found: {path}")
+        inputs.extend(list_inputs(path))
+    if not inputs:
+        raise UserError(f"input list {list_file} names no inputs")
+    return inputs
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Probing
+def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: bool = True) -> VideoInfo:
+    """Frame count, exact frame rate and size of a video file or image-sequence folder, without decoding pixels.
+
+    Parameters
+    ----------
+    path : str or Path
+        A video file or an image-sequence folder.
+    fps : Fraction or float, optional
+        Frame rate of an image sequence, which has none of its own (default 30). A video's own rate is used;
+        ``fps`` only stands in when the container declares no rate at all.
+    autorotate : bool
+        Report the size of the upright picture when the video carries a display rotation (phones), as the frames
+        are decoded by default; ``False`` reports the stored pixels' size, as the official RollingDepth reads them.
+
+    Notes
+    -----
+    The frame count comes from demuxing the video stream's packets: ``stream.frames`` is 0 for containers such as
+    Matroska/WebM and only as good as the header otherwise, while demuxing reads the file without decoding it.
+    """
+    path = Path(path)
+    default_rate = DEFAULT_SEQUENCE_FPS if fps is None else as_rate(fps)
+    if path.is_dir():
+        files = _sequence_files(path)
+        width, height = _image_size(files[0])
+        return VideoInfo(n_frames=len(files), fps=default_rate, width=width, height=height, path=path)
+    with _open_video(path) as (container, stream):
+        n_frames, rotation = 0, None
+        for packet in _until_eof(container.demux(stream)):
+            n_frames += packet.size > 0
+            if rotation is None:  # the display rotation is side data of decoded frames: decode until one appears
+                rotation = next((frame.rotation for frame in packet.decode()), None)
+        rate = stream.average_rate or stream.guessed_rate
+        width, height = stream.codec_context.width, stream.codec_context.height
+    if autorotate and _quarter_turns(rotation or 0) % 2:
+        width, height = height, width
+    if n_frames == 0:
+        raise UserError(f"{path} has a video stream but no frames")
+    if not rate or rate <= 0:
+        rate = default_rate
+        log.warning("%s declares no frame rate; using %s fps", path, rate)
+    return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path)
+
+
+def check_sequence(folder: str | Path, start: int = 0, count: int = 0) -> None:
+    """Read the header of every image of a sequence window, so an unreadable file or one of another size is
+    reported before any work starts rather than when decoding reaches it (headers only: fast for long sequences).
+
+    Raises
+    ------
+    UserError
+        Naming the first image that cannot be read or whose size differs from the first one's.
+    """
+    files = _sequence_files(Path(folder))
+    files = files[start : len(files) if count == 0 else start + count]
+    size = _image_size(files[0]) if files else None
+    for path in files[1:]:
+        found = _image_size(path)
+        if found != size:
+            raise UserError(
+                f"image {path} is {found[0]}x{found[1]} but the sequence is {size[0]}x{size[1]}: "
+                "all images of a sequence must have the same size"
+            )
+
+
+def as_rate(fps: Fraction | float) -> Fraction:
+    """An exact, positive frame rate: Fractions and ints as given, floats to the nearest ratio with denominator
+    <= 1001 (29.97002997... -> 30000/1001), because a float's exact binary value makes no usable time base."""
+    rate = Fraction(fps) if isinstance(fps, (Fraction, int)) else Fraction(fps).limit_denominator(1001)
+    if rate <= 0:
+        raise UserError(f"frame rate must be > 0, got {fps}")
+    return rate
+
+
+@contextmanager
+def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
+    """Open a video for reading and hand out its first video stream; PyAV errors become one-line UserErrors."""
+    if not path.is_file():
+        raise UserError(f"video not found: {path}")
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise UserError(f"cannot read {path} as a video: {exc.strerror or exc}") from None
+    with container:
+        if not container.streams.video:
+            raise UserError(f"{path} has no video stream")
+        try:
+            yield container, container.streams.video[0]
+        except av.FFmpegError as exc:
+            raise UserError(f"error while reading {path}: {exc.strerror or exc}") from None
+
+
+def _until_eof(items: Iterator) -> Iterator:
+    """Stop quietly where FFmpeg reports an unexpected end of file (a truncated or header-only file): the frames
+    before it are still good, and a file without any is reported as having no frames."""
+    try:
+        yield from items
+    except av.error.EOFError:
+        return
+
+
+def _sequence_files(folder: Path) -> list[Path]:
+    files = image_files(folder)
+    if not files:
+        raise UserError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
+    return files
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header only."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Decoding
+def iter_frames(path: str | Path, start: int = 0, count: int = 0, autorotate: bool = True) -> Iterator[np.ndarray]:
+    """Decode frames ``start .. start+count-1`` one at a time as uint8 [H, W, 3] RGB arrays.
+
+    The input is checked eagerly (missing file, not a video, window past the end raise here, not at the first
+    ``next``); frames are then decoded lazily, so a long video never has to fit in memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        A video file or an image-sequence folder.
+    start : int
+        First frame (0-based).
+    count : int
+        Frames to read; 0 reads to the end, a count past the end stops at the end.
+    autorotate : bool
+        Turn frames upright by the video's display rotation (default); ``False`` keeps the stored pixels.
+    """
+    path = Path(path)
+    info, stop = _window(path, start, count, autorotate)
+    return _decode(info, start, stop, autorotate)
+
+
+def read_frames(path: str | Path, start: int = 0, count: int = 0, autorotate: bool = True) -> np.ndarray:
+    """All frames of a window as one uint8 [N, H, W, 3] RGB array (see :func:`iter_frames`).
+
+    The array is allocated once from the probed frame count and filled frame by frame, so reading never holds
+    two copies of the video.
+    """
+    path = Path(path)
+    info, stop = _window(path, start, count, autorotate)
+    frames = np.empty((stop - start, info.height, info.width, 3), dtype=np.uint8)
+    n_read = 0
+    for n_read, frame in enumerate(_decode(info, start, stop, autorotate), 1):
+        frames[n_read - 1] = frame
+    if n_read == 0:
+        raise UserError(f"no frame of {path} could be decoded")
+    if n_read < len(frames):
+        log.warning("%s: only %d of %d frames could be decoded", path, n_read, len(frames))
+    return frames[:n_read]
+
+
+def _window(path: Path, start: int, count: int, autorotate: bool = True) -> tuple[VideoInfo, int]:
+    """Probe the input and turn (start, count) into a checked [start, stop) range."""
+    if start < 0 or count < 0:
+        raise UserError(f"frame start and count must be >= 0, got start={start}, count={count}")
+    info = probe(path, autorotate=autorotate)
+    if start >= info.n_frames:
+        raise UserError(f"start frame {start} is past the end of {path} ({info.n_frames} frames)")
+    stop = info.n_frames if count == 0 else min(start + count, info.n_frames)
+    return info, stop
+
+
+def _decode(info: VideoInfo, start: int, stop: int, autorotate: bool = True) -> Iterator[np.ndarray]:
+    if info.path.is_dir():
+        return _iter_images(_sequence_files(info.path)[start:stop], (info.height, info.width))
+    return _iter_video(info.path, start, stop, autorotate)
+
+
+def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> Iterator[np.ndarray]:
+    with _open_video(path) as (container, stream):
+        stream.thread_type = "AUTO"
+        width, height = stream.codec_context.width, stream.codec_context.height  # every frame at the stream size
+        for index, frame in enumerate(_until_eof(container.decode(stream))):
+            if index >= start:  # frames before the window are decoded (H.264 needs them) but never converted
+                image = frame.to_ndarray(format="rgb24", width=width, height=height)
+                yield _upright(image, frame.rotation) if autorotate else image
+            if index + 1 >= stop:
+                break
+
+
+def _quarter_turns(rotation: float) -> int:
+    return round(rotation / 90) % 4
+
+
+def _upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply a video's display rotation (``rotation`` degrees counter-clockwise, as FFmpeg reports it).
+
+    Phones store portrait video as landscape pixels plus a rotation for the player; the model has to see the
+    scene upright, as the user does, and the outputs then play upright too.
+    """
+    turns = _quarter_turns(rotation)
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def _iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray]:
+    for path in files:
+        image = load_rgb8(path)
+        if image.shape[:2] != size:
+            raise UserError(
+                f"image {path} is {image.shape[1]}x{image.shape[0]} but the sequence is {size[1]}x{size[0]}: "
+                "all images of a sequence must have the same size"
+            )
+        yield image
+
+
+def load_rgb8(path: Path) -> np.ndarray:
+    """One image as uint8 [H, W, 3] RGB, whatever its mode.
+
+    Gray, palette and CMYK images are converted by Pillow and alpha is dropped. 16-bit gray (``I;16``) and 32-bit
+    integer (``I``, taken as 16-bit data) images are scaled by 1/257, which maps 65535 to 255 and recovers ``v`` from
+    the usual 8-to-16-bit expansion ``v * 257``; Pillow's own conversion would clip them to 0/255 instead.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _to_rgb8(image, path)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
+    if image.mode.startswith("I"):
+        gray = np.clip(np.rint(np.asarray(image, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode == "F":
+        raise UserError(f"image {path} holds floating-point values; convert it to 8- or 16-bit first")
+    try:
+        return np.asarray(image.convert("RGB"))
+    except ValueError:
+        raise UserError(f"image {path} has an unsupported pixel format ({image.mode})") from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Resizing
+def processing_size(height: int, width: int, res: int) -> tuple[int, int]:
+    """(h, w) with the longer side scaled to ``res`` and the aspect ratio kept; ``res=0`` keeps the size.
+
+    The official formula, floats and flooring included (``f = min(res / W, res / H)``, ``int(H * f)``,
+    ``int(W * f)``), so that every input reaches the model at the size the official code gives it (854x480 at
+    768 px is 768x431, not 768x432).
+    """
+    if res < 0:
+        raise UserError(f"processing resolution must be >= 0 (0 keeps the input size), got {res}")
+    if res == 0:
+        return height, width
+    scale = min(res / width, res / height)
+    return max(1, int(height * scale)), max(1, int(width * scale))
+
+
+def resize_frames(frames: np.ndarray, res: int) -> torch.Tensor:
+    """uint8 RGB frames -> float32 [N, 3, h, w] in [-1, 1] at the processing resolution.
+
+    Antialiased bilinear (a triangle filter widened by the shrink factor) rather than plain bilinear, which
+    would alias fine texture when a 4K frame goes to 768 px. Frames are converted in chunks so a long video
+    never exists as one full-resolution float32 array.
+
+    Parameters
+    ----------
+    frames : np.ndarray
+        uint8 [N, H, W, 3] or one [H, W, 3] frame.
+    res : int
+        Target size of the longer side; 0 keeps the native size.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {list(frames.shape)}")
+    n_frames, height, width = frames.shape[:3]
+    size = processing_size(height, width, res)
+    out = torch.empty((n_frames, 3, *size), dtype=torch.float32)
+    for first in range(0, n_frames, _RESIZE_CHUNK):
+        chunk = torch.from_numpy(frames[first : first + _RESIZE_CHUNK].copy()).permute(0, 3, 1, 2).float()
+        if size != (height, width):
+            chunk = F.interpolate(chunk, size=size, mode="bilinear", antialias=True, align_corners=False)
+        out[first : first + _RESIZE_CHUNK] = (chunk / 127.5 - 1.0).clamp_(-1.0, 1.0)
+    return out
+
+
+def resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize float [N, h, w] depth maps to ``size = (H, W)``, e.g. back to the input resolution.
+
+    Bilinear; torch's ``antialias=True`` widens the filter only along an axis that shrinks and is plain bilinear
+    along one that grows, which is what a depth map needs either way.
+    """
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim != 3:
+        raise ValueError(f"depth must be [N, h, w], got {list(depth.shape)}")
+    size = (int(size[0]), int(size[1]))
+    if size == depth.shape[1:]:
+        return depth.copy()
+    out = np.empty((len(depth), *size), dtype=np.float32)
+    for first in range(0, len(depth), _RESIZE_CHUNK):
+        chunk = torch.from_numpy(depth[first : first + _RESIZE_CHUNK].copy())[:, None]
+        resized = F.interpolate(chunk, size=size, mode="bilinear", antialias=True, align_corners=False)
+        out[first : first + _RESIZE_CHUNK] = resized[:, 0].numpy()
+    return out

@@ -1,0 +1,381 @@
+"""Writing the outputs of one video: raw depth, a 16-bit PNG sequence, colorized and side-by-side mp4s.
+
+Every output is written under a hidden temporary name (``.<name>.<pid>-<token>.partial``) in its final folder and
+renamed into place only once complete. A crash or Ctrl-C therefore never leaves a truncated file under the final
+name, where a later ``--resume``-style check or a user would take it for a finished result; at worst a hidden
+``.partial`` file stays behind.
+
+The depth written here is RollingDepth's relative INVERSE depth: larger values are nearer. Colorized videos map the
+video-global minimum and maximum to the ends of the colormap, so with the default ``Spectral_r`` near is red and far
+is blue, and one colour means the same depth in every frame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+
+try:
+    import av
+except ImportError:  # a pinned dependency; only missing where frames are given as arrays (GPU benches)
+    av = None
+import numpy as np
+from matplotlib import colormaps
+from numpy.lib import format as npformat
+from matplotlib.colors import Colormap
+from PIL import Image
+
+from ..errors import UserError
+from .reading import as_rate
+from ..storage.workdir import rows_in_blocks
+
+log = logging.getLogger(__name__)
+
+PNG_RANGE_FILE = "depth_range.json"
+EXR_MEANING = "relative inverse depth: larger is nearer; true 1/depth = a * value + b, one a > 0 and b per video"
+_SUGGESTED_CMAPS = ("Spectral_r", "Greys_r", "gray", "viridis", "magma", "inferno", "plasma", "turbo", "jet")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Atomic writes
+@contextmanager
+def atomic_path(final: str | Path, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; move it onto ``final`` only if the block completes.
+
+    The temporary name lives in the same folder so the final ``os.replace`` is a rename on one file system (atomic
+    for files). A folder that already exists under the final name is moved aside first and deleted afterwards,
+    because a rename cannot replace a non-empty folder. On any exception, Ctrl-C included, the temporary file or
+    folder is removed and the exception propagates.
+
+    Parameters
+    ----------
+    final : str or Path
+        Where the finished output must appear. Its parent folder is created if needed.
+    directory : bool
+        Create the temporary path as an empty folder (for outputs made of many files).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _partial_name(final)
+    try:
+        if directory:
+            tmp.mkdir()
+        yield tmp
+        _move_into_place(tmp, final)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _partial_name(final: Path) -> Path:
+    """Hidden, unique (per process and call) and clearly unfinished; never confusable with the final name."""
+    return final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    if tmp.is_dir() and final.is_dir():
+        old = _partial_name(final)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Colour
+def get_colormap(name: str) -> Colormap:
+    """A matplotlib colormap by name; an unknown name is a user mistake, reported with names that do exist."""
+    try:
+        return colormaps[name]
+    except KeyError:
+        known = [n for n in _SUGGESTED_CMAPS if n in colormaps]
+        raise UserError(
+            f"unknown colormap {name!r}; use a matplotlib colormap name such as {', '.join(known)}"
+        ) from None
+
+
+def value_range(depth: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> tuple[float, float]:
+    """The (vmin, vmax) a visualisation maps to its ends: the video-global min/max unless given.
+
+    One range for the whole video (not per frame) keeps colours comparable across frames, so a flicker in the
+    video is a flicker in the depth, not in the normalisation. Read block by block: ``depth`` may be disk-backed.
+    """
+    if vmin is None or vmax is None:
+        blocks = np.array([(np.min(b), np.max(b)) for _, b in rows_in_blocks(depth)], dtype=np.float64)
+    lo = float(np.min(blocks[:, 0])) if vmin is None else float(vmin)  # np.min, not min(): NaN must propagate
+    hi = float(np.max(blocks[:, 1])) if vmax is None else float(vmax)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"depth range must be finite (NaN or inf in the depth?), got [{lo}, {hi}]")
+    if hi < lo:
+        raise UserError(f"vmax ({hi}) must be >= vmin ({lo})")
+    return lo, hi
+
+
+def _normalised(frame: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map [lo, hi] to [0, 1] (clipped); a constant video maps to 0 rather than dividing by zero."""
+    span = hi - lo if hi > lo else 1.0
+    return np.clip((np.asarray(frame, dtype=np.float64) - lo) / span, 0.0, 1.0)
+
+
+def _colorized_frames(depth: np.ndarray, cmap: Colormap, lo: float, hi: float) -> Iterator[np.ndarray]:
+    """Colorize frame by frame, so a long video is never held as one float RGBA array."""
+    for frame in depth:
+        yield np.ascontiguousarray(cmap(_normalised(frame, lo, hi), bytes=True)[..., :3])
+
+
+def colorize(
+    depth: np.ndarray, cmap: str = "Spectral_r", vmin: float | None = None, vmax: float | None = None
+) -> np.ndarray:
+    """Inverse-depth maps [N, H, W] -> uint8 RGB [N, H, W, 3] through a matplotlib colormap.
+
+    ``vmin`` maps to the colormap's first colour and ``vmax`` to its last (video-global min/max by default); with
+    inverse depth and ``Spectral_r`` that makes near red and far blue.
+    """
+    depth = _as_depth(depth)
+    colormap = get_colormap(cmap)
+    lo, hi = value_range(depth, vmin, vmax)
+    out = np.empty((*depth.shape, 3), dtype=np.uint8)
+    for index, frame in enumerate(_colorized_frames(depth, colormap, lo, hi)):
+        out[index] = frame
+    return out
+
+
+def _as_depth(depth: np.ndarray) -> np.ndarray:
+    """A non-empty [N, H, W] array; a disk-backed one (``NpyArray``) is checked but never read here."""
+    if not hasattr(depth, "shape") or not hasattr(depth, "dtype"):
+        depth = np.asarray(depth)
+    if len(depth.shape) != 3 or 0 in depth.shape:
+        raise ValueError(f"depth must be a non-empty [N, H, W] array, got shape {list(depth.shape)}")
+    return depth
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Files
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, crf: int = 18) -> Path:
+    """Encode uint8 RGB frames as an H.264 (libx264, yuv420p) mp4 that any player opens.
+
+    Frames are consumed one at a time (any iterable, e.g. a generator). yuv420p needs even sides, so an odd
+    width or height gets one replicated edge column/row. The rate is set as a Fraction on the stream, so
+    30000/1001 reads back as exactly 30000/1001 and the video keeps the input's duration.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file; written atomically (see :func:`atomic_path`).
+    frames : iterable of np.ndarray
+        uint8 [H, W, 3] RGB frames, all the same size; at least one.
+    fps : Fraction or float
+        Frame rate.
+    crf : int
+        x264 constant rate factor: 0 lossless (in YUV), 18 visually lossless, 23 x264's default.
+    """
+    rate = as_rate(fps)
+    path = Path(path)
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = None
+        for index, frame in enumerate(frames):
+            frame = np.asarray(frame)
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frame {index} must be uint8 [H, W, 3], got {frame.dtype} {list(frame.shape)}")
+            if stream is None:
+                size = frame.shape[:2]
+                stream = _add_h264_stream(container, rate, size, crf)
+            elif frame.shape[:2] != size:
+                raise ValueError(f"frame {index} is {list(frame.shape[:2])}, frame 0 was {list(size)}")
+            video_frame = av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24")
+            video_frame.pts = index
+            video_frame.time_base = stream.codec_context.time_base
+            container.mux(stream.encode(video_frame))
+        if stream is None:
+            raise ValueError(f"no frames to write to {path}")
+        container.mux(stream.encode(None))
+    return path
+
+
+def _add_h264_stream(
+    container: av.container.OutputContainer, rate: Fraction, size: tuple[int, int], crf: int
+) -> av.VideoStream:
+    stream = container.add_stream("libx264", rate=rate, options={"crf": str(crf)})
+    stream.height, stream.width = (side + side % 2 for side in size)
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.time_base = 1 / rate  # one tick per frame: timestamps are exact frame indices
+    return stream
+
+
+def _pad_to_even(frame: np.ndarray) -> np.ndarray:
+    height, width = frame.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
+def write_npy(path: str | Path, depth: np.ndarray) -> Path:
+    """Save depth as float32 [N, H, W] ``.npy`` (full precision, unlike the official code's float16); a
+    disk-backed ``depth`` is copied block by block."""
+    depth = _as_depth(depth)
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        _write_npy_stream(file, depth, np.float32)
+    return path
+
+
+def _write_npy_stream(file, array, dtype=None) -> None:
+    """The ``.npy`` format (header, then C-order data) written block by block from any array-like."""
+    dtype = np.dtype(dtype or array.dtype)
+    header = {"descr": npformat.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(array.shape)}
+    npformat.write_array_header_1_0(file, header)
+    for _, block in rows_in_blocks(array):
+        file.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
+
+
+def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Save named arrays (e.g. the raw snippet predictions and their frame indices) as one uncompressed ``.npz``,
+    each written block by block (disk-backed arrays are never read whole)."""
+    path = Path(path)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+                array = np.asarray(array)
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                if array.shape:
+                    _write_npy_stream(member, array)
+                else:
+                    npformat.write_array(member, np.asarray(array))
+    return path
+
+
+def write_png16(
+    folder: str | Path, depth: np.ndarray, vmin: float | None = None, vmax: float | None = None
+) -> Path:
+    """Save depth as 16-bit grayscale PNGs ``frame_000000.png, ...`` plus ``depth_range.json``.
+
+    ``png = round((d - vmin) / (vmax - vmin) * 65535)`` with one range for the whole video (video-global min/max
+    unless given; values outside are clipped), so frames stay comparable and ``d = vmin + png / 65535 *
+    (vmax - vmin)`` recovers the depth within (vmax - vmin) / 131070. The folder appears only when complete.
+    """
+    depth = _as_depth(depth)
+    lo, hi = value_range(depth, vmin, vmax)
+    folder = Path(folder)
+    with atomic_path(folder, directory=True) as tmp:
+        for index, frame in enumerate(depth):
+            values = np.rint(_normalised(frame, lo, hi) * 65535).astype(np.uint16)
+            Image.fromarray(values).save(tmp / f"frame_{index:06d}.png")
+        meta = {
+            "vmin": lo,
+            "vmax": hi,
+            "decode": "depth = vmin + png / 65535 * (vmax - vmin)",
+            "meaning": "relative inverse depth: larger is nearer",
+        }
+        (tmp / PNG_RANGE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return folder
+
+
+def write_exr(folder: str | Path, depth: np.ndarray, meaning: str = EXR_MEANING) -> Path:
+    """Save depth as float32 OpenEXR images ``frame_000000.exr, ...`` (one ``Y`` channel, ZIP compressed).
+
+    The values are exactly those of ``depth`` (for ``<stem>_pred.npy``: relative inverse depth, larger = nearer; no
+    remapping), so compositing tools (Nuke, Resolve, Blender) read the full float precision. ``Y`` makes viewers
+    show it as grayscale; a ``rolldepth`` header attribute holds ``meaning``, what the values are. The folder
+    appears only when complete.
+    """
+    import OpenEXR
+
+    depth = _as_depth(depth)
+    folder = Path(folder)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "rolldepth": meaning}
+    with atomic_path(folder, directory=True) as tmp:
+        for index, frame in enumerate(depth):
+            pixels = np.ascontiguousarray(frame, dtype=np.float32)
+            with OpenEXR.File(header, {"Y": pixels}) as image:
+                image.write(str(tmp / f"frame_{index:06d}.exr"))
+    return folder
+
+
+def side_by_side(rgb: Iterable[np.ndarray], depth_rgb: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Frames of RGB | colorized depth, lazily. An RGB frame of another size is resized to the depth frame's size
+    (bilinear, antialiased when shrinking) so the two halves line up pixel for pixel."""
+    for left, right in zip(rgb, depth_rgb, strict=True):
+        if left.shape[:2] != right.shape[:2]:
+            height, width = right.shape[:2]
+            left = np.asarray(Image.fromarray(left).resize((width, height), Image.Resampling.BILINEAR))
+        yield np.concatenate([left, right], axis=1)
+
+
+def save_outputs(
+    out_dir: str | Path,
+    stem: str,
+    depth: np.ndarray,
+    rgb: np.ndarray | Iterable[np.ndarray] | None,
+    fps: Fraction | float,
+    *,
+    save_npy: bool = True,
+    save_png: bool = False,
+    save_exr: bool = False,
+    cmaps: Iterable[str] = ("Spectral_r", "Greys_r"),
+    save_sbs: bool = True,
+    snippets: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, Path]:
+    """Write every requested output of one video into ``out_dir``.
+
+    Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_exr/``, ``<stem>_<cmap>.mp4`` per colormap,
+    ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz`` when ``snippets``
+    is given. Colormap names and shapes are checked before anything is written, so a typo in a colormap name
+    leaves no partial set of outputs behind.
+
+    Everything is written frame by frame, so ``depth`` may be disk-backed (``NpyArray``) and ``rgb`` any iterable
+    of uint8 [H, W, 3] frames (e.g. decoded again from the input), read once, for the side-by-side video.
+
+    Returns
+    -------
+    dict[str, Path]
+        What was written, keyed by the part of the name after ``<stem>_``: ``"pred"``, ``"png16"``, ``"exr"``,
+        each colormap name, ``"rgbd"``, ``"snippets"``.
+    """
+    depth = _as_depth(depth)
+    if isinstance(depth, np.ndarray):
+        depth = depth.astype(np.float32, copy=False)
+    selected = {name: get_colormap(name) for name in cmaps}
+    if isinstance(rgb, np.ndarray):
+        rgb = np.asarray(rgb)
+        if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3 or len(rgb) != len(depth):
+            raise ValueError(
+                f"rgb must be uint8 [{len(depth)}, H, W, 3] to match the depth, got {rgb.dtype} {list(rgb.shape)}"
+            )
+    rate = as_rate(fps)
+    lo, hi = value_range(depth)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    written: dict[str, Path] = {}
+    if save_npy:
+        written["pred"] = write_npy(out_dir / f"{stem}_pred.npy", depth)
+    if save_png:
+        written["png16"] = write_png16(out_dir / f"{stem}_png16", depth, lo, hi)
+    if save_exr:
+        written["exr"] = write_exr(out_dir / f"{stem}_exr", depth)
+    for name, colormap in selected.items():
+        written[name] = write_video(out_dir / f"{stem}_{name}.mp4", _colorized_frames(depth, colormap, lo, hi), rate)
+    if save_sbs and rgb is not None and selected:
+        first = next(iter(selected.values()))
+        frames = side_by_side(rgb, _colorized_frames(depth, first, lo, hi))
+        written["rgbd"] = write_video(out_dir / f"{stem}_rgbd.mp4", frames, rate)
+    if snippets is not None:
+        written["snippets"] = write_npz(out_dir / f"{stem}_snippets.npz", snippets)
+    log.debug("wrote %s", ", ".join(str(p) for p in written.values()))
+    return written

@@ -1,0 +1,93 @@
+"""The documented public API: every name the README shows, every command and option of the CLI.
+
+The package's modules moved into layers (see ARCHITECTURE.md); these are the names users import and type, and
+they must keep working wherever the code behind them lives.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+# Every option of every command, as the command line had them before the package was split into layers.
+OPTIONS = {
+    "run": """
+        --anchor-tolerance --assumed-range --batch-size --cap-dilation --cmap --coalign --device --dilations --dtype
+        --fov --fps --frame-count --frames --from --help --input-fps --intrinsics --max-vae-bs --max-vram
+        --metric-anchors --model --no-autorotate --no-cap-dilation --no-save-exr --no-save-npy --no-save-png
+        --no-save-sbs --output-dir --ply-every --preset --quiet --ray --ray-cpus --refine-snippet-length
+        --refine-start-dilation --refine-step --refine-steps --res --restore-res --save-exr --save-npy --save-ply
+        --save-png --save-rrd --save-sbs --save-snippets --seed --shots --snip-len --snippet-lengths --start-frame
+        --vae-batch-size --verbose -d -h -m -o -p -q -v
+    """.split(),
+    "bench": """
+        --device --dilations --fast-frames --frames --help --json --max-vram --memory-frames --model --paper-frames
+        --quiet --res --seed --shape --verbose --video-frames --what -d -h -m -q -v
+    """.split(),
+    "synth": """
+        --consistency --frames --help --quiet --seed --sequences --size --verbose --workers -h -q -v
+    """.split(),
+    "train": """
+        --codec-loss --crop --data --frames-per-batch --help --init --lr --one-step-fraction --output-dir
+        --processing-res --quiet --save-every --save-fp16 --seed --unet-minutes --unet-steps --vae-batch
+        --vae-minutes --vae-steps --verbose --workers -h -o -q -v
+    """.split(),
+    "eval": """
+        --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --out --quiet
+        --refine-steps --res --seed --variants --verbose -h -m -o -q -v
+    """.split(),
+    "web": """
+        --device --help --host --model --port --quiet --share --verbose -h -m -q -v
+    """.split(),
+}
+
+
+def test_the_pipeline_and_its_output_import_from_the_package():
+    import rolldepth
+    from rolldepth import RollingDepthOutput, RollingDepthPipeline
+
+    assert set(rolldepth.__all__) == {"RollingDepthPipeline", "RollingDepthOutput"}
+    assert callable(RollingDepthPipeline.from_pretrained) and callable(RollingDepthPipeline.run)
+    assert {"depth", "depth_coaligned", "snippets", "groups", "scales", "shifts", "timings"} <= set(
+        RollingDepthOutput.__dataclass_fields__
+    )
+    assert isinstance(rolldepth.__version__, str)
+    with pytest.raises(AttributeError):
+        rolldepth.NoSuchName  # noqa: B018
+
+
+def test_the_readme_python_api_imports():
+    from rolldepth.metric import fit_metric_scale
+    from rolldepth.pointcloud import frame_points, intrinsics_from_fov, write_ply
+    from rolldepth.runner import RunOptions, process_video
+    from rolldepth.video_io import read_frames
+
+    for name in (fit_metric_scale, frame_points, intrinsics_from_fov, write_ply, process_video, read_frames):
+        assert callable(name)
+    assert {"metric_anchors", "anchor_tolerance", "save_ply", "ply_every", "fov", "intrinsics", "assumed_range",
+            "save_rrd"} <= set(RunOptions.__dataclass_fields__)
+
+
+def test_the_embedded_model_is_found():
+    from rolldepth.weights import default_model
+
+    assert (default_model() / "unet").is_dir()
+
+
+def test_every_command_and_option_is_there():
+    from rolldepth.cli import build_parser, main
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert list(commands) == ["run", "bench", "synth", "train", "eval", "web"]
+    for name, options in OPTIONS.items():
+        assert sorted(s for a in commands[name]._actions for s in a.option_strings) == sorted(options), name
+    assert main is __import__("rolldepth.apps.cli", fromlist=["main"]).main  # the console script's target
+
+
+def test_python_dash_m_rolldepth_cli_runs():
+    result = subprocess.run([sys.executable, "-m", "rolldepth.cli", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "{run,bench,synth,train,eval,web}" in result.stdout
