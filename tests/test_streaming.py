@@ -214,3 +214,18 @@ def test_memory_bench_measures_each_child_on_its_own():
     assert code == 0 and big > 300
     code, _, small = run_measured(allocate(20))
     assert code == 0 and 20 < small < 300
+
+
+def test_reported_seconds_are_the_stages_not_counted_twice(pipe, tmp_path, caplog, monkeypatch):
+    import re
+
+    outs, real_run = [], pipe.run
+    monkeypatch.setattr(pipe, "run", lambda *a, **k: outs.append(real_run(*a, **k)) or outs[-1])
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(10))
+    with caplog.at_level("INFO", logger="rolldepth"):
+        process_video(pipe, video, tmp_path / "out", options_for())
+    reported = float(re.search(r"10 frames in ([0-9.]+) s", caplog.text).group(1))
+    timings = outs[0].timings
+    assert timings["snippets_unet"] + timings["snippets_decode"] <= timings["snippets"]  # parts of that stage
+    stages = timings["encode"] + timings["snippets"] + timings["coalign"]
+    assert reported == pytest.approx(stages, abs=0.051)

@@ -523,7 +523,8 @@ def process_video(
     finally:
         store.close()
     store.remove()
-    seconds = sum(sum(out.timings.values()) for out in outs)
+    # stage seconds; snippets_unet and snippets_decode are parts of snippets, not stages of their own
+    seconds = sum(v for out in outs for k, v in out.timings.items() if not k.startswith("snippets_"))
     log.info("%d frames in %.1f s (%.2f s/frame): %s", n_done, seconds, seconds / n_done,
              ", ".join(p.name for p in written.values()))
     return written
