@@ -6,16 +6,8 @@
 # Results go to $OUT (model pieces < 16 MiB, results.tgz). Run from the repository root on a CUDA machine with
 # rolldepth importable (PYTHONPATH=src) and EGL for `rolldepth synth`.
 # SMOKE=1 rehearses every step on the CPU in a minute with tiny sizes.
-set -u
-OUT=${OUT:-gpu_results}
-W=${WORK:-/tmp/rolldepth-gpu}
-mkdir -p "$OUT" "$W"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 HF_HUB_OFFLINE=1 PYTHONWARNINGS=ignore
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
-PY=${PYTHON:-python3}
-RD="$PY -m rolldepth.apps.cli"
-T0=$SECONDS
-stamp() { echo "[$((SECONDS - T0)) s] $*"; }
+WORK_DEFAULT=/tmp/rolldepth-gpu
+source "$(dirname "$0")/device_env.sh"
 
 if [ "${SMOKE:-0}" = 1 ]; then
     SEQ=6 CSEQ=4 FR=12 TSEQ=2 TFR=30 RWORK=2 MIN=0.1 DEV=cpu FPB=6

@@ -8,16 +8,8 @@
 # Results go to $OUT (model pieces < 16 MiB, results.tgz). Run from the repository root on a CUDA machine with
 # rolldepth's dependencies importable and EGL for `rolldepth synth`. Everything ends by DEADLINE seconds (555).
 # SMOKE=1 rehearses every step on the CPU in a few minutes with tiny sizes.
-set -u
-OUT=${OUT:-gpu_results}
-W=${WORK:-/tmp/rolldepth-v2}
-mkdir -p "$OUT" "$W"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 HF_HUB_OFFLINE=1 PYTHONWARNINGS=ignore
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
-PY=${PYTHON:-python3}
-RD="$PY -m rolldepth.apps.cli"
-T0=$SECONDS
-stamp() { echo "[$((SECONDS - T0)) s] $*"; }
+WORK_DEFAULT=/tmp/rolldepth-v2
+source "$(dirname "$0")/device_env.sh"
 left() { echo $(( ${DEADLINE:-555} - (SECONDS - T0) )); }
 
 CODECS=${CODECS:-l1 relative}
