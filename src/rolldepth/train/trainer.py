@@ -367,7 +367,8 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
                                          prefetch_factor=4 if cfg.workers else None)
     bar = tqdm(desc=f"train {stage}", initial=start, total=total, disable=not progress)
     started = time.perf_counter()
-    # The step rate is timed from the 10th to the 60th step: the first ones pay for start-up and autotuning.
+    # The step rate is timed from the 10th step (the first ones pay for start-up and autotuning) to the 60th, or to
+    # the step that ends the first half of the budget if that comes sooner (slow steps).
     timed_from, calibrate = start + min(10, max(0, total - start - 1)), start + min(60, max(1, total - start))
     tic = time.perf_counter()
     for step, batch in loader:
@@ -388,10 +389,11 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
             raise RuntimeError(f"{stage} loss is {value} at step {step}; lower the learning rate")
         bar.update()
         bar.set_postfix(loss=f"{value:.4f}")
-        if minutes and step + 1 == calibrate:  # the warm-up's first steps do not depend on the total
-            elapsed = time.perf_counter() - started
-            rate = (step + 1 - timed_steps) / (time.perf_counter() - tic)
-            total = min(total, step + 1 + int(rate * max(0.0, minutes * 60 - elapsed)))
+        now = time.perf_counter()
+        if minutes and calibrate and (step + 1 == calibrate or (step > timed_from and now - started > minutes * 30)):
+            rate = (step + 1 - timed_steps) / (now - tic)  # the warm-up's first steps do not depend on the total
+            total = min(total, step + 1 + int(rate * max(0.0, minutes * 60 - (now - started))))
+            calibrate = 0
             bar.total = total
             log.info("%s stage: %.1f steps/s, %d steps in %.1f minutes", stage, rate, total, minutes)
         if accelerator.is_main_process:
