@@ -252,6 +252,17 @@ def _sparse(q: int, rows, cols, vals) -> sp.csc_matrix:
     ).tocsc()
 
 
+def _irls_weights(r, l1, norm, mask, counts, dtype, floor_fraction: float):
+    """IRLS weights ``1 / max(|r|, floor)`` of every slot and pixel (the L1 term's curvature), zero in empty slots
+    and on frames seen by one snippet only; ``floor`` is a fraction of the frame's mean residual, so the curvature
+    is that of the residual distribution, not of single near-zero residuals."""
+    floor = np.maximum(floor_fraction * l1 / (counts * r.shape[2]), 1e-9 * norm).astype(dtype)
+    w = np.abs(r).astype(dtype)
+    np.maximum(w, floor[:, None, None], out=w)
+    np.divide((mask * (counts > 1)[:, None]).astype(dtype)[:, :, None], w, out=w)
+    return w
+
+
 def _gauss_newton_blocks(r, l1, norm, z_s, z_t, mask, counts, floor_fraction: float = 0.25):
     """Per-frame ``[2R, 2R]`` Hessian of ``sum_{i,p} w_ip (Pi z delta)_ip^2`` with IRLS weights ``w = 1/|r|``.
 
@@ -262,10 +273,7 @@ def _gauss_newton_blocks(r, l1, norm, z_s, z_t, mask, counts, floor_fraction: fl
     only has no disagreement to model: its weights are zero (its exact block is zero). Float32 is plenty for a
     model (measured: same iterates as float64).
     """
-    floor = np.maximum(floor_fraction * l1 / (counts * r.shape[2]), 1e-9 * norm).astype(np.float32)
-    w = np.abs(r).astype(np.float32)
-    np.maximum(w, floor[:, None, None], out=w)
-    np.divide((mask * (counts > 1)[:, None]).astype(np.float32)[:, :, None], w, out=w)
+    w = _irls_weights(r, l1, norm, mask, counts, np.float32, floor_fraction)
     spread = w.sum(axis=1)[:, None, :]
     ws, wt = w * z_s, w * z_t
     zs_t, zt_t = z_s.transpose(0, 2, 1), z_t.transpose(0, 2, 1)
@@ -438,8 +446,7 @@ def _fixed_point_chunk(layout: "_Layout", n0: int, n1: int, scales, shifts, floo
         direction = np.sign(r) * dvda * scale
         grad_s += (direction * x).sum(axis=2)
         grad_t += direction.sum(axis=2)
-        floor = np.maximum(floor_fraction * l1 / (counts * r.shape[2]), 1e-9 * norm)
-        w = (mask * (counts > 1)[:, None])[:, :, None] / np.maximum(np.abs(r), floor[:, None, None]) * scale
+        w = _irls_weights(r, l1, norm, mask, counts, np.float64, floor_fraction) * scale
         z_s, z_t = np.broadcast_to(dvda, x.shape) * x, np.broadcast_to(dvda, x.shape)
         rows_z = (z_s, z_t)
         part = [[None, None], [None, None]]

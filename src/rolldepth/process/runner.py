@@ -186,7 +186,6 @@ def check_input(
     ``output_dir`` the disk and memory the run needs are estimated (for ``model``, by default an SD-sized one)
     and a run that cannot fit is refused with the estimate in the message.
     """
-    from ..video.shots import read_shots_file, shot_ranges
     from ..video.reading import check_sequence, probe
 
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
@@ -194,9 +193,7 @@ def check_input(
         raise UserError(f"--from {options.start} is past the end of {path} ({info.n_frames} frames)")
     n_frames = frame_window(info, options)
     s = options.settings
-    shots = [(0, n_frames)]
-    if options.shots not in ("auto", "none"):
-        shots = shot_ranges(read_shots_file(options.shots), options.start, n_frames, info.n_frames, options.shots)
+    shots = shots_from_file(options, info, n_frames) if options.shots not in ("auto", "none") else [(0, n_frames)]
     for first, stop in shots:
         try:
             check_shot(stop - first, s)
@@ -214,12 +211,17 @@ def check_input(
 
 def check_shot(n_frames: int, s: Settings) -> None:
     """Refuse a video (or shot) of ``n_frames`` that these kernels or this refinement cannot process."""
-    from ..method.snippets import build_snippet_groups, check_refine_coverage
+    from ..model.stages import Kernels
 
-    build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
-    if s.refine_steps > 0:
-        check_refine_coverage(s.refine_steps, s.refine_start_dilation, n_frames, s.refine_snippet_length,
-                              cap=s.cap_dilation)
+    Kernels(s.dilations, s.snippet_lengths, s.cap_dilation, s.refine_steps, s.refine_snippet_length,
+            s.refine_start_dilation).groups(n_frames)
+
+
+def shots_from_file(options: RunOptions, info: VideoInfo, n_frames: int) -> list[tuple[int, int]]:
+    """The shots ``--shots FILE`` names, as ranges inside the frame window."""
+    from ..video.shots import read_shots_file, shot_ranges
+
+    return shot_ranges(read_shots_file(options.shots), options.start, n_frames, info.n_frames, options.shots)
 
 
 def shortest_shot(s: Settings) -> int:
@@ -404,14 +406,13 @@ def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: i
 def find_shots(path: Path, info: VideoInfo, options: RunOptions, n_frames: int,
                on_stage: Callable[[str], None] | None = None) -> list[list[int]]:
     """The shots of the frame window as ``[start, stop)`` ranges inside it (see :mod:`rolldepth.shots`)."""
-    from ..video.shots import detect_cuts, drop_short_shots, read_shots_file, shot_ranges
+    from ..video.shots import detect_cuts, drop_short_shots, shot_ranges
     from ..video.reading import iter_frames
 
     if options.shots == "none":
         return [[0, n_frames]]
     if options.shots != "auto":
-        cuts = read_shots_file(options.shots)
-        return [list(r) for r in shot_ranges(cuts, options.start, n_frames, info.n_frames, options.shots)]
+        return [list(r) for r in shots_from_file(options, info, n_frames)]
     if on_stage:
         on_stage("finding shots")
     try:

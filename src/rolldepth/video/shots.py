@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, read_user_file
 
 THRESHOLD = 27.0  # PySceneDetect ContentDetector's default: mean HSV change between frames that makes a cut
 MIN_SHOT = 15  # frames; PySceneDetect's default minimum scene length
@@ -57,10 +57,7 @@ def detect_cuts(frames: Iterable[np.ndarray], fps: float, threshold: float = THR
 def read_shots_file(path: str | Path) -> list[int]:
     """Cut frames (0-based first frames of new shots, input numbering) from a shots file; see the module notes."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the shots file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    text = read_user_file(path, "shots file")
     if "Start Frame" in text:
         return _scenedetect_csv(text, path)
     words = [w for line in text.splitlines() for w in re.split(r"[,\s]+", line.split("#")[0]) if w]
