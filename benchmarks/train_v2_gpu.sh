@@ -8,61 +8,86 @@
 # Results go to $OUT (model pieces < 16 MiB, results.tgz). Run from the repository root on a CUDA machine with
 # rolldepth's dependencies importable and EGL for `rolldepth synth`. Everything ends by DEADLINE seconds (555).
 # SMOKE=1 rehearses every step on the CPU in a few minutes with tiny sizes.
+# INIT=MODEL continues the UNet of MODEL (its codec kept) on freshly rendered data instead of steps 2-3 from scratch:
+#   SEEDS="10 12" picks new training scenes, CROP=192x144 trains on whole frames, FPB=auto measures the step rate
+#   of a few batch sizes while the data renders (benchmarks/unet_step_rate.py) and takes the best.
 WORK_DEFAULT=/tmp/rolldepth-v2
 source "$(dirname "$0")/device_env.sh"
 left() { echo $(( ${DEADLINE:-555} - (SECONDS - T0) )); }
 
 CODECS=${CODECS:-l1 relative}
+INIT=${INIT:-} SEEDS=(${SEEDS:-0 2}) CROP=${CROP:-128x96} LR=${LR:-3e-4}
 if [ "${SMOKE:-0}" = 1 ]; then
-    SEQ=8 CSEQ=4 FR=12 TSEQ=2 TFR=20 RW=2 CW=1 UW=2 DEV=cpu CODEC_MIN=0.3 VB=4 FPB=6 EVAL_S=150 DEADLINE=${DEADLINE:-900}
+    SEQ=8 CSEQ=4 FR=12 TSEQ=2 TFR=20 RW=2 CW=1 UW=2 DEV=cpu CODEC_MIN=0.3 VB=4 EVAL_S=150 DEADLINE=${DEADLINE:-900}
+    FPB=${FPB:-6} BATCHES="6 12" CROP=${CROP/192x144/64x48}
 else
-    SEQ=1000 CSEQ=400 FR=32 TSEQ=8 TFR=64 RW=14 CW=6 UW=12 DEV=cuda CODEC_MIN=1.6 VB=32 FPB=192 EVAL_S=45
+    SEQ=${SEQ:-1000} CSEQ=${CSEQ:-400} FR=32 TSEQ=8 TFR=64 RW=14 CW=6 UW=12 DEV=cuda CODEC_MIN=1.6 VB=32 EVAL_S=45
+    FPB=${FPB:-192} BATCHES="192 384 576"
 fi
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
-# 1. Training data.
+# 1. Training data (and, when continuing, the test splits and the batch size's step rates at the same time).
+render_tests() {
+    ( timeout 100 $RD -q synth "$W/test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 1 --workers 3 &&
+      timeout 100 $RD -q synth "$W/consistency_test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 3 \
+          --consistency --workers 3 ) > "$OUT/render_test.log" 2>&1
+}
 stamp "render start"
-timeout 150 $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 --seed 0 --workers $RW &&
-timeout 80 $RD -q synth "$W/train_consistency" --sequences $CSEQ --frames $FR --size 192x144 --seed 2 \
+if [ -n "$INIT" ]; then
+    render_tests &
+    [ "$FPB" = auto ] && timeout 120 $PY benchmarks/unet_step_rate.py --model "$INIT" --crop $CROP \
+        --batches $BATCHES > "$OUT/step_rate.log" 2>&1 &
+fi
+timeout 150 $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 --seed ${SEEDS[0]} --workers $RW &&
+timeout 80 $RD -q synth "$W/train_consistency" --sequences $CSEQ --frames $FR --size 192x144 --seed ${SEEDS[1]} \
     --consistency --workers $RW || { echo "render failed"; exit 1; }
+wait
 stamp "render done"
 
-# 2. Two codecs for the same time; the test splits render meanwhile.
-for loss in $CODECS; do
-    timeout $(left) $RD train --data "$W/train" "$W/train_consistency" -o "$W/codec_$loss" --codec-loss $loss \
-        --vae-steps 1000000 --vae-minutes $CODEC_MIN --vae-batch $VB --unet-steps 0 --workers $CW \
-        --save-every 100000 > "$OUT/codec_$loss.log" 2>&1 &
-done
-( timeout 100 $RD -q synth "$W/test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 1 --workers 3 &&
-  timeout 100 $RD -q synth "$W/consistency_test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 3 \
-      --consistency --workers 3 ) > "$OUT/render_test.log" 2>&1
-wait
-stamp "codecs done"
-BEST="" BEST_REL=1e9
-for loss in $CODECS; do
-    tail -2 "$OUT/codec_$loss.log"
-    [ -d "$W/codec_$loss/model" ] && timeout 60 $PY benchmarks/codec_ceiling.py --data "$W/test" \
-        --model "$W/codec_$loss/model" --device $DEV --json "$OUT/ceiling_$loss.json" > "$OUT/ceiling_$loss.log" 2>&1 &
-done
-wait
-for loss in $CODECS; do
-    [ -f "$OUT/ceiling_$loss.json" ] || continue
-    echo "$loss: $(cat "$OUT/ceiling_$loss.log")"
-    rel=$($PY -c "import json; print(json.load(open('$OUT/ceiling_$loss.json'))['inverse_depth_abs_rel'])")
-    if $PY -c "import sys; sys.exit(not $rel < $BEST_REL)"; then BEST=$loss BEST_REL=$rel; fi
-    cp "$W/codec_$loss/loss.jsonl" "$OUT/codec_${loss}_loss.jsonl"
-done
-[ -n "$BEST" ] || { echo "no codec"; exit 1; }
-stamp "codec chosen: $BEST (AbsRel $BEST_REL)"
+if [ -n "$INIT" ]; then
+    UNET_FROM=$INIT
+    if [ "$FPB" = auto ]; then
+        cat "$OUT/step_rate.log"
+        FPB=$(tail -1 "$OUT/step_rate.log")
+        [[ "$FPB" =~ ^[0-9]+$ ]] || FPB=${BATCHES%% *}
+    fi
+else
+    # 2. Two codecs for the same time; the test splits render meanwhile. Keep the better round trip of true depth.
+    for loss in $CODECS; do
+        timeout $(left) $RD train --data "$W/train" "$W/train_consistency" -o "$W/codec_$loss" --codec-loss $loss \
+            --vae-steps 1000000 --vae-minutes $CODEC_MIN --vae-batch $VB --unet-steps 0 --workers $CW \
+            --save-every 100000 > "$OUT/codec_$loss.log" 2>&1 &
+    done
+    render_tests
+    wait
+    stamp "codecs done"
+    BEST="" BEST_REL=1e9
+    for loss in $CODECS; do
+        tail -2 "$OUT/codec_$loss.log"
+        [ -d "$W/codec_$loss/model" ] && timeout 60 $PY benchmarks/codec_ceiling.py --data "$W/test" \
+            --model "$W/codec_$loss/model" --device $DEV --json "$OUT/ceiling_$loss.json" > "$OUT/ceiling_$loss.log" 2>&1 &
+    done
+    wait
+    for loss in $CODECS; do
+        [ -f "$OUT/ceiling_$loss.json" ] || continue
+        echo "$loss: $(cat "$OUT/ceiling_$loss.log")"
+        rel=$($PY -c "import json; print(json.load(open('$OUT/ceiling_$loss.json'))['inverse_depth_abs_rel'])")
+        if $PY -c "import sys; sys.exit(not $rel < $BEST_REL)"; then BEST=$loss BEST_REL=$rel; fi
+        cp "$W/codec_$loss/loss.jsonl" "$OUT/codec_${loss}_loss.jsonl"
+    done
+    [ -n "$BEST" ] || { echo "no codec"; exit 1; }
+    stamp "codec chosen: $BEST (AbsRel $BEST_REL)"
+    UNET_FROM=$W/codec_$BEST/model
+fi
 
-# 3. The UNet from scratch on the chosen codec, for the time left before the evaluation.
+# 3. The UNet (from scratch on the chosen codec, or continued from INIT) for the time left before the evaluation.
 MIN=$($PY -c "print(max(0.2, ($(left) - $EVAL_S - 45) / 60))")
-stamp "unet start, $MIN minutes"
-timeout $(( $(left) - EVAL_S + 5 )) $RD train --data "$W/train" "$W/train_consistency" --init "$W/codec_$BEST/model" \
-    -o "$W/run" --vae-steps 0 --unet-steps 1000000 --unet-minutes $MIN --lr 3e-4 --frames-per-batch $FPB \
-    --one-step-fraction 0.7 --workers $UW --save-every 100000 --save-fp16 > "$OUT/train.log" 2>&1
+stamp "unet start from $UNET_FROM, $MIN minutes, $FPB frames of $CROP per batch, lr $LR"
+timeout $(( $(left) - EVAL_S + 5 )) $RD train --data "$W/train" "$W/train_consistency" --init "$UNET_FROM" \
+    -o "$W/run" --vae-steps 0 --unet-steps 1000000 --unet-minutes $MIN --lr $LR --frames-per-batch $FPB \
+    --crop $CROP --one-step-fraction 0.7 --workers $UW --save-every 100000 --save-fp16 > "$OUT/train.log" 2>&1
 echo "train exit $?" >> "$OUT/train.log"
 tail -3 "$OUT/train.log"
 stamp "unet done"
@@ -79,7 +104,7 @@ if [ -d "$W/run/model" ]; then
         -o "$OUT/eval_consistency" --device $DEV > "$OUT/eval_consistency.log" 2>&1 &
     wait
     stamp "eval done"
-else
+elif [ -z "$INIT" ]; then
     tar -C "$W/codec_$BEST" -cf "$OUT/codec_model.tar" model
 fi
 cd "$OUT" && tar czf /tmp/results.tgz --exclude='model.tar.part_*' . ; \

@@ -1,0 +1,75 @@
+"""Training throughput of the UNet stage for a few batch sizes: frames per second of one full training step.
+
+The step is the trainer's own (codec encoding, ``unet_loss``, backward, AdamW), on random images of the crop size,
+so data loading is left out. On a GPU a small UNet is bound by launch overhead long before arithmetic, so a larger
+batch can be nearly free; this measures it instead of guessing. Prints one line per batch size and, last, the
+batch size to use: the largest one whose frames/s beats the next smaller one's by at least ``--min-gain``.
+
+    python benchmarks/unet_step_rate.py --model src/rolldepth/weights/default --crop 192x144 --batches 192 384 576
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from rolldepth.data.synth import size_argument
+from rolldepth.model.attention import enable_multi_frame_attention
+from rolldepth.model.checkpoint import encode_empty_prompt, load_components
+from rolldepth.train.trainer import unet_loss
+
+
+def frames_per_second(parts, device, crop, frames, steps, warmup=5, length=3) -> float:
+    unet, vae = parts["unet"].to(device).train().requires_grad_(True), parts["vae"].to(device).eval().requires_grad_(False)
+    context = encode_empty_prompt(parts["tokenizer"], parts["text_encoder"]).to(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        unet.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-5)
+    frames -= frames % length
+    width, height = crop
+    rgb = torch.rand(frames, 3, height, width, device=device) * 2 - 1
+    target = torch.rand(frames, 1, height, width, device=device) * 2 - 1
+    generator = torch.Generator().manual_seed(0)
+    for step in range(warmup + steps):
+        if step == warmup:
+            if cuda:
+                torch.cuda.synchronize()
+            tic = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = unet_loss(unet, vae, parts["scheduler"], context, rgb, target, length, generator, 0.7)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    if cuda:
+        torch.cuda.synchronize()
+    return frames * steps / (time.perf_counter() - tic)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="src/rolldepth/weights/default")
+    parser.add_argument("--crop", type=size_argument("192x144"), default=(192, 144))
+    parser.add_argument("--batches", type=int, nargs="+", default=[192, 384, 576])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--min-gain", type=float, default=1.25)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    parts = load_components(args.model)
+    enable_multi_frame_attention(parts["unet"])
+    best, best_rate = None, 0.0
+    for frames in sorted(args.batches):
+        rate = frames_per_second(parts, device, args.crop, frames, args.steps)
+        print(json.dumps({"frames_per_batch": frames, "crop": list(args.crop), "frames_per_s": round(rate, 1),
+                          "steps_per_s": round(rate / frames, 2), "device": device.type}), flush=True)
+        if best is None or rate >= args.min_gain * best_rate:
+            best, best_rate = frames, rate
+    print(best)
+
+
+if __name__ == "__main__":
+    main()
