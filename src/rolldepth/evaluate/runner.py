@@ -20,7 +20,7 @@ import numpy as np
 
 from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
 from ..errors import UserError
-from .metrics import evaluate_video, mean_over_videos
+from .metrics import evaluate_video, mean_over_videos, tae
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def evaluate(
         frames = np.asarray(sample.frames)
         if len(frames) < 2:
             raise UserError(f"{sample.name} has {len(frames)} frame(s); a video needs at least 2")
-        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}}
+        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}, "ground_truth_tae": _floor_tae(sample)}
         if work_dir:
             data = hashlib.sha1(frames.tobytes())
             data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
@@ -144,7 +144,20 @@ def evaluate(
         }
         for name in variants
     }
-    return {"videos": videos, "summary": summary}
+    floors = [v["ground_truth_tae"] for v in videos if v["ground_truth_tae"] is not None]
+    return {"videos": videos, "summary": summary, "ground_truth_tae": float(np.mean(floors)) if floors else None}
+
+
+def _floor_tae(sample) -> float | None:
+    """TAE of the ground truth itself: the floor no prediction can go under on this video.
+
+    TAE reprojects with the camera's motion only, so objects that move, and pixels rounded onto another surface
+    at depth edges, cost even the true depth. Reported beside the variants so that their TAE can be read against it.
+    """
+    if sample.poses is None or sample.K is None:
+        return None
+    value = tae(sample.depth, sample.depth, sample.valid, sample.poses, sample.K, sample.max_depth, sample.min_depth)
+    return value if np.isfinite(value) else None
 
 
 def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: Path | None, record) -> dict:
@@ -177,8 +190,9 @@ def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value * scale:.{digits}f}"
 
 
-def markdown_table(summary: dict) -> str:
-    """Rows = variants; AbsRel (x100), delta1 (%) and TAE (%) for both alignments, then seconds per frame."""
+def markdown_table(summary: dict, ground_truth_tae: float | None = None) -> str:
+    """Rows = variants; AbsRel (x100), delta1 (%) and TAE (%) for both alignments, then seconds per frame; last,
+    with ``ground_truth_tae``, the ground truth's own scores (TAE's floor on these videos)."""
     head = ("| variant | AbsRel↓ disp | δ1↑ disp | TAE↓ disp | AbsRel↓ depth | δ1↑ depth | TAE↓ depth | s/frame |\n"
             "|---|---|---|---|---|---|---|---|")
     rows = []
@@ -188,6 +202,9 @@ def markdown_table(summary: dict) -> str:
             m = s[space]
             cells += [_fmt(m["abs_rel"], 100), _fmt(m["delta1"]), _fmt(m["tae"])]
         rows.append(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_frame']:.3f} |")
+    if ground_truth_tae is not None:
+        floor = _fmt(ground_truth_tae)
+        rows.append(f"| ground truth (TAE floor) | 0.00 | 100.00 | {floor} | 0.00 | 100.00 | {floor} | - |")
     return "\n".join([head, *rows]) + "\n"
 
 
@@ -220,7 +237,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
         refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
     )
-    table = markdown_table(report["summary"])
+    table = markdown_table(report["summary"], report["ground_truth_tae"])
     _write_atomic(args.out / "eval.json", json.dumps(report, indent=1))
     _write_atomic(args.out / "eval.md", table)
     shutil.rmtree(work_dir)  # everything it held is in eval.json now
