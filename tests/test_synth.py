@@ -309,3 +309,34 @@ def test_cli_consistency_flag(tmp_path):
     assert main(["-q", "synth", str(tmp_path / "c"), "--sequences", "1", "--frames", "3", "--size", "32x24",
                  "--consistency"]) == 0
     assert load_sequence(tmp_path / "c" / "seq_00000")["meta"]["camera_path"] in ("sweep", "approach", "pan")
+
+
+@pytest.mark.parametrize("seed", [0, 2])  # seed 2 has a fly-by, placed from the middle frame's pose
+def test_motion_blur_averages_the_instants_around_each_frame(seed):
+    """With 3 instants over a 2-frame shutter, instant j of frame i is frame i-1+j of the unblurred render: the
+    blurred frame is the rounded mean of three unblurred neighbours, and depth and pose stay the frame's own."""
+    sharp = render_sequence(seed, 8, (48, 32))
+    blurred = render_sequence(seed, 8, (48, 32), SceneConfig(motion_blur=3, shutter=2.0))
+    np.testing.assert_array_equal(blurred["poses"], sharp["poses"])
+    np.testing.assert_allclose(blurred["depth"], sharp["depth"], rtol=1e-6)  # the clip range may move a ulp
+    neighbours = sharp["frames"].astype(np.float64)
+    expected = np.round((neighbours[:-2] + neighbours[1:-1] + neighbours[2:]) / 3)
+    off = np.abs(blurred["frames"][1:-1] - expected)
+    assert (off > 0).mean() < 1e-3 and off.mean() < 0.01  # exact but for rare depth ties at edges
+    assert np.abs(blurred["frames"].astype(np.float64) - sharp["frames"]).mean() > 1.0  # the camera moves
+    assert (blurred["meta"]["motion_blur"], blurred["meta"]["shutter"]) == (3, 2.0)
+
+
+def test_motion_blur_options_are_checked(tmp_path, capfd):
+    from rolldepth.apps.cli import main
+
+    for blur, shutter in ((2, 0.5), (0, 0.5), (3, 0.0), (3, 2.5)):
+        with pytest.raises(UserError, match="motion blur"):
+            render_sequence(0, 2, (32, 24), SceneConfig(motion_blur=blur, shutter=shutter))
+    args = ["-q", "synth", str(tmp_path / "d"), "--sequences", "1", "--frames", "2", "--size", "32x24"]
+    assert main([*args, "--motion-blur", "3"]) == 0
+    assert load_sequence(tmp_path / "d" / "seq_00000")["meta"]["motion_blur"] == 3
+    assert main(args) == 2  # resuming without the blur would mix two kinds of frames
+    assert main([*args, "--motion-blur", "4"]) == 2
+    err = capfd.readouterr().err
+    assert "other settings" in err and "odd number" in err and err.count("\n") == 2

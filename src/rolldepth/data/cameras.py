@@ -45,10 +45,11 @@ def _wobble(rng: np.random.Generator, times: np.ndarray, amplitude: float, freq=
 
 
 def _camera_path(
-    rng: np.random.Generator, name: str, layout: Layout, times: np.ndarray
+    rng: np.random.Generator, name: str, layout: Layout, times: np.ndarray, duration: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Eyes [N, 3] and forward directions [N, 3] of one path type (before handheld jitter)."""
-    duration = max(float(times[-1]), 1e-6)
+    """Eyes [N, 3] and forward directions [N, 3] of one path type (before handheld jitter) at ``times``; the path
+    runs over ``duration`` seconds (from the first frame's time to the last's: sub-frame instants lie just beyond)."""
+    duration = max(duration, 1e-6)
     centred = times - duration / 2
     eye, view = layout.eye, layout.view_distance
     yaw0, pitch0 = _yaw_pitch((layout.target - eye) / np.linalg.norm(layout.target - eye))
@@ -90,10 +91,10 @@ def _camera_path(
 
 
 def _poses_along(
-    rng: np.random.Generator, name: str, layout: Layout, times: np.ndarray
+    rng: np.random.Generator, name: str, layout: Layout, times: np.ndarray, duration: float
 ) -> np.ndarray:
     """Camera-to-world poses of a path plus handheld jitter (strong for "handheld", sometimes light)."""
-    eyes, forward = _camera_path(rng, name, layout, times)
+    eyes, forward = _camera_path(rng, name, layout, times, duration)
     poses = look_at(eyes, forward)
     strength = 1.0 if name == "handheld" else (rng.uniform(0.1, 0.4) if rng.uniform() < 0.5 else 0.0)
     if strength > 0:
@@ -117,7 +118,7 @@ def clearance(obj: SceneObject, eyes: np.ndarray) -> float:
     return float(box_distance(eyes, frames_transforms(obj, len(eyes)), centre, half).min())
 
 
-def choose_path(rng: np.random.Generator, layout: Layout, times: np.ndarray, forced: str | None,
+def choose_path(rng: np.random.Generator, layout: Layout, times: np.ndarray, duration: float, forced: str | None,
                  choices: tuple[str, ...] | None = None) -> tuple[str, np.ndarray]:
     """Draw paths until one stays inside the free space; fall back to a pan, which never moves the eye."""
     names = list(choices or layout.path_weights)
@@ -125,10 +126,10 @@ def choose_path(rng: np.random.Generator, layout: Layout, times: np.ndarray, for
     margin = 0.1 * layout.view_distance
     for _ in range(12):
         name = forced or str(rng.choice(names, p=weights / weights.sum()))
-        poses = _poses_along(rng, name, layout, times)
+        poses = _poses_along(rng, name, layout, times, duration)
         if _path_fits(poses, layout, margin):
             return name, poses
     name = "pan"
-    poses = _poses_along(rng, name, layout, times)
+    poses = _poses_along(rng, name, layout, times, duration)
     poses[:, :3, 3] = layout.eye  # no positional jitter: the start eye is known to be free
     return name, poses

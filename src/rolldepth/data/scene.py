@@ -151,6 +151,12 @@ class SceneConfig:
         4x multisampled colour (depth stays single-sample at pixel centres, so it remains exact).
     fps : float
         Frame rate that converts speeds to per-frame motion.
+    motion_blur : int
+        Odd number of instants rendered per frame and averaged into its colour (1 = none). Depth and pose stay
+        those of the middle instant, the frame's own time: what a real camera's blurred frame is paired with.
+    shutter : float
+        How long the shutter is open, in frame intervals (0.5 = the cinema's 180 degrees); the instants spread
+        evenly over it.
     """
 
     kind: str | None = None
@@ -160,6 +166,8 @@ class SceneConfig:
     flyby: bool | None = None
     antialias: bool = True
     fps: float = 30.0
+    motion_blur: int = 1
+    shutter: float = 0.5
 
 
 # ============================================================================================ meshes

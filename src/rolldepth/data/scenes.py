@@ -293,22 +293,24 @@ def mover(
     return mesh, rigid(spin, positions)
 
 
-def flyby_object(rng: np.random.Generator, poses: np.ndarray, K: np.ndarray, size: tuple[int, int], layout: Layout, times: np.ndarray) -> tuple[Mesh, np.ndarray]:
+def flyby_object(rng: np.random.Generator, poses: np.ndarray, K: np.ndarray, size: tuple[int, int], layout: Layout,
+                 times: np.ndarray, blur: int = 1) -> tuple[Mesh, np.ndarray]:
     """An object crossing the view close to the camera around mid-video, on a straight world-space line.
 
     It moves with the camera's mean velocity plus a sideways crossing, so the camera does not run into it,
-    and it makes the nearest depth of the video drop sharply for a while.
+    and it makes the nearest depth of the video drop sharply for a while. ``times`` and ``poses`` hold ``blur``
+    instants per frame, the frame's own in the middle.
     """
-    n = len(times)
-    mid = n // 2
-    duration = max(float(times[-1]), 1e-6)
+    first, last = blur // 2, len(times) - 1 - blur // 2  # the instants of the first and the last frame
+    mid = (len(times) // blur) // 2 * blur + blur // 2
+    duration = max(float(times[last] - times[first]), 1e-6)
     close = rng.uniform(0.12, 0.3) * layout.view_distance
     radius = rng.uniform(0.15, 0.35) * close
     mesh = sphere_mesh(radius) if rng.uniform() < 0.5 else box_mesh(radius * rng.uniform(0.5, 1.0, 3))
     half_width = close * (size[0] / 2) / K[0, 0]
     sideways = rng.choice([-1, 1]) * 3 * half_width / duration
     rot_mid, eye_mid = poses[mid, :3, :3], poses[mid, :3, 3]
-    velocity = (poses[-1, :3, 3] - poses[0, :3, 3]) / duration
+    velocity = (poses[last, :3, 3] - poses[first, :3, 3]) / duration
     offset_y = rng.uniform(-0.3, 0.3) * close * (size[1] / 2) / K[1, 1]
     t = times - times[mid]
     positions = eye_mid + (rot_mid @ np.array([0.0, offset_y, close])) + np.outer(t, velocity + rot_mid[:, 0] * sideways)

@@ -45,10 +45,26 @@ def _check_size(size) -> tuple[int, int]:
     return width, height
 
 
+def _check_blur(config: SceneConfig) -> int:
+    blur = config.motion_blur
+    if blur < 1 or blur % 2 == 0 or not 0.0 < config.shutter <= 2.0:
+        raise UserError(f"motion blur needs an odd number of instants per frame (got {blur}) and a shutter in (0, 2] "
+                        f"frame intervals (got {config.shutter})")
+    return blur
+
+
+def frame_instants(n_frames: int, config: SceneConfig) -> np.ndarray:
+    """Times in seconds at which a sequence is rendered: ``motion_blur`` instants per frame, frame after frame,
+    spread evenly over the shutter and centred on the frame's time (just the frame times without blur)."""
+    blur = _check_blur(config)
+    offsets = (np.arange(blur) - blur // 2) * (config.shutter / max(blur - 1, 1))
+    return ((np.arange(n_frames)[:, None] + offsets[None, :]) / config.fps).ravel()
+
+
 def build_sequence_scene(
     seed: int, n_frames: int, size: tuple[int, int], config: SceneConfig
 ) -> tuple[Scene, np.ndarray, np.ndarray, dict]:
-    """The random scene, camera poses [N, 4, 4], intrinsics [3, 3] and a description of one seed.
+    """The random scene, camera poses [N * motion_blur, 4, 4], intrinsics [3, 3] and a description of one seed.
 
     Parts are drawn in order: scene kind and structure, camera path (kept clear of the structure), then
     clutter and moving objects, each dropped if it would come too close to any camera position.
@@ -61,10 +77,10 @@ def build_sequence_scene(
         if path is not None and path not in CAMERA_PATHS:
             raise UserError(f"unknown camera path {path!r}; choose one of {', '.join(CAMERA_PATHS)}")
     width, height = size
-    times = np.arange(n_frames) / config.fps
+    times = frame_instants(n_frames, config)
     layout, structure, clutter = KIND_BUILDERS[kind](rng)
     K = intrinsics_matrix(width, height, rng.uniform(50, 85), rng.uniform(-0.02, 0.02, 2) * [width, height])
-    path, poses = choose_path(rng, layout, times, config.camera_path, config.camera_paths)
+    path, poses = choose_path(rng, layout, times, (n_frames - 1) / config.fps, config.camera_path, config.camera_paths)
     eyes = poses[:, :3, 3]
     margin = 0.1 * layout.view_distance
     objects = list(structure)
@@ -83,7 +99,7 @@ def build_sequence_scene(
                 n_moving += 1
         wants_flyby = config.flyby if config.flyby is not None else bool(rng.uniform() < 0.35)
         if wants_flyby and n_frames > 1:
-            mesh, transforms = flyby_object(rng, poses, K, size, layout, times)
+            mesh, transforms = flyby_object(rng, poses, K, size, layout, times, config.motion_blur)
             obj = SceneObject(mesh, random_material(rng, 2 * float(mesh.bounds[1].max())), transforms)
             if clearance(obj, eyes) > 0.02 * layout.view_distance:
                 objects.append(obj)
@@ -123,6 +139,11 @@ def render_sequence(
         raise UserError(f"a sequence needs at least one frame, got {n_frames}")
     scene, poses, K, meta = build_sequence_scene(seed, n_frames, (width, height), config)
     frames, depth = get_renderer(width, height, config.antialias).render(scene, poses, K)
+    if config.motion_blur > 1:  # average each frame's instants; keep the middle one's depth and pose
+        blur, middle = config.motion_blur, config.motion_blur // 2
+        frames = frames.reshape(n_frames, blur, *frames.shape[1:]).mean(axis=1).round().astype(np.uint8)
+        depth, poses = depth[middle::blur], poses[middle::blur]
+        meta.update(motion_blur=blur, shutter=float(config.shutter))
     if not np.all(depth > 0):
         raise RuntimeError(f"seed {seed}: {np.sum(depth <= 0)} pixels saw no geometry (scene is not closed)")
     meta.update(
@@ -174,6 +195,8 @@ def write_dataset(
     width, height = _check_size(size)
     if n_sequences < 1 or n_frames < 1:
         raise UserError(f"need at least one sequence and one frame, got {n_sequences} and {n_frames}")
+    if config:
+        _check_blur(config)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".seq_*.partial"):
         shutil.rmtree(stale)
@@ -183,9 +206,11 @@ def write_dataset(
         folder = root / name
         if folder.is_dir():
             meta = _read_meta(folder)
-            if (meta.get("seed"), meta.get("size"), meta.get("n_frames")) != (seq_seed, [width, height], n_frames):
+            blur = (config.motion_blur, config.shutter) if config and config.motion_blur > 1 else (1, None)
+            if (meta.get("seed"), meta.get("size"), meta.get("n_frames"), meta.get("motion_blur", 1),
+                    meta.get("shutter")) != (seq_seed, [width, height], n_frames, *blur):
                 raise UserError(
-                    f"{folder} was rendered with other settings (seed/size/frames); use a new output folder"
+                    f"{folder} was rendered with other settings (seed/size/frames/motion blur); use a new output folder"
                 )
             logger.debug("skipping complete %s", folder)
             metas[index] = meta
@@ -317,7 +342,8 @@ def size_argument(example: str):
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    config = SceneConfig(camera_paths=CONSISTENCY_PATHS, flyby=True) if args.consistency else None
+    recipe = dict(camera_paths=CONSISTENCY_PATHS, flyby=True) if args.consistency else {}
+    config = SceneConfig(**recipe, motion_blur=args.motion_blur, shutter=args.shutter)
     root = write_dataset(args.out, args.sequences, args.frames, args.size, args.seed, progress=not args.quiet,
                          config=config, workers=max(1, args.workers))
     logger.info("wrote %d sequences to %s", args.sequences, root)
@@ -340,5 +366,10 @@ def register_cli(subparsers) -> None:
     p.add_argument("--consistency", action="store_true",
                    help="the consistency split: every shot changes its visible depth range (a camera turning from "
                         "a near wall to a far view, or closing in on the scene) and has an object flying close by")
+    p.add_argument("--motion-blur", type=int, default=1, metavar="N",
+                   help="render N instants per frame (odd) and average their colours, like a camera's exposure; "
+                        "depth stays the frame's own (default 1: none)")
+    p.add_argument("--shutter", type=float, default=0.5,
+                   help="exposure of --motion-blur in frame intervals, up to 2 (default 0.5, a 180-degree shutter)")
     p.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     p.set_defaults(func=_cmd_synth)
