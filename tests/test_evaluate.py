@@ -90,12 +90,12 @@ def test_evaluate_scores_and_averages_like_an_independent_computation():
     assert table.count("\n") == 4 and f"| per-frame | {expected * 100:.2f} |" in table
     # The ground truth's own TAE: 0 on the static video; on b the camera stands still, so every pixel is compared
     # with itself in the next frame, both ways (a closed form).
-    floor_b = 100 * np.mean([np.mean(np.abs(gt_b[d].astype(np.float64) - gt_b[s]) / gt_b[d])
+    truth_b = 100 * np.mean([np.mean(np.abs(gt_b[d].astype(np.float64) - gt_b[s]) / gt_b[d])
                              for i in range(3) for s, d in ((i, i + 1), (i + 1, i))])
-    assert [v["ground_truth_tae"] for v in report["videos"]] == pytest.approx([0.0, floor_b], abs=1e-6)
-    assert report["ground_truth_tae"] == pytest.approx(floor_b / 2)
-    floor_row = markdown_table(report["summary"], report["ground_truth_tae"]).splitlines()[-1]
-    assert floor_row.startswith("| ground truth (TAE floor) | 0.00 | 100.00 | ") and f"{floor_b / 2:.2f}" in floor_row
+    assert [v["ground_truth_tae"] for v in report["videos"]] == pytest.approx([0.0, truth_b], abs=1e-6)
+    assert report["ground_truth_tae"] == pytest.approx(truth_b / 2)
+    truth_row = markdown_table(report["summary"], report["ground_truth_tae"]).splitlines()[-1]
+    assert truth_row.startswith("| ground truth | 0.00 | 100.00 | ") and f"{truth_b / 2:.2f}" in truth_row
 
 
 def without_seconds(report):
@@ -168,7 +168,7 @@ def test_eval_cli_writes_json_and_table(tmp_path, tiny_checkpoint, capsys):
             assert all(np.isfinite(summary[space][k]) for k in ("abs_rel", "delta1", "tae"))
     assert report["settings"]["res"] == 32
     table = (out / "eval.md").read_text()
-    assert table in capsys.readouterr().out and table.count("\n") == 6 and "ground truth (TAE floor)" in table
+    assert table in capsys.readouterr().out and table.count("\n") == 6 and "| ground truth |" in table
     assert sorted(p.name for p in out.iterdir()) == ["eval.json", "eval.md"]  # no partial files, no work folder
 
 

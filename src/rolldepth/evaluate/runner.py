@@ -115,7 +115,7 @@ def evaluate(
         frames = np.asarray(sample.frames)
         if len(frames) < 2:
             raise UserError(f"{sample.name} has {len(frames)} frame(s); a video needs at least 2")
-        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}, "ground_truth_tae": _floor_tae(sample)}
+        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}, "ground_truth_tae": _ground_truth_tae(sample)}
         if work_dir:
             data = hashlib.sha1(frames.tobytes())
             data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
@@ -144,15 +144,16 @@ def evaluate(
         }
         for name in variants
     }
-    floors = [v["ground_truth_tae"] for v in videos if v["ground_truth_tae"] is not None]
-    return {"videos": videos, "summary": summary, "ground_truth_tae": float(np.mean(floors)) if floors else None}
+    truths = [v["ground_truth_tae"] for v in videos if v["ground_truth_tae"] is not None]
+    return {"videos": videos, "summary": summary, "ground_truth_tae": float(np.mean(truths)) if truths else None}
 
 
-def _floor_tae(sample) -> float | None:
-    """TAE of the ground truth itself: the floor no prediction can go under on this video.
+def _ground_truth_tae(sample) -> float | None:
+    """TAE of the ground truth itself: what exact depth scores on this video.
 
     TAE reprojects with the camera's motion only, so objects that move, and pixels rounded onto another surface
     at depth edges, cost even the true depth. Reported beside the variants so that their TAE can be read against it.
+    It is not a floor: depth smoother than the truth can score below it.
     """
     if sample.poses is None or sample.K is None:
         return None
@@ -192,7 +193,7 @@ def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
 
 def markdown_table(summary: dict, ground_truth_tae: float | None = None) -> str:
     """Rows = variants; AbsRel (x100), delta1 (%) and TAE (%) for both alignments, then seconds per frame; last,
-    with ``ground_truth_tae``, the ground truth's own scores (TAE's floor on these videos)."""
+    with ``ground_truth_tae``, the ground truth's own scores (what exact depth gets for TAE on these videos)."""
     head = ("| variant | AbsRel↓ disp | δ1↑ disp | TAE↓ disp | AbsRel↓ depth | δ1↑ depth | TAE↓ depth | s/frame |\n"
             "|---|---|---|---|---|---|---|---|")
     rows = []
@@ -203,8 +204,8 @@ def markdown_table(summary: dict, ground_truth_tae: float | None = None) -> str:
             cells += [_fmt(m["abs_rel"], 100), _fmt(m["delta1"]), _fmt(m["tae"])]
         rows.append(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_frame']:.3f} |")
     if ground_truth_tae is not None:
-        floor = _fmt(ground_truth_tae)
-        rows.append(f"| ground truth (TAE floor) | 0.00 | 100.00 | {floor} | 0.00 | 100.00 | {floor} | - |")
+        truth = _fmt(ground_truth_tae)
+        rows.append(f"| ground truth | 0.00 | 100.00 | {truth} | 0.00 | 100.00 | {truth} | - |")
     return "\n".join([head, *rows]) + "\n"
 
 
