@@ -27,7 +27,7 @@ OPTIONS = {
         --quiet --res --seed --shape --verbose --video-frames --what -d -h -m -q -v
     """.split(),
     "synth": """
-        --consistency --frames --help --quiet --seed --sequences --size --verbose --workers -h -q -v
+        --consistency --frames --help --motion-blur --quiet --seed --sequences --shutter --size --verbose --workers -h -q -v
     """.split(),
     "train": """
         --codec-loss --crop --data --frames-per-batch --help --init --lr --one-step-fraction --output-dir
