@@ -197,6 +197,8 @@ def write_dataset(
         raise UserError(f"need at least one sequence and one frame, got {n_sequences} and {n_frames}")
     if config:
         _check_blur(config)
+    # The blur settings as a finished sequence's meta.json records them (none without blur).
+    blur = (config.motion_blur, config.shutter) if config and config.motion_blur > 1 else (1, None)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".seq_*.partial"):
         shutil.rmtree(stale)
@@ -206,7 +208,6 @@ def write_dataset(
         folder = root / name
         if folder.is_dir():
             meta = _read_meta(folder)
-            blur = (config.motion_blur, config.shutter) if config and config.motion_blur > 1 else (1, None)
             if (meta.get("seed"), meta.get("size"), meta.get("n_frames"), meta.get("motion_blur", 1),
                     meta.get("shutter")) != (seq_seed, [width, height], n_frames, *blur):
                 raise UserError(
