@@ -295,6 +295,8 @@ def test_synth_format_round_trip(tmp_path):
             np.save(folder / f"{name}.npy", array)
         (folder / "meta.json").write_text(json.dumps(meta))
         truth.append((frames, depth, poses, k))
+    moving = rng.uniform(size=(3, H, W)) < 0.2  # only the first sequence marks its moving objects
+    np.save(tmp_path / "seq_00000" / "moving.npy", moving)
     samples = list(load_dataset("synth", tmp_path))
     assert [s.name for s in samples] == ["synth/seq_00000", "synth/seq_00001"]
     assert (samples[0].fps, samples[0].max_depth) == (12.0, DATASETS["synth"].max_depth)
@@ -305,8 +307,15 @@ def test_synth_format_round_trip(tmp_path):
     np.testing.assert_array_equal(samples[0].depth[samples[0].valid], depth[np.isfinite(depth)])
     np.testing.assert_allclose(samples[0].poses, poses)
     np.testing.assert_allclose(samples[0].K, k)
+    np.testing.assert_array_equal(samples[0].moving, moving)
+    assert samples[1].moving is None
     one = next(load_dataset("synth", tmp_path, max_frames=2, start=1))
     np.testing.assert_array_equal(one.frames, frames[1:3])
+    np.testing.assert_array_equal(one.moving, moving[1:3])
+    np.save(tmp_path / "seq_00000" / "moving.npy", moving[:, :, :-1])
+    with pytest.raises(UserError, match="moving.npy must be bool"):
+        list(load_dataset("synth", tmp_path))
+    np.save(tmp_path / "seq_00000" / "moving.npy", moving)
     (tmp_path / "seq_00001" / "meta.json").write_text("{}")
     with pytest.raises(UserError, match="meta.json lacks a valid 'fps'"):
         list(load_dataset("synth", tmp_path))

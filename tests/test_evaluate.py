@@ -98,6 +98,27 @@ def test_evaluate_scores_and_averages_like_an_independent_computation():
     assert truth_row.startswith("| ground truth | 0.00 | 100.00 | ") and f"{truth_b / 2:.2f}" in truth_row
 
 
+def test_static_tae_leaves_the_moving_object_out_of_every_row():
+    # A still camera; an object at 2 m crosses a wall at 6 m, one column per frame. The exact prediction's TAE is
+    # all moving object, and so is the ground truth's: both drop to 0 off the object.
+    n, h, w = 4, 6, 8
+    gt = np.full((n, h, w), 6.0, dtype=np.float32)
+    moving = np.zeros(gt.shape, bool)
+    for i in range(n):
+        gt[i, :, i], moving[i, :, i] = 2.0, True
+    sample = make_sample("m", 1, gt)
+    sample.moving = moving
+    report = evaluate(FakePipe({1: 1.0 / gt}), [sample], ["per-frame"])
+    scores = report["summary"]["per-frame"]["disparity"]
+    assert scores["tae"] > 10 and scores["tae_static"] == pytest.approx(0, abs=1e-4)
+    assert report["ground_truth_tae"] == pytest.approx(scores["tae"], rel=1e-4)
+    assert report["ground_truth_tae_static"] == pytest.approx(0, abs=1e-9)
+    table = markdown_table(report["summary"], report["ground_truth_tae"], report["ground_truth_tae_static"])
+    head, _, row, truth = table.splitlines()
+    assert head.count("TAE static↓") == 2 and row.count("|") == head.count("|") == truth.count("|") == 11
+    assert truth.startswith(f"| ground truth | 0.00 | 100.00 | {report['ground_truth_tae']:.2f} | 0.00 |")
+
+
 def without_seconds(report):
     """Everything but the timings, which differ between runs."""
     videos = [{**v, "variants": {k: {s: r[s] for s in ("disparity", "depth")} for k, r in v["variants"].items()}}

@@ -129,6 +129,31 @@ def test_tae_fronto_parallel_plane_moving_along_z_matches_hand_computation(scale
     assert tae(pred, gt, None, poses, intrinsics(), max_depth=10.0) == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
+@pytest.mark.parametrize("flicker", [1.0, 1.2])
+def test_tae_leaves_moving_objects_out_closed_form(flicker):
+    # A still camera before a wall at D; an object (depth 2) moves from block A in frame 0 to block B in frame 1.
+    # Every pixel is compared with itself in the other frame. Without the mask A and B cost even the true depth:
+    # 0 -> 1: A |D - 2| / D, B |2 - D| / 2; 1 -> 0 the same with A and B swapped. With it only the static wall
+    # counts, where a prediction whose frame 1 is scaled by s costs |s - 1| / s one way and |s - 1| the other.
+    dist, s = 6.0, flicker
+    gt = np.full((2, H, W), dist)
+    moving = np.zeros(gt.shape, bool)
+    gt[0, 2:6, 3:9], moving[0, 2:6, 3:9] = 2.0, True
+    gt[1, 10:14, 12:18], moving[1, 10:14, 12:18] = 2.0, True
+    poses = np.stack([np.eye(4), np.eye(4)])
+    area = 24 / (H * W)
+    both_ways = area * (abs(dist - 2) / dist + abs(2 - dist) / 2)
+    assert tae(gt, gt, None, poses, intrinsics(), max_depth=10.0) == pytest.approx(100 * both_ways, rel=1e-9)
+    assert tae(gt, gt, None, poses, intrinsics(), max_depth=10.0, moving=moving) == pytest.approx(0, abs=1e-12)
+    pred = gt * np.array([1.0, s])[:, None, None]
+    expected = 100 * (abs(s - 1) / s + abs(s - 1)) / 2
+    assert tae(pred, gt, None, poses, intrinsics(), 10.0, moving=moving) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    result = evaluate_video(1.0 / pred, gt, None, max_depth=10.0, poses=poses, K=intrinsics(), moving=moving)
+    assert result["tae"] > result["tae_static"] >= 0
+    with pytest.raises(UserError, match="moving-object mask"):
+        tae(gt, gt, None, poses, intrinsics(), 10.0, moving=moving[:, :4])
+
+
 def room_depth(pose: np.ndarray, k: np.ndarray, height: int, width: int) -> np.ndarray:
     """Exact z-depth from inside a closed box room (float64 ray-box exit distances): no occlusions anywhere."""
     low, high = np.array([-3.0, -2.0, -1.0]), np.array([3.0, 2.0, 6.0])
@@ -190,7 +215,7 @@ def test_evaluate_video_resizes_prediction_and_reports_all_metrics():
     low_res = resize_prediction(pred_full.astype(np.float32), H // 2, W // 2)
     assert low_res.shape == (2, H // 2, W // 2)
     result = evaluate_video(low_res, depth, None, max_depth=10.0, poses=poses, K=k)
-    assert set(result) == {"abs_rel", "delta1", "tae", "n_pixels"}
+    assert set(result) == {"abs_rel", "delta1", "tae", "tae_static", "n_pixels"} and result["tae_static"] is None
     assert result["n_pixels"] == depth.size
     assert result["abs_rel"] < 0.02 and result["delta1"] > 99.0 and result["tae"] < 2.0
     exact = evaluate_video(pred_full, depth, None, max_depth=10.0)
@@ -210,7 +235,8 @@ def test_resize_prediction_is_bilinear():
 def test_mean_over_videos_skips_missing_metrics():
     summary = mean_over_videos([
         dict(abs_rel=0.1, delta1=90.0, tae=None),
-        dict(abs_rel=0.3, delta1=80.0, tae=2.0),
+        dict(abs_rel=0.3, delta1=80.0, tae=2.0, tae_static=0.5),
         dict(abs_rel=0.2, delta1=70.0, tae=float("nan")),
     ])
-    assert summary == dict(abs_rel=pytest.approx(0.2), delta1=pytest.approx(80.0), tae=2.0, n_videos=3)
+    assert summary == dict(abs_rel=pytest.approx(0.2), delta1=pytest.approx(80.0), tae=2.0, tae_static=0.5, n_videos=3)
+    assert mean_over_videos([dict(abs_rel=0.1, delta1=90.0, tae=1.0)])["tae_static"] is None

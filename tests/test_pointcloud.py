@@ -34,7 +34,7 @@ def rendered_plane():
     plane_rot = rotation([0.0, 1.0, 0.0], np.radians(35)) @ rotation([1.0, 0.0, 0.0], np.radians(-20))
     plane = rigid(plane_rot, [0.2, -0.1, 3.0])
     scene = Scene(objects=[SceneObject(quad_mesh(40.0, 40.0), Material("checker", frequency=2.0), plane)])
-    frames, depth = get_renderer(WIDTH, HEIGHT, False).render(scene, pose[None], K)
+    frames, depth, _ = get_renderer(WIDTH, HEIGHT, False).render(scene, pose[None], K)
     normal = plane_rot[:, 2]
     offset = float(normal @ plane[:3, 3])
     if offset < 0:

@@ -26,7 +26,7 @@ def pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def render_one(scene: Scene, pose: np.ndarray, K: np.ndarray, antialias: bool = False):
-    frames, depth = get_renderer(WIDTH, HEIGHT, antialias).render(scene, pose[None], K)
+    frames, depth, _ = get_renderer(WIDTH, HEIGHT, antialias).render(scene, pose[None], K)
     return frames[0], depth[0]
 
 
@@ -94,7 +94,7 @@ def test_nearer_object_occludes_and_moves_per_frame():
     wall = SceneObject(quad_mesh(50, 50), Material(), rigid(np.eye(3), [0, 0, 10.0]))
     box_transforms = rigid(np.eye(3)[None].repeat(2, 0), [[-0.5, 0, 3.0], [0.5, 0, 3.0]])
     box = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), box_transforms)
-    _, depth = get_renderer(WIDTH, HEIGHT, False).render(Scene(objects=[wall, box]), poses, K)
+    _, depth, _ = get_renderer(WIDTH, HEIGHT, False).render(Scene(objects=[wall, box]), poses, K)
     for i, x in enumerate([-0.5, 0.5]):
         hit = pixel_rays(K, WIDTH, HEIGHT) * 2.8  # front face at z = 3.0 - 0.2
         on_box = (np.abs(hit[..., 0] - x) < 0.3 - 0.02) & (np.abs(hit[..., 1]) < 0.3 - 0.02)
@@ -102,6 +102,19 @@ def test_nearer_object_occludes_and_moves_per_frame():
         assert on_box.sum() > 20
         np.testing.assert_allclose(depth[i][on_box], 2.8, rtol=1e-5)
         np.testing.assert_allclose(depth[i][off_box], 10.0, rtol=1e-5)
+
+
+def test_moving_mask_marks_exactly_the_moving_objects_pixels():
+    """A moving box and a static box before a wall: the mask is where the moving box's face is seen, nothing else."""
+    K = intrinsics_matrix(WIDTH, HEIGHT, 60.0)
+    poses = np.stack([np.eye(4), np.eye(4)])
+    wall = SceneObject(quad_mesh(50, 50), Material(), rigid(np.eye(3), [0, 0, 10.0]))
+    still = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), rigid(np.eye(3), [0, 1.0, 5.0]))
+    mover = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), rigid(np.eye(3)[None].repeat(2, 0), [[-0.5, 0, 3.0], [0.5, 0, 3.0]]))
+    _, depth, moving = get_renderer(WIDTH, HEIGHT, False).render(Scene(objects=[wall, still, mover]), poses, K)
+    assert moving.dtype == bool and moving.shape == depth.shape
+    assert (depth < 3.5).sum() > 40 and ((depth > 4.5) & (depth < 5.5)).sum() > 20  # both boxes are in view
+    np.testing.assert_array_equal(moving, depth < 3.5)
 
 
 def bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -196,7 +209,8 @@ def test_write_dataset_resume_and_settings(tmp_path):
         if p.parent.name == "seq_00000":
             assert p.stat().st_mtime_ns == mtime  # skipped, not rewritten
     again = load_sequence(redo)
-    for key in ("frames", "depth", "poses", "intrinsics"):
+    assert again["moving"].dtype == bool and again["moving"].shape == again["depth"].shape
+    for key in ("frames", "depth", "moving", "poses", "intrinsics"):
         np.testing.assert_array_equal(again[key], first["seq_00001"][key])
 
     description = json.loads((root / "dataset.json").read_text())
@@ -218,6 +232,11 @@ def test_load_sequence_rejects_broken(tmp_path):
     seq = root / "seq_00000"
     loaded = load_sequence(seq)
     assert loaded["frames"].shape == (2, 24, 32, 3) and loaded["fps"] == 30.0
+    (seq / "moving.npy").unlink()  # a sequence written before the mask existed
+    assert load_sequence(seq)["moving"] is None
+    np.save(seq / "moving.npy", np.zeros((2, 24, 32), dtype=np.uint8))
+    with pytest.raises(UserError, match="moving.npy"):
+        load_sequence(seq)
     np.save(seq / "depth.npy", np.zeros((2, 24, 31), dtype=np.float32))
     with pytest.raises(UserError, match="depth.npy"):
         load_sequence(seq)

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
+from .synth import load_moving_mask
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ class VideoSample:
         float64 [3, 3] or per-frame [N, 3, 3] intrinsics at the depth resolution.
     frame_paths : tuple[Path, ...]
         Source image files (empty when the frames live in an array file).
+    moving : np.ndarray or None
+        bool [N, H, W], True where an independently moving object is seen (synthetic data only): the pixels a
+        static-scene TAE leaves out.
     """
 
     name: str
@@ -62,6 +66,7 @@ class VideoSample:
     poses: np.ndarray | None = None
     K: np.ndarray | None = None
     frame_paths: tuple[Path, ...] = ()
+    moving: np.ndarray | None = None
     frame_loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     @cached_property
@@ -467,11 +472,12 @@ def _load_synth(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSampl
         index = _pick(len(depth), spec, sequence)
         depth = depth[index].astype(np.float32)
         valid = np.isfinite(depth) & (depth > 0)
+        moving = load_moving_mask(sequence, (len(frames), *depth.shape[1:]))
         sequence_spec = replace(spec, fps=fps, max_depth=float(meta.get("max_depth", spec.max_depth)))
         yield _sample(
             kind, sequence.name, sequence_spec, [], depth=np.where(valid, depth, 0), valid=valid,
             poses=poses[index], K=intrinsics[index] if intrinsics.ndim == 3 else intrinsics,
-            frame_loader=partial(_array_rows, frames, index),
+            frame_loader=partial(_array_rows, frames, index), moving=None if moving is None else moving[index],
         )
 
 

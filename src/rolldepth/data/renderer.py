@@ -27,7 +27,7 @@ uniform mat4 u_model[%(slots)d];
 in vec3 in_pos; in vec3 in_normal; in vec3 in_tex; in vec3 in_unit;
 in vec3 in_color_a; in vec3 in_color_b; in vec3 in_dir; in vec3 in_params;
 out vec3 v_world; out vec3 v_normal; out vec3 v_tex; out vec3 v_unit;
-out vec3 v_color_a; out vec3 v_color_b; out vec3 v_dir; out vec2 v_params; out float v_z;
+out vec3 v_color_a; out vec3 v_color_b; out vec3 v_dir; out vec3 v_params; out float v_z;
 void main() {
     mat4 model = u_model[int(in_params.z + 0.5)];
     vec4 world = model * vec4(in_pos, 1.0);
@@ -35,7 +35,7 @@ void main() {
     v_world = world.xyz;
     v_normal = mat3(model) * in_normal;
     v_tex = in_tex; v_unit = in_unit; v_color_a = in_color_a; v_color_b = in_color_b; v_dir = in_dir;
-    v_params = in_params.xy;
+    v_params = in_params;
     v_z = cam.z;
     gl_Position = u_proj * cam;
 }
@@ -46,9 +46,10 @@ _FRAGMENT_SHADER = """
 uniform vec3 u_eye; uniform vec3 u_light_dir; uniform vec3 u_light_color; uniform vec3 u_ambient;
 uniform vec3 u_sky_top; uniform vec3 u_sky_horizon; uniform float u_fog_distance; uniform float u_exposure;
 in vec3 v_world; in vec3 v_normal; in vec3 v_tex; in vec3 v_unit;
-in vec3 v_color_a; in vec3 v_color_b; in vec3 v_dir; in vec2 v_params; in float v_z;
+in vec3 v_color_a; in vec3 v_color_b; in vec3 v_dir; in vec3 v_params; in float v_z;
 layout(location = 0) out vec4 out_color;
 layout(location = 1) out float out_depth;
+layout(location = 2) out float out_moving;  // 1 on independently moving objects (model slot > 0)
 
 float hash(ivec3 cell) {  // integer avalanche hash of a lattice cell -> [0, 1)
     uvec3 h = uvec3(cell) * uvec3(0x8da6b343u, 0xd8163841u, 0xcb1ab31fu);
@@ -109,6 +110,7 @@ void main() {
     }
     out_color = vec4(pow(clamp(color * u_exposure, 0.0, 1.0), vec3(1.0 / 2.2)), 1.0);
     out_depth = v_z;
+    out_moving = v_params.z > 0.5 ? 1.0 : 0.0;
 }
 """
 
@@ -133,7 +135,7 @@ class Renderer:
 
     Two passes share one program: a 4x multisampled colour pass (when antialiasing) and a single-sample
     pass whose float32 attachment receives view-space z at exact pixel centres, so antialiasing never
-    blends depths across an edge.
+    blends depths across an edge, and a third attachment the moving-object mask at the same centres.
     """
 
     def __init__(self, size: tuple[int, int], antialias: bool = True):
@@ -145,7 +147,8 @@ class Renderer:
         )
         color = ctx.renderbuffer(self.size, 4)
         depth_f32 = ctx.renderbuffer(self.size, 1, dtype="f4")
-        self.fbo = ctx.framebuffer([color, depth_f32], ctx.depth_renderbuffer(self.size))
+        moving = ctx.renderbuffer(self.size, 1, dtype="f1")
+        self.fbo = ctx.framebuffer([color, depth_f32, moving], ctx.depth_renderbuffer(self.size))
         if antialias:
             samples = min(4, ctx.max_samples)
             self.msaa_fbo = ctx.framebuffer(
@@ -153,7 +156,7 @@ class Renderer:
             )
             self.resolve_fbo = ctx.framebuffer([ctx.renderbuffer(self.size, 4)])
 
-    def render(self, scene: Scene, poses: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def render(self, scene: Scene, poses: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Render every camera pose.
 
         Parameters
@@ -167,8 +170,10 @@ class Renderer:
 
         Returns
         -------
-        frames, depth : np.ndarray
-            uint8 [N, H, W, 3] and float32 [N, H, W] z-depth in metres (0 where no geometry was hit).
+        frames, depth, moving : np.ndarray
+            uint8 [N, H, W, 3], float32 [N, H, W] z-depth in metres (0 where no geometry was hit) and bool
+            [N, H, W], True where the surface seen at the pixel centre belongs to a moving object: the pixels
+            that a camera-motion reprojection (TAE) cannot explain.
         """
         width, height = self.size
         n_frames = len(poses)
@@ -186,6 +191,7 @@ class Renderer:
             self._set_scene_uniforms(scene, K, near, far)
             frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
             depth = np.empty((n_frames, height, width), dtype=np.float32)
+            moving = np.empty((n_frames, height, width), dtype=bool)
             ctx.enable(ctx.DEPTH_TEST)
             models = np.tile(np.eye(4), (MAX_MOVING + 1, 1, 1))
             for i in range(n_frames):
@@ -194,12 +200,12 @@ class Renderer:
                 program["u_model"].write(_gl_matrices(models))
                 program["u_view"].write(_gl_matrices(np.linalg.inv(poses[i])))
                 program["u_eye"].value = tuple(float(c) for c in poses[i][:3, 3])
-                frames[i], depth[i] = self._draw(vao)
+                frames[i], depth[i], moving[i] = self._draw(vao)
         finally:
             vao.release()
             vbo.release()
             ibo.release()
-        return frames, depth
+        return frames, depth, moving
 
     def _set_scene_uniforms(self, scene: Scene, K: np.ndarray, near: float, far: float) -> None:
         program = self.program
@@ -211,7 +217,7 @@ class Renderer:
         program["u_fog_distance"].value = float(scene.fog_distance)
         program["u_exposure"].value = float(scene.exposure)
 
-    def _draw(self, vao) -> tuple[np.ndarray, np.ndarray]:
+    def _draw(self, vao) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ctx = self.ctx
         width, height = self.size
         self.fbo.use()
@@ -219,6 +225,7 @@ class Renderer:
         self.fbo.clear(depth=1.0)  # the depth attachment separately: the colour clear leaves it stale
         vao.render()
         depth = np.frombuffer(self.fbo.read(components=1, attachment=1, dtype="f4", alignment=1), dtype=np.float32)
+        moving = np.frombuffer(self.fbo.read(components=1, attachment=2, alignment=1), dtype=np.uint8) > 127
         source = self.fbo
         if self.antialias:
             self.msaa_fbo.use()
@@ -227,7 +234,7 @@ class Renderer:
             ctx.copy_framebuffer(self.resolve_fbo, self.msaa_fbo)
             source = self.resolve_fbo
         color = np.frombuffer(source.read(components=3, attachment=0, alignment=1), dtype=np.uint8)
-        return color.reshape(height, width, 3), depth.reshape(height, width)
+        return color.reshape(height, width, 3), depth.reshape(height, width), moving.reshape(height, width)
 
 
 @lru_cache(maxsize=4)

@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "rolldepth-synth"
 FORMAT_VERSION = 1
-_SEQUENCE_FILES = ("frames.npy", "depth.npy", "poses.npy", "intrinsics.npy", "meta.json")
 
 
 # ============================================================================================ sequences
@@ -129,6 +128,8 @@ def render_sequence(
     -------
     dict
         ``frames`` uint8 [N, H, W, 3]; ``depth`` float32 [N, H, W] z-depth in metres, > 0 everywhere;
+        ``moving`` bool [N, H, W], True where a moving object is seen (its pixels break a static-scene
+        reprojection);
         ``poses`` float32 [N, 4, 4] camera-to-world in OpenCV axes (x right, y down, z forward) with world
         y up; ``intrinsics`` float32 [3, 3] in pixels; ``fps`` float; ``meta`` dict (seed, size, kind,
         camera path, moving objects, flyby, depth range).
@@ -138,11 +139,11 @@ def render_sequence(
     if n_frames < 1:
         raise UserError(f"a sequence needs at least one frame, got {n_frames}")
     scene, poses, K, meta = build_sequence_scene(seed, n_frames, (width, height), config)
-    frames, depth = get_renderer(width, height, config.antialias).render(scene, poses, K)
-    if config.motion_blur > 1:  # average each frame's instants; keep the middle one's depth and pose
+    frames, depth, moving = get_renderer(width, height, config.antialias).render(scene, poses, K)
+    if config.motion_blur > 1:  # average each frame's instants; keep the middle one's depth, mask and pose
         blur, middle = config.motion_blur, config.motion_blur // 2
         frames = frames.reshape(n_frames, blur, *frames.shape[1:]).mean(axis=1).round().astype(np.uint8)
-        depth, poses = depth[middle::blur], poses[middle::blur]
+        depth, moving, poses = depth[middle::blur], moving[middle::blur], poses[middle::blur]
         meta.update(motion_blur=blur, shutter=float(config.shutter))
     if not np.all(depth > 0):
         raise RuntimeError(f"seed {seed}: {np.sum(depth <= 0)} pixels saw no geometry (scene is not closed)")
@@ -153,6 +154,7 @@ def render_sequence(
     return {
         "frames": frames,
         "depth": depth,
+        "moving": moving,
         "poses": poses.astype(np.float32),
         "intrinsics": K.astype(np.float32),
         "fps": float(config.fps),
@@ -275,7 +277,7 @@ def _write_sequence(root: Path, name: str, sample: dict, meta: dict) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    for key in ("frames", "depth", "poses", "intrinsics"):
+    for key in ("frames", "depth", "moving", "poses", "intrinsics"):
         np.save(tmp / f"{key}.npy", sample[key])
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     os.replace(tmp, root / name)
@@ -308,8 +310,8 @@ def load_sequence(folder: str | Path) -> dict:
     Returns
     -------
     dict
-        The keys of :func:`render_sequence`: ``frames``, ``depth``, ``poses``, ``intrinsics``, ``fps``,
-        ``meta``.
+        The keys of :func:`render_sequence`: ``frames``, ``depth``, ``moving``, ``poses``, ``intrinsics``,
+        ``fps``, ``meta``. ``moving`` is None for sequences written before the mask existed.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -325,7 +327,20 @@ def load_sequence(folder: str | Path) -> dict:
         raise UserError(f"{folder}/poses.npy must be [{len(frames)}, 4, 4], got {poses.shape}")
     if K.shape != (3, 3):
         raise UserError(f"{folder}/intrinsics.npy must be [3, 3], got {K.shape}")
-    return {"frames": frames, "depth": depth, "poses": poses, "intrinsics": K, "fps": float(meta["fps"]), "meta": meta}
+    moving = load_moving_mask(folder, depth.shape)
+    return {"frames": frames, "depth": depth, "moving": moving, "poses": poses, "intrinsics": K,
+            "fps": float(meta["fps"]), "meta": meta}
+
+
+def load_moving_mask(folder: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A sequence's ``moving.npy`` (bool, the depth's shape), or None where the sequence predates it."""
+    path = Path(folder) / "moving.npy"
+    if not path.exists():
+        return None
+    moving = _load_npy(path)
+    if moving.dtype != np.bool_ or moving.shape != tuple(shape):
+        raise UserError(f"{path} must be bool {list(shape)}, got {moving.dtype} {moving.shape}")
+    return moving
 
 
 # ============================================================================================ command line

@@ -202,6 +202,7 @@ def tae(
     K: np.ndarray,
     max_depth: float,
     min_depth: float = 1e-3,
+    moving: np.ndarray | None = None,
 ) -> float:
     """Temporal alignment error in percent: how well consecutive aligned depth maps agree in 3D.
 
@@ -226,6 +227,10 @@ def tae(
         [3, 3] intrinsics at the ground-truth resolution, or [N, 3, 3] per frame.
     max_depth, min_depth : float
         Dataset depth range.
+    moving : np.ndarray or None
+        [N, H, W] bool, True on independently moving objects. Their pixels are left out as sources and as
+        destinations: the camera's motion does not move them, so even the true depth disagrees there. With
+        it, TAE measures flicker on the static scene only.
 
     Returns
     -------
@@ -237,6 +242,10 @@ def tae(
         raise UserError(f"poses must be [{n_frames}, 4, 4] camera-to-world matrices, got {poses.shape}")
     intrinsics = np.broadcast_to(np.asarray(K, dtype=np.float64), (n_frames, 3, 3))
     mask = eval_mask(gt_depth, valid, min_depth, max_depth)
+    if moving is not None:
+        if moving.shape != mask.shape:
+            raise UserError(f"the moving-object mask is {moving.shape}, the ground truth {mask.shape}")
+        mask = mask & ~moving.astype(bool)
     poses = poses.astype(np.float64)
     terms = []
     for i in range(n_frames - 1):
@@ -280,6 +289,7 @@ def evaluate_video(
     space: Space = "disparity",
     poses: np.ndarray | None = None,
     K: np.ndarray | None = None,
+    moving: np.ndarray | None = None,
 ) -> dict:
     """All metrics of one video: align once, then AbsRel, delta1 and (given poses and K) TAE.
 
@@ -298,11 +308,14 @@ def evaluate_video(
         Alignment space, see :func:`align_depth`.
     poses, K : np.ndarray or None
         Camera-to-world poses [N, 4, 4] and intrinsics ([3, 3] or [N, 3, 3]) for TAE.
+    moving : np.ndarray or None
+        [N, H, W] bool mask of moving objects; with it (and poses and K) also the static-scene TAE.
 
     Returns
     -------
     dict
-        ``abs_rel`` (fraction), ``delta1`` (%), ``tae`` (% or None without poses/K), ``n_pixels``.
+        ``abs_rel`` (fraction), ``delta1`` (%), ``tae`` (% or None without poses/K), ``tae_static`` (TAE off
+        the moving objects, % or None without ``moving``), ``n_pixels``.
     """
     if pred_inv.ndim != 3 or gt_depth.ndim != 3 or pred_inv.shape[0] != gt_depth.shape[0]:
         raise UserError(
@@ -312,13 +325,16 @@ def evaluate_video(
     pred = resize_prediction(pred_inv, *gt_depth.shape[1:])
     mask = eval_mask(gt_depth, valid, min_depth, max_depth)
     aligned = align_depth(pred, gt_depth, mask, space, min_depth, max_depth)
-    temporal = None
+    temporal = static = None
     if poses is not None and K is not None:
         temporal = tae(aligned, gt_depth, mask, poses, K, max_depth, min_depth)
+        if moving is not None:
+            static = tae(aligned, gt_depth, mask, poses, K, max_depth, min_depth, moving)
     return dict(
         abs_rel=abs_rel(aligned, gt_depth, mask),
         delta1=delta1(aligned, gt_depth, mask),
         tae=temporal,
+        tae_static=static,
         n_pixels=int(mask.sum()),
     )
 
@@ -329,7 +345,7 @@ def mean_over_videos(results: list[dict]) -> dict:
     A metric missing (None or NaN) for some videos is averaged over the others; None if missing for all.
     """
     summary = {}
-    for key in ("abs_rel", "delta1", "tae"):
+    for key in ("abs_rel", "delta1", "tae", "tae_static"):
         values = [r[key] for r in results if r.get(key) is not None and np.isfinite(r[key])]
         summary[key] = float(np.mean(values)) if values else None
     summary["n_videos"] = len(results)

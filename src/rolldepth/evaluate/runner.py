@@ -65,7 +65,8 @@ def depth_like(pred_inv: np.ndarray) -> np.ndarray:
 
 def score(pred_inv: np.ndarray, sample) -> dict[str, dict]:
     """Metrics of one prediction ([N, h, w] inverse depth) against one sample, in both alignment spaces."""
-    common = dict(max_depth=sample.max_depth, min_depth=sample.min_depth, poses=sample.poses, K=sample.K)
+    common = dict(max_depth=sample.max_depth, min_depth=sample.min_depth, poses=sample.poses, K=sample.K,
+                  moving=getattr(sample, "moving", None))
     return {
         "disparity": evaluate_video(pred_inv, sample.depth, sample.valid, space="disparity", **common),
         "depth": evaluate_video(depth_like(pred_inv), sample.depth, sample.valid, space="depth", **common),
@@ -115,10 +116,12 @@ def evaluate(
         frames = np.asarray(sample.frames)
         if len(frames) < 2:
             raise UserError(f"{sample.name} has {len(frames)} frame(s); a video needs at least 2")
-        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}, "ground_truth_tae": _ground_truth_tae(sample)}
+        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}, **_ground_truth_tae(sample)}
         if work_dir:
             data = hashlib.sha1(frames.tobytes())
             data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
+            if getattr(sample, "moving", None) is not None:  # a result saved without the static TAE is redone
+                data.update(np.asarray(sample.moving, dtype=bool).tobytes())
         for name in variants:
             steps = 0 if name == "per-frame" else refine_steps
             saved = record = None
@@ -144,21 +147,30 @@ def evaluate(
         }
         for name in variants
     }
-    truths = [v["ground_truth_tae"] for v in videos if v["ground_truth_tae"] is not None]
-    return {"videos": videos, "summary": summary, "ground_truth_tae": float(np.mean(truths)) if truths else None}
+    report = {"videos": videos, "summary": summary}
+    for key in ("ground_truth_tae", "ground_truth_tae_static"):
+        truths = [v[key] for v in videos if v[key] is not None]
+        report[key] = float(np.mean(truths)) if truths else None
+    return report
 
 
-def _ground_truth_tae(sample) -> float | None:
-    """TAE of the ground truth itself: what exact depth scores on this video.
+def _ground_truth_tae(sample) -> dict[str, float | None]:
+    """TAE of the ground truth itself, over all pixels and off the moving objects: what exact depth scores.
 
     TAE reprojects with the camera's motion only, so objects that move, and pixels rounded onto another surface
     at depth edges, cost even the true depth. Reported beside the variants so that their TAE can be read against it.
     It is not a floor: depth smoother than the truth can score below it.
     """
+    out = {"ground_truth_tae": None, "ground_truth_tae_static": None}
     if sample.poses is None or sample.K is None:
-        return None
-    value = tae(sample.depth, sample.depth, sample.valid, sample.poses, sample.K, sample.max_depth, sample.min_depth)
-    return value if np.isfinite(value) else None
+        return out
+    moving = getattr(sample, "moving", None)
+    for key, mask in (("ground_truth_tae", None), ("ground_truth_tae_static", moving)):
+        if key == "ground_truth_tae" or mask is not None:
+            value = tae(sample.depth, sample.depth, sample.valid, sample.poses, sample.K, sample.max_depth,
+                        sample.min_depth, mask)
+            out[key] = value if np.isfinite(value) else None
+    return out
 
 
 def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: Path | None, record) -> dict:
@@ -191,21 +203,28 @@ def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value * scale:.{digits}f}"
 
 
-def markdown_table(summary: dict, ground_truth_tae: float | None = None) -> str:
+def markdown_table(summary: dict, ground_truth_tae: float | None = None,
+                   ground_truth_tae_static: float | None = None) -> str:
     """Rows = variants; AbsRel (x100), delta1 (%) and TAE (%) for both alignments, then seconds per frame; last,
-    with ``ground_truth_tae``, the ground truth's own scores (what exact depth gets for TAE on these videos)."""
-    head = ("| variant | AbsRel↓ disp | δ1↑ disp | TAE↓ disp | AbsRel↓ depth | δ1↑ depth | TAE↓ depth | s/frame |\n"
-            "|---|---|---|---|---|---|---|---|")
+    with ``ground_truth_tae``, the ground truth's own scores (what exact depth gets for TAE on these videos).
+
+    Where the data marks its moving objects, a "static" TAE column follows each TAE: the same error on the
+    pixels that the camera's motion explains, i.e. the flicker of the static scene."""
+    static = any(s[space].get("tae_static") is not None for s in summary.values() for space in SPACES)
+    metrics = ["AbsRel↓", "δ1↑", "TAE↓"] + (["TAE static↓"] if static else [])
+    columns = [f"{metric} {short}" for short in ("disp", "depth") for metric in metrics]
+    head = "| variant | " + " | ".join(columns) + " | s/frame |\n|" + "---|" * (len(columns) + 2)
     rows = []
     for name, s in summary.items():
         cells = []
         for space in SPACES:
             m = s[space]
             cells += [_fmt(m["abs_rel"], 100), _fmt(m["delta1"]), _fmt(m["tae"])]
+            cells += [_fmt(m.get("tae_static"))] if static else []
         rows.append(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_frame']:.3f} |")
     if ground_truth_tae is not None:
-        truth = _fmt(ground_truth_tae)
-        rows.append(f"| ground truth | 0.00 | 100.00 | {truth} | 0.00 | 100.00 | {truth} | - |")
+        truth = ["0.00", "100.00", _fmt(ground_truth_tae)] + ([_fmt(ground_truth_tae_static)] if static else [])
+        rows.append("| ground truth | " + " | ".join(truth * 2) + " | - |")
     return "\n".join([head, *rows]) + "\n"
 
 
@@ -238,7 +257,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
         refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
     )
-    table = markdown_table(report["summary"], report["ground_truth_tae"])
+    table = markdown_table(report["summary"], report["ground_truth_tae"], report["ground_truth_tae_static"])
     _write_atomic(args.out / "eval.json", json.dumps(report, indent=1))
     _write_atomic(args.out / "eval.md", table)
     shutil.rmtree(work_dir)  # everything it held is in eval.json now
