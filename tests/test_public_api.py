@@ -27,7 +27,8 @@ OPTIONS = {
         --quiet --res --seed --shape --verbose --video-frames --what -d -h -m -q -v
     """.split(),
     "synth": """
-        --consistency --frames --help --motion-blur --quiet --seed --sequences --shutter --size --verbose --workers -h -q -v
+        --consistency --frames --help --motion-blur --quiet --realism --rich-textures --seed --sequences --shadows --shutter
+        --size --thin-structures --verbose --workers -h -q -v
     """.split(),
     "train": """
         --codec-loss --crop --data --frames-per-batch --help --init --lr --one-step-fraction --output-dir

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -359,3 +360,95 @@ def test_motion_blur_options_are_checked(tmp_path, capfd):
     assert main([*args, "--motion-blur", "4"]) == 2
     err = capfd.readouterr().err
     assert "other settings" in err and "odd number" in err and err.count("\n") == 2
+
+
+def test_shadow_of_a_floating_box_lands_where_the_light_projects_it():
+    """Camera looking down into a closed room; light from (1, 1, 0): a box at height 0.7..1.3 shades the floor
+    points (x, 0, z) with x + y in the box for some y in that range, i.e. x in [-1.6, -0.4], |z| < 0.3. In the
+    shadow the floor gets the ambient term only; the ceiling, part of the enclosure, casts nothing."""
+    from rolldepth.data.scenes import enclosure
+
+    size = (96, 96)
+    K = intrinsics_matrix(*size, 70.0)
+    pose = look_at([0.0, 4.0, 0.0], [0.0, -1.0, 0.0], up=(0.0, 0.0, 1.0))[None]
+    plain = Material("solid", color_a=(0.5, 0.5, 0.5))
+    box = SceneObject(box_mesh([0.3, 0.3, 0.3]), plain, rigid(np.eye(3), [0.0, 1.0, 0.0]))
+    light = dict(light_direction=np.array([1.0, 1.0, 0.0]) / np.sqrt(2), light_color=(0.8, 0.8, 0.8),
+                 ambient=(0.2, 0.2, 0.2))
+    objects = enclosure([4.0, 2.5, 4.0], plain, plain, plain) + [box]
+    renderer = get_renderer(*size, False)
+    shaded, depth, _ = renderer.render(Scene(objects=objects, shadows=True, **light), pose, K)
+    unshaded, depth_off, _ = renderer.render(Scene(objects=objects, **light), pose, K)
+    np.testing.assert_array_equal(depth, depth_off)  # shadows change colour only
+
+    v, u = np.mgrid[0:size[1], 0:size[0]].astype(np.float64)
+    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(K).T
+    world = (rays * depth[0][..., None]) @ pose[0, :3, :3].T + pose[0, :3, 3]
+    floor = np.abs(world[..., 1]) < 1e-3
+    inside = floor & (world[..., 0] > -1.5) & (world[..., 0] < -0.5) & (np.abs(world[..., 2]) < 0.2)
+    outside = floor & ((world[..., 0] < -1.75) | (world[..., 0] > -0.25) | (np.abs(world[..., 2]) > 0.45))
+    assert inside.sum() > 30 and outside.sum() > 1000
+
+    def encoded(term):  # what the shader writes for a plain surface with this irradiance
+        return np.round(255 * (0.5 * term) ** (1 / 2.2))
+
+    lit, dark = encoded(0.2 + 0.8 * np.sqrt(0.5)), encoded(0.2)  # floor normal (0, 1, 0) against the light
+    np.testing.assert_allclose(shaded[0][inside], dark, atol=1)
+    np.testing.assert_allclose(shaded[0][outside], lit, atol=1)
+    np.testing.assert_allclose(unshaded[0][floor], lit, atol=1)
+
+
+@pytest.mark.parametrize("texture", ["bricks", "tiles", "wood", "cells", "dots"])
+def test_rich_texture_families_draw_a_pattern(texture):
+    K = intrinsics_matrix(WIDTH, HEIGHT, 60.0)
+    wall = SceneObject(quad_mesh(5, 5), Material(texture, color_a=(0.8, 0.3, 0.2), color_b=(0.1, 0.1, 0.1),
+                                                  frequency=1.5), rigid(np.eye(3), [0, 0, 4.0]))
+    frame, depth = render_one(Scene(objects=[wall]), np.eye(4), K)
+    np.testing.assert_allclose(depth, 4.0, rtol=1e-6)
+    assert frame.std() > 10 and len(np.unique(frame[..., 0])) > 5  # both colours, and shades between
+
+
+def test_rod_runs_between_its_end_points():
+    from rolldepth.data.scenes import fence, frame, rod, wire
+
+    start, end = np.array([1.0, 0.5, -2.0]), np.array([-0.5, 2.0, 1.0])
+    for a, b in ((start, end), (start, start + [0, -3.0, 0]), (start, start + [0, 3.0, 0])):
+        mesh, place = rod(a, b, 0.02)
+        tips = np.array([[0, -1, 0], [0, 1, 0]]) * mesh.bounds[1][1]
+        np.testing.assert_allclose(tips @ place[:3, :3].T + place[:3, 3], [a, b], atol=1e-12)
+    assert len(frame([0, 0, 0], [1, 2, 3], 0.01, 0.3)) == 12
+    parts = fence([0, 0, 0], [1, 0, 0], 10.0, 1.2, 0.05, 2.5, 2, 0.01)
+    assert len(parts) == 5 + 2  # five posts, two rails
+    hanging = wire([0, 5, 0], [10, 5, 0], 0.5, 0.01, segments=4)
+    joints = [place[:3, 3] + place[:3, 1] * mesh.bounds[1][1] for mesh, place in hanging]  # each segment's end
+    np.testing.assert_allclose(joints, [[2.5, 4.625, 0], [5, 4.5, 0], [7.5, 4.625, 0], [10, 5, 0]], atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["room", "tabletop", "street", "field"])
+def test_realism_options_keep_the_scene_and_change_the_pictures(kind):
+    changed = {"shadows": 0.0, "rich_textures": 0.0, "thin_structures": 0.0}
+    for seed in (4, 5, 6):  # one view may show no shadow or no thin structure; three of each kind do
+        config = SceneConfig(kind=kind)
+        base = render_sequence(seed, 3, (64, 48), config)
+        for option in changed:
+            real = render_sequence(seed, 3, (64, 48), replace(config, **{option: True}))
+            np.testing.assert_array_equal(real["poses"], base["poses"])  # the same camera and scene
+            same = ("kind", "camera_path", "n_moving", "flyby", "seed")
+            assert {k: real["meta"][k] for k in same} == {k: base["meta"][k] for k in same}
+            assert real["meta"][option] is True
+            changed[option] = max(changed[option], np.abs(real["frames"].astype(int) - base["frames"]).mean())
+            if option != "thin_structures":  # only thin structures add geometry
+                np.testing.assert_allclose(real["depth"], base["depth"], rtol=1e-6)
+    assert min(changed.values()) > 0.05, changed
+
+
+def test_cli_realism_flags_and_resume_check(tmp_path, capfd):
+    from rolldepth.apps.cli import main
+
+    args = ["-q", "synth", str(tmp_path / "r"), "--sequences", "1", "--frames", "2", "--size", "32x24"]
+    assert main([*args, "--realism"]) == 0
+    meta = load_sequence(tmp_path / "r" / "seq_00000")["meta"]
+    assert meta["shadows"] and meta["rich_textures"] and meta["thin_structures"]
+    assert main([*args, "--shadows", "--rich-textures", "--thin-structures"]) == 0  # the same settings: resumes
+    assert main([*args, "--shadows"]) == 2
+    assert "other settings" in capfd.readouterr().err

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import UserError
-from .scene import MAX_MOVING, Scene, TEXTURES, clip_range, projection_matrix
+from .scene import MAX_MOVING, Scene, TEXTURES, clip_range, frames_transforms, projection_matrix
 
 
 EGL_FIX = "apt-get update && apt-get install -y libegl1 libgl1-mesa-dri libgles2"
@@ -45,6 +45,7 @@ _FRAGMENT_SHADER = """
 #version 330
 uniform vec3 u_eye; uniform vec3 u_light_dir; uniform vec3 u_light_color; uniform vec3 u_ambient;
 uniform vec3 u_sky_top; uniform vec3 u_sky_horizon; uniform float u_fog_distance; uniform float u_exposure;
+uniform sampler2DShadow u_shadow_map; uniform mat4 u_light; uniform float u_shadow_texel;  // texel 0: no shadows
 in vec3 v_world; in vec3 v_normal; in vec3 v_tex; in vec3 v_unit;
 in vec3 v_color_a; in vec3 v_color_b; in vec3 v_dir; in vec3 v_params; in float v_z;
 layout(location = 0) out vec4 out_color;
@@ -77,6 +78,64 @@ float fbm(vec3 p) {
     return sum / 0.9375;
 }
 
+vec2 along_surface(vec3 p) {  // the two pattern axes that run along the surface (drop the normal's axis)
+    vec3 normal = abs(cross(dFdx(p), dFdy(p)));
+    if (normal.x >= normal.y && normal.x >= normal.z) return p.zy;
+    return normal.y >= normal.z ? p.xz : p.xy;
+}
+
+float bricks(vec3 p) {  // running bond, bricks twice as wide as tall: 1 on the mortar, a shade per brick
+    vec2 uv = along_surface(p) * vec2(0.5, 1.0);
+    float row = floor(uv.y);
+    uv.x += 0.5 * mod(row, 2.0);
+    vec2 f = fract(uv);
+    float mortar = step(min(min(f.x, 1.0 - f.x) * 2.0, min(f.y, 1.0 - f.y)), 0.06);
+    return max(mortar, 0.3 * hash(ivec3(floor(uv.x), row, 7)));
+}
+
+float tiles(vec3 p) {  // square tiles with grout lines, each tile a slightly different shade
+    vec2 uv = along_surface(p);
+    vec2 f = fract(uv);
+    float grout = step(min(min(f.x, 1.0 - f.x), min(f.y, 1.0 - f.y)), 0.04);
+    return max(grout, 0.25 * hash(ivec3(floor(uv), 11)));
+}
+
+float wood(vec3 p, vec3 axis) {  // growth rings around an axis, warped by noise, with fine grain
+    float radius = length(p - dot(p, axis) * axis);
+    float ring = fract(2.0 * radius + 0.8 * fbm(p * 0.7));
+    return 0.7 * smoothstep(0.0, 0.9, ring) * (1.0 - smoothstep(0.9, 1.0, ring)) + 0.3 * fbm(p * vec3(9.0, 1.5, 9.0));
+}
+
+float cells(vec3 p) {  // Worley cells: shaded by the distance to the nearest seed, dark seams between cells
+    ivec3 base = ivec3(floor(p));
+    float first = 9.0, second = 9.0;
+    for (int z = -1; z <= 1; ++z) for (int y = -1; y <= 1; ++y) for (int x = -1; x <= 1; ++x) {
+        ivec3 cell = base + ivec3(x, y, z);
+        vec3 seed = vec3(cell) + vec3(hash(cell), hash(cell + ivec3(101, 0, 0)), hash(cell + ivec3(0, 211, 0)));
+        float d = length(p - seed);
+        second = d < first ? first : min(second, d);
+        first = min(first, d);
+    }
+    return max(0.6 * clamp(first, 0.0, 1.0), 1.0 - smoothstep(0.0, 0.08, second - first));
+}
+
+float dots(vec3 p) {  // polka dots on a square lattice
+    vec2 f = fract(along_surface(p)) - 0.5;
+    return 1.0 - smoothstep(0.22, 0.28, length(f));
+}
+
+float lit_fraction(vec3 world, vec3 n) {  // 3x3 percentage-closer filtering of the light's depth map
+    vec4 p = u_light * vec4(world + n * (1.5 * u_shadow_texel), 1.0);  // normal offset against self-shadowing
+    vec3 q = p.xyz * 0.5 + 0.5;
+    if (any(lessThan(q.xy, vec2(0.0))) || any(greaterThan(q.xy, vec2(1.0)))) return 1.0;  // beyond every caster
+    q.z = min(q.z, 1.0);
+    vec2 step = 1.0 / vec2(textureSize(u_shadow_map, 0));
+    float sum = 0.0;
+    for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) sum += texture(u_shadow_map, vec3(q.xy + vec2(dx, dy) * step, q.z));
+    return sum / 9.0;
+}
+
 vec3 sky(vec3 dir) {
     float up = clamp(dir.y, 0.0, 1.0);
     vec3 base = mix(u_sky_horizon, u_sky_top, pow(up, 0.6));
@@ -99,13 +158,20 @@ void main() {
         else if (kind == 2) t = smoothstep(0.45, 0.55, abs(fract(dot(v_tex, v_dir)) - 0.5) * 2.0);
         else if (kind == 3) t = fbm(v_tex);
         else if (kind == 4) t = clamp(dot(v_unit, v_dir) * 0.5 + 0.5, 0.0, 1.0);
-        else t = 0.5 + 0.5 * sin(6.2831853 * dot(v_tex, v_dir) + 5.0 * fbm(v_tex));
-        if (kind == 1 || kind == 2) t = mix(t, 0.5, blur);
+        else if (kind == 5) t = 0.5 + 0.5 * sin(6.2831853 * dot(v_tex, v_dir) + 5.0 * fbm(v_tex));
+        else if (kind == 7) t = bricks(v_tex);
+        else if (kind == 8) t = tiles(v_tex);
+        else if (kind == 9) t = wood(v_tex, v_dir);
+        else if (kind == 10) t = cells(v_tex);
+        else t = dots(v_tex);
+        if (kind == 1 || kind == 2 || kind == 7 || kind == 8 || kind == 11) t = mix(t, 0.5, blur);
         vec3 albedo = mix(v_color_a, v_color_b, t);
         albedo *= 1.0 + v_params.y * (2.0 * fbm(v_tex * 7.31 + 3.7) - 1.0);
         vec3 n = normalize(v_normal);
         if (dot(n, view) > 0.0) n = -n;  // two-sided: light the side the camera sees
-        color = albedo * (u_ambient + u_light_color * max(dot(n, u_light_dir), 0.0));
+        float direct = max(dot(n, u_light_dir), 0.0);
+        if (u_shadow_texel > 0.0 && direct > 0.0) direct *= lit_fraction(v_world, n);
+        color = albedo * (u_ambient + u_light_color * direct);
         if (u_fog_distance > 0.0) color = mix(u_sky_horizon, color, exp(-dist / u_fog_distance));
     }
     out_color = vec4(pow(clamp(color * u_exposure, 0.0, 1.0), vec3(1.0 / 2.2)), 1.0);
@@ -113,6 +179,17 @@ void main() {
     out_moving = v_params.z > 0.5 ? 1.0 : 0.0;
 }
 """
+
+# The light's depth pass: only positions (and the model slot) of the objects that cast shadows.
+_SHADOW_VERTEX_SHADER = """
+#version 330
+uniform mat4 u_light;
+uniform mat4 u_model[%(slots)d];
+in vec3 in_pos; in vec3 in_params;
+void main() { gl_Position = u_light * u_model[int(in_params.z + 0.5)] * vec4(in_pos, 1.0); }
+"""
+_SHADOW_FRAGMENT_SHADER = "#version 330\nvoid main() {}\n"
+SHADOW_MAP_SIZE = 2048
 
 _ATTRIBUTES = ("in_pos", "in_normal", "in_tex", "in_unit", "in_color_a", "in_color_b", "in_dir", "in_params")
 
@@ -149,6 +226,7 @@ class Renderer:
         depth_f32 = ctx.renderbuffer(self.size, 1, dtype="f4")
         moving = ctx.renderbuffer(self.size, 1, dtype="f1")
         self.fbo = ctx.framebuffer([color, depth_f32, moving], ctx.depth_renderbuffer(self.size))
+        self._shadow = None  # (program, depth texture, framebuffer), made on the first scene with shadows
         if antialias:
             samples = min(4, ctx.max_samples)
             self.msaa_fbo = ctx.framebuffer(
@@ -183,12 +261,26 @@ class Renderer:
         if any(len(obj.transform) != n_frames for obj in movers):
             raise ValueError("every moving object needs one transform per frame")
         near, far = clip_range(scene, poses, K, self.size)
-        vertices, indices = _vertex_data(scene)
+        vertices, indices, caster_indices = _vertex_data(scene)
         ctx, program = self.ctx, self.program
         vbo, ibo = ctx.buffer(vertices.tobytes()), ctx.buffer(indices.tobytes())
         vao = ctx.vertex_array(program, [(vbo, "3f " * 8, *_ATTRIBUTES)], index_buffer=ibo, index_element_size=4)
+        releases = [vao, vbo, ibo]
+        shadow_vao = None
+        if scene.shadows and len(caster_indices):
+            shadow_program, shadow_map, _ = self._shadow_pass()
+            cibo = ctx.buffer(caster_indices.tobytes())
+            shadow_vao = ctx.vertex_array(shadow_program, [(vbo, "3f 72x 3f", "in_pos", "in_params")], index_buffer=cibo,
+                                          index_element_size=4)
+            releases += [shadow_vao, cibo]
+            light, texel = light_projection(scene, n_frames, SHADOW_MAP_SIZE)
+            shadow_program["u_light"].write(_gl_matrices(light))
+            program["u_light"].write(_gl_matrices(light))
+            shadow_map.use(location=0)
+            program["u_shadow_map"].value = 0
         try:
             self._set_scene_uniforms(scene, K, near, far)
+            program["u_shadow_texel"].value = texel if shadow_vao else 0.0
             frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
             depth = np.empty((n_frames, height, width), dtype=np.float32)
             moving = np.empty((n_frames, height, width), dtype=bool)
@@ -200,12 +292,34 @@ class Renderer:
                 program["u_model"].write(_gl_matrices(models))
                 program["u_view"].write(_gl_matrices(np.linalg.inv(poses[i])))
                 program["u_eye"].value = tuple(float(c) for c in poses[i][:3, 3])
+                if shadow_vao:
+                    self._draw_shadow_map(shadow_vao, models)
                 frames[i], depth[i], moving[i] = self._draw(vao)
         finally:
-            vao.release()
-            vbo.release()
-            ibo.release()
+            for resource in releases:
+                resource.release()
         return frames, depth, moving
+
+    def _shadow_pass(self):
+        if self._shadow is None:
+            ctx = self.ctx
+            program = ctx.program(vertex_shader=_SHADOW_VERTEX_SHADER % {"slots": MAX_MOVING + 1},
+                                  fragment_shader=_SHADOW_FRAGMENT_SHADER)
+            shadow_map = ctx.depth_texture((SHADOW_MAP_SIZE, SHADOW_MAP_SIZE))
+            shadow_map.compare_func = "<="  # sampler2DShadow: 1 where the surface is not behind a caster
+            shadow_map.repeat_x = shadow_map.repeat_y = False
+            self._shadow = (program, shadow_map, ctx.framebuffer(depth_attachment=shadow_map))
+        return self._shadow
+
+    def _draw_shadow_map(self, shadow_vao, models: np.ndarray) -> None:
+        """The casters' depth seen from the light, for this frame's placement of the moving objects."""
+        program, _, fbo = self._shadow
+        program["u_model"].write(_gl_matrices(models))
+        fbo.use()
+        fbo.clear(depth=1.0)
+        self.ctx.polygon_offset = (2.0, 4.0)  # slope-scaled bias: a lit surface never shadows itself
+        shadow_vao.render()
+        self.ctx.polygon_offset = (0.0, 0.0)
 
     def _set_scene_uniforms(self, scene: Scene, K: np.ndarray, near: float, far: float) -> None:
         program = self.program
@@ -248,14 +362,47 @@ def _gl_matrices(matrices: np.ndarray) -> bytes:
     return np.ascontiguousarray(np.swapaxes(np.asarray(matrices), -1, -2), dtype=np.float32).tobytes()
 
 
-def _vertex_data(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    """Interleaved float32 vertices (8 x vec3) and uint32 indices for the whole scene, drawn in one call.
+def light_projection(scene: Scene, n_frames: int, map_size: int) -> tuple[np.ndarray, float]:
+    """Orthographic view-projection [4, 4] of the directional light, fitted to every caster over the video, and
+    the world size of one shadow-map texel.
+
+    The light looks along ``-light_direction``; x and y span the casters' extent across the light, z their extent
+    along it, so NDC z grows away from the light and anything beyond the last caster maps to z >= 1 (lit).
+    """
+    towards = np.asarray(scene.light_direction, dtype=np.float64)
+    forward = -towards / np.linalg.norm(towards)
+    helper = np.array([0.0, 1.0, 0.0]) if abs(forward[1]) < 0.99 else np.array([1.0, 0.0, 0.0])
+    right = np.cross(forward, helper)
+    right /= np.linalg.norm(right)
+    rot = np.stack([right, np.cross(right, forward), forward])  # rows: the light's x, y, z in world coordinates
+    signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
+    points = []
+    for obj in scene.objects:
+        if obj.casts_shadow:
+            centre, half = obj.mesh.bounds
+            transforms = frames_transforms(obj, n_frames)
+            points.append(np.einsum("nij,kj->nki", transforms[:, :3, :3], centre + signs * half).reshape(-1, 3)
+                          + np.repeat(transforms[:, :3, 3], len(signs), axis=0))
+    local = np.concatenate(points) @ rot.T
+    low, high = local.min(axis=0), local.max(axis=0)
+    pad = 0.01 * (high - low) + 1e-3
+    low, high = low - pad, high + pad
+    scale = 2.0 / (high - low)
+    matrix = np.eye(4)
+    matrix[:3, :3] = rot * scale[:, None]
+    matrix[:3, 3] = -1.0 - low * scale
+    return matrix, float(np.max(high[:2] - low[:2]) / map_size)
+
+
+def _vertex_data(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interleaved float32 vertices (8 x vec3) and uint32 indices for the whole scene, drawn in one call, and
+    the indices of the objects that cast shadows.
 
     Static objects are baked into world coordinates (slot 0, identity model matrix); each moving object keeps
     local coordinates and gets its own slot. Texture coordinates are always the object's local position
     times the pattern frequency, so patterns stick to their surfaces.
     """
-    chunks, index_chunks, offset, slot = [], [], 0, 0
+    chunks, index_chunks, casters, offset, slot = [], [], [], 0, 0
     for obj in scene.objects:
         mesh, mat = obj.mesh, obj.material
         centre, half = mesh.bounds
@@ -273,8 +420,11 @@ def _vertex_data(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
         )
         chunks.append(np.concatenate([positions, normals, tex, unit, np.broadcast_to(constant, (n, 12))], axis=1))
         index_chunks.append(mesh.triangles + offset)
+        if obj.casts_shadow:
+            casters.append(index_chunks[-1])
         offset += n
     return (
         np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32),
         np.ascontiguousarray(np.concatenate(index_chunks), dtype=np.uint32),
+        np.ascontiguousarray(np.concatenate(casters) if casters else np.zeros((0, 3)), dtype=np.uint32),
     )

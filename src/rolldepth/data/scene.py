@@ -23,7 +23,10 @@ CAMERA_PATHS = ("dolly", "orbit", "pan", "handheld", "walk", "sweep", "approach"
 # frame and a video model must keep on one scale: a camera turning from a near wall to a far view (sweep) and one
 # closing in on the scene (approach); the consistency split also always has an object flying through the near field.
 CONSISTENCY_PATHS = ("sweep", "approach")
-TEXTURES = {"solid": 0, "checker": 1, "stripes": 2, "noise": 3, "gradient": 4, "marble": 5, "sky": 6}
+TEXTURES = {"solid": 0, "checker": 1, "stripes": 2, "noise": 3, "gradient": 4, "marble": 5, "sky": 6,
+            "bricks": 7, "tiles": 8, "wood": 9, "cells": 10, "dots": 11}
+# The families ``rich_textures`` adds: man-made layouts (bricks, tiles, dots) and natural ones (wood, cells).
+RICH_TEXTURES = ("bricks", "tiles", "wood", "cells", "dots")
 MAX_MOVING = 31  # moving objects per scene; slot 0 of the shader's model-matrix array is the static world
 
 
@@ -88,11 +91,14 @@ class SceneObject:
     ----------
     transform : np.ndarray
         Object-to-world [4, 4] for a static object, or [N, 4, 4] (one per frame) for a moving one.
+    casts_shadow : bool
+        False for the enclosure (room shell, sky box): a ceiling or sky dome would shadow the whole scene.
     """
 
     mesh: Mesh
     material: Material
     transform: np.ndarray
+    casts_shadow: bool = True
 
     @property
     def moving(self) -> bool:
@@ -116,6 +122,8 @@ class Scene:
         Distance in metres over which colour fades by 1/e towards the horizon colour; 0 disables fog.
     exposure : float
         Multiplies the final linear colour before gamma encoding.
+    shadows : bool
+        Cast shadows of the directional light (shadow mapping); the enclosure receives them but casts none.
     """
 
     objects: list[SceneObject] = field(default_factory=list)
@@ -126,6 +134,7 @@ class Scene:
     sky_horizon: tuple[float, float, float] = (0.75, 0.82, 0.9)
     fog_distance: float = 0.0
     exposure: float = 1.0
+    shadows: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,16 @@ class SceneConfig:
     shutter : float
         How long the shutter is open, in frame intervals (0.5 = the cinema's 180 degrees); the instants spread
         evenly over it.
+    shadows : bool
+        Objects cast shadows of the scene's light. Shadows are dark regions that are not depth edges, a cue a
+        depth model must learn not to trust.
+    rich_textures : bool
+        About half the surfaces get the rich pattern families (bricks, tiles, wood, cells, dots) instead.
+    thin_structures : bool
+        Adds wires, railings, fences, rod frames or pencils (by scene kind): structures a pixel or less across.
+
+    The three realism options draw from their own random streams: the scene, camera and motion of a seed stay
+    the same with or without them.
     """
 
     kind: str | None = None
@@ -168,6 +187,9 @@ class SceneConfig:
     fps: float = 30.0
     motion_blur: int = 1
     shutter: float = 0.5
+    shadows: bool = False
+    rich_textures: bool = False
+    thin_structures: bool = False
 
 
 # ============================================================================================ meshes

@@ -11,7 +11,8 @@ import numpy as np
 
 from .cameras import Layout, view_direction
 from .scene import (
-    Material, Mesh, SceneObject, box_mesh, cylinder_mesh, quad_mesh, random_unit, rigid, rotation, sphere_mesh,
+    RICH_TEXTURES, Material, Mesh, SceneObject, box_mesh, cylinder_mesh, quad_mesh, random_unit, rigid, rotation,
+    sphere_mesh,
 )
 
 
@@ -78,7 +79,7 @@ def enclosure(half_extents, floor: Material, walls: Material, ceiling: Material)
         (rotation([0, 1, 0], -np.pi / 2), [hx, hy, 0], (hz, hy), walls),
     ]
     return [
-        SceneObject(quad_mesh(u * grow, v * grow), material, rigid(rot, centre))
+        SceneObject(quad_mesh(u * grow, v * grow), material, rigid(rot, centre), casts_shadow=False)
         for rot, centre, (u, v), material in faces
     ]
 
@@ -253,6 +254,109 @@ def _field(rng: np.random.Generator) -> tuple[Layout, list[SceneObject], list[tu
 
 
 KIND_BUILDERS: dict[str, Callable] = {"room": _room, "tabletop": _tabletop, "street": _street, "field": _field}
+
+
+# ============================================================================================ realism options
+def enrich_textures(rng: np.random.Generator, objects: list[SceneObject], share: float = 0.5) -> list[SceneObject]:
+    """The objects with about ``share`` of their patterned surfaces redrawn in the rich families (bricks, tiles,
+    wood, cells, dots), colours and scale kept. Drawn from its own generator, so the scene stays the same."""
+    out = []
+    for obj in objects:
+        if obj.material.texture != "sky" and rng.uniform() < share:
+            obj = replace(obj, material=replace(obj.material, texture=str(rng.choice(RICH_TEXTURES))))
+        out.append(obj)
+    return out
+
+
+def rod(start, end, radius: float, sides: int = 8) -> tuple[Mesh, np.ndarray]:
+    """A thin cylinder from ``start`` to ``end`` (world points): its mesh and placement."""
+    start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
+    axis = end - start
+    length = float(np.linalg.norm(axis))
+    axis /= length
+    turn = np.cross([0.0, 1.0, 0.0], axis)  # rotate the cylinder's local y onto the axis
+    angle = float(np.arctan2(np.linalg.norm(turn), axis[1]))
+    rot = rotation(turn, angle) if np.linalg.norm(turn) > 1e-9 else (np.eye(3) if axis[1] > 0 else rotation([1, 0, 0], np.pi))
+    return cylinder_mesh(radius, length / 2, sides), rigid(rot, (start + end) / 2)
+
+
+def fence(start, direction, length: float, height: float, post_radius: float, spacing: float, rails: int,
+          rail_radius: float) -> list[tuple[Mesh, np.ndarray]]:
+    """Posts every ``spacing`` metres along a horizontal line and ``rails`` thin rails between the end posts."""
+    start, direction = np.asarray(start, dtype=np.float64), np.asarray(direction, dtype=np.float64)
+    n_posts = max(2, int(length / spacing) + 1)
+    feet = start + np.linspace(0, length, n_posts)[:, None] * direction
+    parts = [rod(foot, foot + [0, height, 0], post_radius) for foot in feet]
+    for level in np.linspace(0.35, 0.95, rails) if rails > 1 else [0.95]:
+        parts.append(rod(feet[0] + [0, level * height, 0], feet[-1] + [0, level * height, 0], rail_radius))
+    return parts
+
+
+def wire(start, end, sag: float, radius: float, segments: int = 6) -> list[tuple[Mesh, np.ndarray]]:
+    """A cable hanging ``sag`` metres below the straight line at its middle (a parabola of ``segments`` rods)."""
+    start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
+    t = np.linspace(0, 1, segments + 1)[:, None]
+    points = start + t * (end - start) - sag * 4 * t * (1 - t) * np.array([0.0, 1.0, 0.0])
+    return [rod(a, b, radius) for a, b in zip(points[:-1], points[1:])]
+
+
+def frame(centre, half, radius: float, yaw: float) -> list[tuple[Mesh, np.ndarray]]:
+    """The twelve edges of a box as rods: a shelf, a stand, a wire basket."""
+    rot = rotation([0, 1, 0], yaw)
+    corners = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1], indexing="ij")).reshape(3, -1).T
+    points = np.asarray(centre) + (corners * np.asarray(half)) @ rot.T
+    edges = [(a, b) for a in range(8) for b in range(a + 1, 8) if np.sum(corners[a] != corners[b]) == 1]
+    return [rod(points[a], points[b], radius) for a, b in edges]
+
+
+def thin_structures(rng: np.random.Generator, kind: str, layout: Layout) -> list[tuple[Mesh, np.ndarray]]:
+    """Structures a few pixels or less across, where depth models fail: wires, railings, fences, rod frames,
+    pencils. Placed around the view target of each scene kind; the caller drops any too close to the camera."""
+    target, view = layout.target, layout.view_distance
+    parts: list[tuple[Mesh, np.ndarray]] = []
+    heading = rng.uniform(0, 2 * np.pi)
+    along = np.array([np.sin(heading), 0.0, np.cos(heading)])
+    if kind == "street":
+        width = float(layout.free_hi[0]) + 0.5  # the road plus one sidewalk
+        for _ in range(rng.integers(1, 4)):  # cables across the street between two poles
+            z, height = target[2] + rng.uniform(-25, 25), rng.uniform(5.0, 9.0)
+            ends = [np.array([side * width, 0.0, z]) for side in (-1, 1)]
+            parts += [rod(end, end + [0, height + 0.5, 0], rng.uniform(0.08, 0.15)) for end in ends]
+            parts += wire(ends[0] + [0, height, 0], ends[1] + [0, height, 0], rng.uniform(0.2, 0.8), rng.uniform(0.01, 0.03))
+        side = rng.choice([-1, 1])
+        start = np.array([side * (width - 0.3), 0.15, target[2] + rng.uniform(-15, 5)])
+        parts += fence(start, [0, 0, 1], rng.uniform(6, 20), 1.0, rng.uniform(0.012, 0.025), rng.uniform(0.15, 0.3),
+                       1, 0.03)  # a railing of balusters
+    elif kind == "field":
+        for _ in range(rng.integers(1, 3)):
+            start = target + np.array([rng.uniform(-15, 15), 0.0, rng.uniform(-15, 15)])
+            start[1] = 0.0
+            parts += fence(start, along, rng.uniform(10, 40), rng.uniform(1.0, 1.5), rng.uniform(0.04, 0.07),
+                           rng.uniform(2.0, 3.0), int(rng.integers(2, 4)), rng.uniform(0.006, 0.015))
+            along = np.array([along[2], 0.0, -along[0]])  # the next fence runs across the first
+    elif kind == "room":
+        for _ in range(rng.integers(1, 4)):  # shelves and stands of rods
+            half = np.array([rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.9), rng.uniform(0.15, 0.4)])
+            x, z = rng.uniform(layout.free_lo[[0, 2]], layout.free_hi[[0, 2]])
+            parts += frame([x, half[1], z], half, rng.uniform(0.008, 0.02), rng.uniform(0, 2 * np.pi))
+        for _ in range(rng.integers(0, 3)):  # floor lamps
+            x, z = rng.uniform(layout.free_lo[[0, 2]], layout.free_hi[[0, 2]])
+            parts.append(rod([x, 0.0, z], [x, rng.uniform(1.2, 1.8), z], rng.uniform(0.008, 0.015)))
+    else:  # tabletop: pencils lying on the table and a wire basket
+        surface = target[1] - 0.03
+        for _ in range(rng.integers(2, 7)):
+            radius, length = rng.uniform(0.003, 0.006), rng.uniform(0.08, 0.2)
+            centre = target + np.array([rng.uniform(-0.15, 0.15), 0.0, rng.uniform(-0.15, 0.15)])
+            centre[1] = surface + radius
+            turn = rng.uniform(0, 2 * np.pi)
+            offset = 0.5 * length * np.array([np.sin(turn), 0.0, np.cos(turn)])
+            parts.append(rod(centre - offset, centre + offset, radius))
+        if rng.uniform() < 0.6:
+            half = np.array([rng.uniform(0.03, 0.08), rng.uniform(0.03, 0.06), rng.uniform(0.03, 0.08)])
+            centre = target + np.array([rng.uniform(-0.15, 0.15), 0.0, rng.uniform(-0.15, 0.15)])
+            centre[1] = surface + half[1]
+            parts += frame(centre, half, rng.uniform(0.002, 0.004), rng.uniform(0, 2 * np.pi))
+    return parts
 
 
 # ============================================================================================ moving objects

@@ -24,11 +24,12 @@ from ..errors import UserError
 from .cameras import choose_path, clearance
 from .renderer import get_renderer
 from .scene import CAMERA_PATHS, CONSISTENCY_PATHS, SCENE_KINDS, Scene, SceneConfig, SceneObject, intrinsics_matrix
-from .scenes import KIND_BUILDERS, flyby_object, lighting, mover, random_material
+from .scenes import KIND_BUILDERS, enrich_textures, flyby_object, lighting, mover, random_material, thin_structures
 
 logger = logging.getLogger(__name__)
 
 
+REALISM = ("shadows", "rich_textures", "thin_structures")  # SceneConfig switches recorded in meta.json when on
 FORMAT_NAME = "rolldepth-synth"
 FORMAT_VERSION = 1
 
@@ -88,6 +89,13 @@ def build_sequence_scene(
         obj = SceneObject(mesh, random_material(rng, 2 * float(mesh.bounds[1].max()), hue=palette_hue if rng.uniform() < 0.4 else None), place)
         if clearance(obj, eyes) > margin:
             objects.append(obj)
+    if config.thin_structures:  # from a stream of their own, so every other draw of the seed stays the same
+        extra = np.random.default_rng([seed, 1])
+        for mesh, place in thin_structures(extra, kind, layout):
+            extent = 2 * float(mesh.bounds[1].max())
+            obj = SceneObject(mesh, random_material(extra, extent, ("solid", "noise", "stripes", "gradient")), place)
+            if clearance(obj, eyes) > margin:
+                objects.append(obj)
     n_moving, flyby = 0, False
     if config.moving_objects:
         for _ in range(rng.integers(0, 4) if kind != "street" else rng.integers(1, 6)):
@@ -103,8 +111,11 @@ def build_sequence_scene(
             if clearance(obj, eyes) > 0.02 * layout.view_distance:
                 objects.append(obj)
                 flyby = True
-    scene = Scene(objects=objects, **lighting(rng, outdoor=kind in ("street", "field")))
+    if config.rich_textures:
+        objects = enrich_textures(np.random.default_rng([seed, 2]), objects)
+    scene = Scene(objects=objects, shadows=config.shadows, **lighting(rng, outdoor=kind in ("street", "field")))
     meta = {"kind": kind, "camera_path": path, "n_moving": n_moving, "flyby": flyby}
+    meta.update({name: True for name in REALISM if getattr(config, name)})
     return scene, poses, K, meta
 
 
@@ -199,8 +210,9 @@ def write_dataset(
         raise UserError(f"need at least one sequence and one frame, got {n_sequences} and {n_frames}")
     if config:
         _check_blur(config)
-    # The blur settings as a finished sequence's meta.json records them (none without blur).
+    # The settings as a finished sequence's meta.json records them (no blur keys without blur, realism when on).
     blur = (config.motion_blur, config.shutter) if config and config.motion_blur > 1 else (1, None)
+    realism = tuple(bool(config and getattr(config, name)) for name in REALISM)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".seq_*.partial"):
         shutil.rmtree(stale)
@@ -211,10 +223,10 @@ def write_dataset(
         if folder.is_dir():
             meta = _read_meta(folder)
             if (meta.get("seed"), meta.get("size"), meta.get("n_frames"), meta.get("motion_blur", 1),
-                    meta.get("shutter")) != (seq_seed, [width, height], n_frames, *blur):
-                raise UserError(
-                    f"{folder} was rendered with other settings (seed/size/frames/motion blur); use a new output folder"
-                )
+                    meta.get("shutter"), *(meta.get(name, False) for name in REALISM)) != (
+                    seq_seed, [width, height], n_frames, *blur, *realism):
+                raise UserError(f"{folder} was rendered with other settings (seed/size/frames/motion blur/realism); "
+                                "use a new output folder")
             logger.debug("skipping complete %s", folder)
             metas[index] = meta
         else:
@@ -359,7 +371,8 @@ def size_argument(example: str):
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     recipe = dict(camera_paths=CONSISTENCY_PATHS, flyby=True) if args.consistency else {}
-    config = SceneConfig(**recipe, motion_blur=args.motion_blur, shutter=args.shutter)
+    config = SceneConfig(**recipe, motion_blur=args.motion_blur, shutter=args.shutter,
+                         **{name: getattr(args, name) or args.realism for name in REALISM})
     root = write_dataset(args.out, args.sequences, args.frames, args.size, args.seed, progress=not args.quiet,
                          config=config, workers=max(1, args.workers))
     logger.info("wrote %d sequences to %s", args.sequences, root)
@@ -387,5 +400,11 @@ def register_cli(subparsers) -> None:
                         "depth stays the frame's own (default 1: none)")
     p.add_argument("--shutter", type=float, default=0.5,
                    help="exposure of --motion-blur in frame intervals, up to 2 (default 0.5, a 180-degree shutter)")
+    p.add_argument("--shadows", action="store_true", help="objects cast shadows of the scene's light")
+    p.add_argument("--rich-textures", action="store_true",
+                   help="about half the surfaces get bricks, tiles, wood, cells or dots instead of the basic patterns")
+    p.add_argument("--thin-structures", action="store_true",
+                   help="add wires, railings, fences, rod frames and pencils, a pixel or less across")
+    p.add_argument("--realism", action="store_true", help="all three: --shadows --rich-textures --thin-structures")
     p.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     p.set_defaults(func=_cmd_synth)
