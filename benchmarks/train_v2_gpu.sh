@@ -11,6 +11,7 @@
 # INIT=MODEL continues the UNet of MODEL (its codec kept) on freshly rendered data instead of steps 2-3 from scratch:
 #   SEEDS="10 12" picks new training scenes, CROP=192x144 trains on whole frames, FPB=auto measures the step rate
 #   of a few batch sizes while the data renders (benchmarks/unet_step_rate.py) and takes the best.
+# SYNTH="--realism --motion-blur 3" adds `rolldepth synth` options to the training renders (never to the test splits).
 WORK_DEFAULT=/tmp/rolldepth-v2
 source "$(dirname "$0")/device_env.sh"
 left() { echo $(( ${DEADLINE:-555} - (SECONDS - T0) )); }
@@ -40,9 +41,10 @@ if [ -n "$INIT" ]; then
     [ "$FPB" = auto ] && timeout 120 $PY benchmarks/unet_step_rate.py --model "$INIT" --crop $CROP \
         --batches $BATCHES > "$OUT/step_rate.log" 2>&1 &
 fi
-timeout 150 $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 --seed ${SEEDS[0]} --workers $RW &&
+timeout 150 $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 --seed ${SEEDS[0]} --workers $RW \
+    ${SYNTH:-} &&
 timeout 80 $RD -q synth "$W/train_consistency" --sequences $CSEQ --frames $FR --size 192x144 --seed ${SEEDS[1]} \
-    --consistency --workers $RW || { echo "render failed"; exit 1; }
+    --consistency --workers $RW ${SYNTH:-} || { echo "render failed"; exit 1; }
 wait
 stamp "render done"
 
