@@ -266,21 +266,22 @@ class Renderer:
         vbo, ibo = ctx.buffer(vertices.tobytes()), ctx.buffer(indices.tobytes())
         vao = ctx.vertex_array(program, [(vbo, "3f " * 8, *_ATTRIBUTES)], index_buffer=ibo, index_element_size=4)
         releases = [vao, vbo, ibo]
-        shadow_vao = None
-        if scene.shadows and len(caster_indices):
-            shadow_program, shadow_map, _ = self._shadow_pass()
-            cibo = ctx.buffer(caster_indices.tobytes())
-            shadow_vao = ctx.vertex_array(shadow_program, [(vbo, "3f 72x 3f", "in_pos", "in_params")], index_buffer=cibo,
-                                          index_element_size=4)
-            releases += [shadow_vao, cibo]
-            light, texel = light_projection(scene, n_frames, SHADOW_MAP_SIZE)
-            shadow_program["u_light"].write(_gl_matrices(light))
-            program["u_light"].write(_gl_matrices(light))
-            shadow_map.use(location=0)
-            program["u_shadow_map"].value = 0
         try:
+            shadow_vao, texel = None, 0.0
+            if scene.shadows and len(caster_indices):
+                shadow_program, shadow_map, _ = self._shadow_pass()
+                cibo = ctx.buffer(caster_indices.tobytes())
+                releases.append(cibo)
+                shadow_vao = ctx.vertex_array(shadow_program, [(vbo, "3f 72x 3f", "in_pos", "in_params")],
+                                              index_buffer=cibo, index_element_size=4)
+                releases.append(shadow_vao)
+                light, texel = light_projection(scene, n_frames, SHADOW_MAP_SIZE)
+                shadow_program["u_light"].write(_gl_matrices(light))
+                program["u_light"].write(_gl_matrices(light))
+                shadow_map.use(location=0)
+                program["u_shadow_map"].value = 0
             self._set_scene_uniforms(scene, K, near, far)
-            program["u_shadow_texel"].value = texel if shadow_vao else 0.0
+            program["u_shadow_texel"].value = texel
             frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
             depth = np.empty((n_frames, height, width), dtype=np.float32)
             moving = np.empty((n_frames, height, width), dtype=bool)
