@@ -45,7 +45,9 @@ _FRAGMENT_SHADER = """
 #version 330
 uniform vec3 u_eye; uniform vec3 u_light_dir; uniform vec3 u_light_color; uniform vec3 u_ambient;
 uniform vec3 u_sky_top; uniform vec3 u_sky_horizon; uniform float u_fog_distance; uniform float u_exposure;
-uniform sampler2DShadow u_shadow_map; uniform mat4 u_light; uniform float u_shadow_texel;  // texel 0: no shadows
+#ifdef SHADOWS
+uniform sampler2DShadow u_shadow_map; uniform mat4 u_light; uniform float u_shadow_texel;
+#endif
 in vec3 v_world; in vec3 v_normal; in vec3 v_tex; in vec3 v_unit;
 in vec3 v_color_a; in vec3 v_color_b; in vec3 v_dir; in vec3 v_params; in float v_z;
 layout(location = 0) out vec4 out_color;
@@ -78,6 +80,7 @@ float fbm(vec3 p) {
     return sum / 0.9375;
 }
 
+#ifdef RICH_TEXTURES
 vec2 along_surface(vec3 p) {  // the two pattern axes that run along the surface (drop the normal's axis)
     vec3 normal = abs(cross(dFdx(p), dFdy(p)));
     if (normal.x >= normal.y && normal.x >= normal.z) return p.zy;
@@ -124,6 +127,9 @@ float dots(vec3 p) {  // polka dots on a square lattice
     return 1.0 - smoothstep(0.22, 0.28, length(f));
 }
 
+#endif
+
+#ifdef SHADOWS
 float lit_fraction(vec3 world, vec3 n) {  // 3x3 percentage-closer filtering of the light's depth map
     vec4 p = u_light * vec4(world + n * (1.5 * u_shadow_texel), 1.0);  // normal offset against self-shadowing
     vec3 q = p.xyz * 0.5 + 0.5;
@@ -135,6 +141,7 @@ float lit_fraction(vec3 world, vec3 n) {  // 3x3 percentage-closer filtering of 
         for (int dx = -1; dx <= 1; ++dx) sum += texture(u_shadow_map, vec3(q.xy + vec2(dx, dy) * step, q.z));
     return sum / 9.0;
 }
+#endif
 
 vec3 sky(vec3 dir) {
     float up = clamp(dir.y, 0.0, 1.0);
@@ -158,19 +165,23 @@ void main() {
         else if (kind == 2) t = smoothstep(0.45, 0.55, abs(fract(dot(v_tex, v_dir)) - 0.5) * 2.0);
         else if (kind == 3) t = fbm(v_tex);
         else if (kind == 4) t = clamp(dot(v_unit, v_dir) * 0.5 + 0.5, 0.0, 1.0);
-        else if (kind == 5) t = 0.5 + 0.5 * sin(6.2831853 * dot(v_tex, v_dir) + 5.0 * fbm(v_tex));
+#ifdef RICH_TEXTURES
         else if (kind == 7) t = bricks(v_tex);
         else if (kind == 8) t = tiles(v_tex);
         else if (kind == 9) t = wood(v_tex, v_dir);
         else if (kind == 10) t = cells(v_tex);
-        else t = dots(v_tex);
+        else if (kind == 11) t = dots(v_tex);
+#endif
+        else t = 0.5 + 0.5 * sin(6.2831853 * dot(v_tex, v_dir) + 5.0 * fbm(v_tex));
         if (kind == 1 || kind == 2 || kind == 7 || kind == 8 || kind == 11) t = mix(t, 0.5, blur);
         vec3 albedo = mix(v_color_a, v_color_b, t);
         albedo *= 1.0 + v_params.y * (2.0 * fbm(v_tex * 7.31 + 3.7) - 1.0);
         vec3 n = normalize(v_normal);
         if (dot(n, view) > 0.0) n = -n;  // two-sided: light the side the camera sees
         float direct = max(dot(n, u_light_dir), 0.0);
-        if (u_shadow_texel > 0.0 && direct > 0.0) direct *= lit_fraction(v_world, n);
+#ifdef SHADOWS
+        if (direct > 0.0) direct *= lit_fraction(v_world, n);
+#endif
         color = albedo * (u_ambient + u_light_color * direct);
         if (u_fog_distance > 0.0) color = mix(u_sky_horizon, color, exp(-dist / u_fog_distance));
     }
@@ -190,6 +201,7 @@ void main() { gl_Position = u_light * u_model[int(in_params.z + 0.5)] * vec4(in_
 """
 _SHADOW_FRAGMENT_SHADER = "#version 330\nvoid main() {}\n"
 SHADOW_MAP_SIZE = 2048
+RICH_KIND = TEXTURES["bricks"]  # texture kinds from here on need the RICH_TEXTURES build of the shader
 
 _ATTRIBUTES = ("in_pos", "in_normal", "in_tex", "in_unit", "in_color_a", "in_color_b", "in_dir", "in_params")
 
@@ -219,9 +231,8 @@ class Renderer:
         self.size = (int(size[0]), int(size[1]))
         self.antialias = antialias
         ctx = self.ctx = _gl_context()
-        self.program = ctx.program(
-            vertex_shader=_VERTEX_SHADER % {"slots": MAX_MOVING + 1}, fragment_shader=_FRAGMENT_SHADER
-        )
+        self._programs = {}  # (rich textures, shadows) -> program; llvmpipe evaluates untaken branches too,
+        # so the optional features are compiled in only for the scenes that use them
         color = ctx.renderbuffer(self.size, 4)
         depth_f32 = ctx.renderbuffer(self.size, 1, dtype="f4")
         moving = ctx.renderbuffer(self.size, 1, dtype="f1")
@@ -262,13 +273,16 @@ class Renderer:
             raise ValueError("every moving object needs one transform per frame")
         near, far = clip_range(scene, poses, K, self.size)
         vertices, indices, caster_indices = _vertex_data(scene)
-        ctx, program = self.ctx, self.program
+        ctx = self.ctx
+        shadows = scene.shadows and len(caster_indices) > 0
+        program = self._program(rich=any(TEXTURES[obj.material.texture] >= RICH_KIND for obj in scene.objects),
+                                shadows=shadows)
         vbo, ibo = ctx.buffer(vertices.tobytes()), ctx.buffer(indices.tobytes())
         vao = ctx.vertex_array(program, [(vbo, "3f " * 8, *_ATTRIBUTES)], index_buffer=ibo, index_element_size=4)
         releases = [vao, vbo, ibo]
         try:
-            shadow_vao, texel = None, 0.0
-            if scene.shadows and len(caster_indices):
+            shadow_vao = None
+            if shadows:
                 shadow_program, shadow_map, _ = self._shadow_pass()
                 cibo = ctx.buffer(caster_indices.tobytes())
                 releases.append(cibo)
@@ -280,8 +294,8 @@ class Renderer:
                 program["u_light"].write(_gl_matrices(light))
                 shadow_map.use(location=0)
                 program["u_shadow_map"].value = 0
-            self._set_scene_uniforms(scene, K, near, far)
-            program["u_shadow_texel"].value = texel
+                program["u_shadow_texel"].value = texel
+            self._set_scene_uniforms(program, scene, K, near, far)
             frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
             depth = np.empty((n_frames, height, width), dtype=np.float32)
             moving = np.empty((n_frames, height, width), dtype=bool)
@@ -300,6 +314,16 @@ class Renderer:
             for resource in releases:
                 resource.release()
         return frames, depth, moving
+
+    def _program(self, rich: bool, shadows: bool):
+        key = (rich, shadows)
+        if key not in self._programs:
+            defines = "".join(f"#define {name}\n" for name, on in (("RICH_TEXTURES", rich), ("SHADOWS", shadows)) if on)
+            self._programs[key] = self.ctx.program(
+                vertex_shader=_VERTEX_SHADER % {"slots": MAX_MOVING + 1},
+                fragment_shader=_FRAGMENT_SHADER.replace("#version 330\n", "#version 330\n" + defines, 1),
+            )
+        return self._programs[key]
 
     def _shadow_pass(self):
         if self._shadow is None:
@@ -322,8 +346,7 @@ class Renderer:
         shadow_vao.render()
         self.ctx.polygon_offset = (0.0, 0.0)
 
-    def _set_scene_uniforms(self, scene: Scene, K: np.ndarray, near: float, far: float) -> None:
-        program = self.program
+    def _set_scene_uniforms(self, program, scene: Scene, K: np.ndarray, near: float, far: float) -> None:
         program["u_proj"].write(_gl_matrices(projection_matrix(K, *self.size, near, far)))
         light = np.asarray(scene.light_direction, dtype=np.float64)
         program["u_light_dir"].value = tuple(float(c) for c in light / np.linalg.norm(light))
