@@ -275,8 +275,10 @@ def rod(start, end, radius: float, sides: int = 8) -> tuple[Mesh, np.ndarray]:
     length = float(np.linalg.norm(axis))
     axis /= length
     turn = np.cross([0.0, 1.0, 0.0], axis)  # rotate the cylinder's local y onto the axis
-    angle = float(np.arctan2(np.linalg.norm(turn), axis[1]))
-    rot = rotation(turn, angle) if np.linalg.norm(turn) > 1e-9 else (np.eye(3) if axis[1] > 0 else rotation([1, 0, 0], np.pi))
+    if np.linalg.norm(turn) > 1e-9:
+        rot = rotation(turn, float(np.arctan2(np.linalg.norm(turn), axis[1])))
+    else:  # already vertical: upright, or upside down
+        rot = np.eye(3) if axis[1] > 0 else rotation([1.0, 0.0, 0.0], np.pi)
     return cylinder_mesh(radius, length / 2, sides), rigid(rot, (start + end) / 2)
 
 
@@ -322,7 +324,8 @@ def thin_structures(rng: np.random.Generator, kind: str, layout: Layout) -> list
             z, height = target[2] + rng.uniform(-25, 25), rng.uniform(5.0, 9.0)
             ends = [np.array([side * width, 0.0, z]) for side in (-1, 1)]
             parts += [rod(end, end + [0, height + 0.5, 0], rng.uniform(0.08, 0.15)) for end in ends]
-            parts += wire(ends[0] + [0, height, 0], ends[1] + [0, height, 0], rng.uniform(0.2, 0.8), rng.uniform(0.01, 0.03))
+            sag, radius = rng.uniform(0.2, 0.8), rng.uniform(0.01, 0.03)
+            parts += wire(ends[0] + [0, height, 0], ends[1] + [0, height, 0], sag, radius)
         side = rng.choice([-1, 1])
         start = np.array([side * (width - 0.3), 0.15, target[2] + rng.uniform(-15, 5)])
         parts += fence(start, [0, 0, 1], rng.uniform(6, 20), 1.0, rng.uniform(0.012, 0.025), rng.uniform(0.15, 0.3),

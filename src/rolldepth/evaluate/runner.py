@@ -66,7 +66,7 @@ def depth_like(pred_inv: np.ndarray) -> np.ndarray:
 def score(pred_inv: np.ndarray, sample) -> dict[str, dict]:
     """Metrics of one prediction ([N, h, w] inverse depth) against one sample, in both alignment spaces."""
     common = dict(max_depth=sample.max_depth, min_depth=sample.min_depth, poses=sample.poses, K=sample.K,
-                  moving=getattr(sample, "moving", None))
+                  moving=sample.moving)
     return {
         "disparity": evaluate_video(pred_inv, sample.depth, sample.valid, space="disparity", **common),
         "depth": evaluate_video(depth_like(pred_inv), sample.depth, sample.valid, space="depth", **common),
@@ -120,7 +120,7 @@ def evaluate(
         if work_dir:
             data = hashlib.sha1(frames.tobytes())
             data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
-            if getattr(sample, "moving", None) is not None:  # a result saved without the static TAE is redone
+            if sample.moving is not None:  # a result saved without the static TAE is redone
                 data.update(np.asarray(sample.moving, dtype=bool).tobytes())
         for name in variants:
             steps = 0 if name == "per-frame" else refine_steps
@@ -161,15 +161,13 @@ def _ground_truth_tae(sample) -> dict[str, float | None]:
     at depth edges, cost even the true depth. Reported beside the variants so that their TAE can be read against it.
     It is not a floor: depth smoother than the truth can score below it.
     """
-    out = {"ground_truth_tae": None, "ground_truth_tae_static": None}
+    out = dict.fromkeys(("ground_truth_tae", "ground_truth_tae_static"))
     if sample.poses is None or sample.K is None:
         return out
-    moving = getattr(sample, "moving", None)
-    for key, mask in (("ground_truth_tae", None), ("ground_truth_tae_static", moving)):
-        if key == "ground_truth_tae" or mask is not None:
-            value = tae(sample.depth, sample.depth, sample.valid, sample.poses, sample.K, sample.max_depth,
-                        sample.min_depth, mask)
-            out[key] = value if np.isfinite(value) else None
+    truth = (sample.depth, sample.depth, sample.valid, sample.poses, sample.K, sample.max_depth, sample.min_depth)
+    for key, moving in (("ground_truth_tae", None), ("ground_truth_tae_static", sample.moving)):
+        value = tae(*truth, moving) if key == "ground_truth_tae" or moving is not None else np.nan
+        out[key] = value if np.isfinite(value) else None
     return out
 
 
