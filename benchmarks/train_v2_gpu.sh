@@ -12,6 +12,7 @@
 #   SEEDS="10 12" picks new training scenes, CROP=192x144 trains on whole frames, FPB=auto measures the step rate
 #   of a few batch sizes while the data renders (benchmarks/unet_step_rate.py) and takes the best.
 # SYNTH="--realism --motion-blur 3" adds `rolldepth synth` options to the training renders (never to the test splits).
+# Training on whole frames (CROP=192x144) keeps each RGB frame's latent once encoded (`rolldepth train --cache-latents`).
 WORK_DEFAULT=/tmp/rolldepth-v2
 source "$(dirname "$0")/device_env.sh"
 left() { echo $(( ${DEADLINE:-555} - (SECONDS - T0) )); }
@@ -89,7 +90,8 @@ MIN=$($PY -c "print(max(0.2, ($(left) - $EVAL_S - 45) / 60))")
 stamp "unet start from $UNET_FROM, $MIN minutes, $FPB frames of $CROP per batch, lr $LR"
 timeout $(( $(left) - EVAL_S + 5 )) $RD train --data "$W/train" "$W/train_consistency" --init "$UNET_FROM" \
     -o "$W/run" --vae-steps 0 --unet-steps 1000000 --unet-minutes $MIN --lr $LR --frames-per-batch $FPB \
-    --crop $CROP --one-step-fraction 0.7 --workers $UW --save-every 100000 --save-fp16 > "$OUT/train.log" 2>&1
+    --crop $CROP --one-step-fraction 0.7 --workers $UW --save-every 100000 --save-fp16 \
+    $([ "$CROP" = 192x144 ] && echo --cache-latents) > "$OUT/train.log" 2>&1
 echo "train exit $?" >> "$OUT/train.log"
 tail -3 "$OUT/train.log"
 stamp "unet done"

@@ -31,7 +31,7 @@ OPTIONS = {
         --size --thin-structures --verbose --workers -h -q -v
     """.split(),
     "train": """
-        --codec-loss --crop --data --frames-per-batch --help --init --lr --one-step-fraction --output-dir
+        --cache-latents --codec-loss --crop --data --frames-per-batch --help --init --lr --one-step-fraction --output-dir
         --processing-res --quiet --save-every --save-fp16 --seed --unet-minutes --unet-steps --vae-batch
         --vae-minutes --vae-steps --verbose --workers -h -o -q -v
     """.split(),

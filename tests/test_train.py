@@ -65,8 +65,8 @@ def test_sampling_depends_only_on_seed_and_step(tmp_path):
     other = data.snippets(step_rng(0, 8)[0], 2, 3, cfg)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not torch.equal(first[1], other[1])
-    rgb, target = first
-    assert rgb.shape == (6, 3, 24, 32) and target.shape == (6, 1, 24, 32)
+    rgb, target, keys = first
+    assert rgb.shape == (6, 3, 24, 32) and target.shape == (6, 1, 24, 32) and keys.shape == (6,)
     assert rgb.min() >= -1 and rgb.max() <= 1 and target.min() >= -1 and target.max() <= 1
 
 
@@ -196,3 +196,38 @@ def test_several_datasets_are_sampled_as_one(tmp_path):
     b = write_videos(tmp_path / "b", n_sequences=3, seed=1)
     assert len(SyntheticVideos(f"{a};{b}").frames) == 5
     assert len(SyntheticVideos([a, b]).frames) == 5
+
+
+def test_latent_cache_returns_each_images_own_latent_and_encodes_it_once(tmp_path):
+    """Every cached latent equals the codec's latent of the frame (mirrored or not) its key names, worked out
+    from the dataset arrays independently; a frame drawn again is not encoded again."""
+    from rolldepth.train.trainer import LatentCache, encode_mean
+
+    vae = build_components(TINY_UNET, TINY_VAE, TINY_TEXT, seed=0)["vae"].eval()
+    data = SyntheticVideos(write_videos(tmp_path / "d", n_sequences=2, n_frames=4))
+    cfg = tiny_config(tmp_path / "d", crop=(40, 32))
+    cache = LatentCache(2 * data.n_frames)
+    keys_seen = set()
+    for step in range(6):
+        rgb, _, keys = data.snippets(step_rng(0, step)[0], 2, 3, cfg)
+        latents = cache(vae, rgb, keys)
+        keys_seen |= set(keys.tolist())
+        for key, latent in zip(keys.tolist(), latents):
+            seq = int(np.searchsorted(data.first_frame, key // 2, side="right") - 1)
+            image = np.asarray(data.frames[seq][key // 2 - data.first_frame[seq]])
+            image = image[:, ::-1] if key % 2 else image
+            pixels = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+            torch.testing.assert_close(latent[None], encode_mean(vae, pixels), atol=1e-5, rtol=1e-4)
+    assert cache.used == 36 and cache.encoded == len(keys_seen) < 36
+
+
+def test_training_with_cached_latents_matches_and_needs_whole_frames(tmp_path, tiny_parts):
+    data = write_videos(tmp_path / "d")
+    cfg = tiny_config(data, vae_steps=0, unet_steps=6, crop=(40, 32), save_every=100)
+    train(cfg, tmp_path / "fresh", progress=False)
+    train(cfg, tmp_path / "cached", progress=False, cache_latents=True)
+    losses = [[json.loads(x)["loss"] for x in (tmp_path / run / "loss.jsonl").read_text().splitlines()]
+              for run in ("fresh", "cached")]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+    with pytest.raises(UserError, match="whole frames"):
+        train(tiny_config(data, crop=(32, 24)), tmp_path / "crop", progress=False, cache_latents=True)

@@ -124,6 +124,7 @@ class SyntheticVideos:
         self.frames, self.depth = [], []
         for root in roots:
             self._add(Path(root))
+        self.first_frame = np.cumsum([0] + [len(f) for f in self.frames])  # of each sequence, in all the data
 
     def _add(self, root: Path) -> None:
         index = root / "dataset.json"
@@ -154,9 +155,20 @@ class SyntheticVideos:
         top, left = rng.integers(0, height - crop_h + 1), rng.integers(0, width - crop_w + 1)
         return slice(top, top + crop_h), slice(left, left + crop_w)
 
-    def snippets(self, rng: np.random.Generator, n: int, length: int, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` random snippets of ``length`` frames: RGB [n*L, 3, h, w] in [-1, 1] and targets [n*L, 1, h, w]."""
-        rgb, target = [], []
+    @property
+    def n_frames(self) -> int:
+        return int(self.first_frame[-1])
+
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) shared by every sequence, or None if the sizes differ."""
+        sizes = {depth.shape[1:] for depth in self.depth}
+        return (sizes.pop()[::-1]) if len(sizes) == 1 else None
+
+    def snippets(self, rng: np.random.Generator, n: int, length: int, cfg: TrainConfig
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` random snippets of ``length`` frames: RGB [n*L, 3, h, w] in [-1, 1], targets [n*L, 1, h, w] and
+        which image each RGB frame is ([n*L]: 2 x its index in all the data, + 1 if mirrored)."""
+        rgb, target, keys = [], [], []
         for _ in range(n):
             seq = int(rng.integers(len(self.frames)))
             n_frames = len(self.frames[seq])
@@ -171,18 +183,20 @@ class SyntheticVideos:
             depth = np.asarray(self.depth[seq][idx][:, rows, cols])
             jitter = rng.uniform(-cfg.percentile_jitter, cfg.percentile_jitter, size=2)
             norm = normalise_snippet(depth, 2.0 + jitter[0], 98.0 + jitter[1])
-            if rng.uniform() < 0.5:
+            mirrored = rng.uniform() < 0.5
+            if mirrored:
                 frames, norm = frames[:, :, ::-1], norm[:, :, ::-1]
             rgb.append(frames)
             target.append(norm)
+            keys.append(2 * (self.first_frame[seq] + idx) + int(mirrored))
         rgb_t = torch.from_numpy(np.ascontiguousarray(np.concatenate(rgb))).permute(0, 3, 1, 2).float() / 127.5 - 1
         target_t = torch.from_numpy(np.ascontiguousarray(np.concatenate(target)))[:, None]
-        return rgb_t, target_t
+        return rgb_t, target_t, torch.from_numpy(np.concatenate(keys).astype(np.int64))
 
     def images(self, rng: np.random.Generator, n: int, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
         """Codec training images: half RGB frames, half normalised inverse depth as 3 equal channels, in [-1, 1];
         and which of them are depth ([n] bool)."""
-        rgb, target = self.snippets(rng, n, 1, cfg)
+        rgb, target, _ = self.snippets(rng, n, 1, cfg)
         use_depth = torch.from_numpy(rng.uniform(size=n) < 0.5)
         return torch.where(use_depth[:, None, None, None], target.expand(-1, 3, -1, -1), rgb), use_depth
 
@@ -226,10 +240,42 @@ def vae_loss(vae, images: torch.Tensor, generator: torch.Generator, kl_weight: f
     return error.mean() + kl_weight * posterior.kl().mean()
 
 
-def unet_loss(unet, vae, scheduler, context, rgb, target, length, generator, one_step_fraction) -> torch.Tensor:
-    """v-prediction MSE for a batch of snippets (frames of a snippet consecutive, ``length`` frames each)."""
+class LatentCache:
+    """The codec's latents of whole training frames, each encoded the first time it (or its mirror image) is drawn.
+
+    The codec is frozen while the UNet trains, so a frame's latent never changes: a long run encodes each RGB frame
+    once instead of at every draw. Depth targets cannot be cached: they are normalised per snippet, with jitter.
+    A cached latent may differ from a fresh one in the last bits (it was encoded in another batch), so a resumed
+    run matches an uninterrupted one to float rounding rather than bit for bit.
+    """
+
+    def __init__(self, n_images: int):
+        self.n_images, self.latents, self.filled = n_images, None, None
+        self.encoded = self.used = 0
+
+    @torch.no_grad()
+    def __call__(self, vae, rgb: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        if self.latents is None:
+            first = encode_mean(vae, rgb[:1])
+            self.latents = torch.empty((self.n_images, *first.shape[1:]), dtype=first.dtype, device=first.device)
+            self.filled = torch.zeros(self.n_images, dtype=torch.bool, device=first.device)
+        keys = keys.to(self.filled.device)
+        missing = ~self.filled[keys]
+        if missing.any():
+            self.latents[keys[missing]] = encode_mean(vae, rgb[missing.to(rgb.device)]).to(self.latents.dtype)
+            self.filled[keys[missing]] = True
+        self.encoded += int(missing.sum())
+        self.used += len(keys)
+        return self.latents[keys]
+
+
+def unet_loss(unet, vae, scheduler, context, rgb, target, length, generator, one_step_fraction,
+              rgb_latents: torch.Tensor | None = None) -> torch.Tensor:
+    """v-prediction MSE for a batch of snippets (frames of a snippet consecutive, ``length`` frames each); the RGB
+    frames are encoded here unless their latents are given."""
     with torch.no_grad():
-        rgb_latents = encode_mean(vae, rgb)
+        if rgb_latents is None:
+            rgb_latents = encode_mean(vae, rgb)
         depth_latents = encode_mean(vae, target.expand(-1, 3, -1, -1))
     n_snippets = len(rgb) // length
     noise = torch.randn((n_snippets, *depth_latents.shape[1:]), generator=generator)
@@ -420,11 +466,13 @@ def initial_components(cfg: TrainConfig) -> dict:
     return build_components(SMALL_UNET, SMALL_VAE, SMALL_TEXT, seed=cfg.seed)
 
 
-def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Path:
+def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latents: bool = False) -> Path:
     """Train (or resume) a model and write it as a checkpoint folder ``out/model``.
 
     From scratch the codec is trained first (``vae_steps``), then the UNet with the codec frozen; from ``init`` the
-    codec is kept as it is and only the UNet is fine-tuned.
+    codec is kept as it is and only the UNet is fine-tuned. ``cache_latents`` keeps the RGB latents of the UNet
+    stage (:class:`LatentCache`); it needs whole frames (``crop`` = the data's frame size), since a latent is not
+    cropped like its image.
     """
     from diffusers.models.attention_processor import AttnProcessor2_0
 
@@ -436,6 +484,9 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Path:
     if not 0.0 <= cfg.one_step_fraction <= 1.0:
         raise UserError(f"--one-step-fraction must be within [0, 1], got {cfg.one_step_fraction}")
     data = SyntheticVideos(cfg.data)
+    if cache_latents and data.frame_size() != tuple(cfg.crop):
+        raise UserError(f"--cache-latents needs whole frames: set --crop to the data's frame size (the crop is "
+                        f"{cfg.crop[0]}x{cfg.crop[1]}, the frames {'x'.join(map(str, data.frame_size() or ('mixed',)))})")
     run = Run(Path(out), cfg)
     parts = initial_components(cfg)
     vae, unet = parts["vae"], parts["unet"]
@@ -459,13 +510,19 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Path:
         length = int(rng.choice(cfg.snippet_lengths, p=weights / weights.sum()))
         return (length, *data.snippets(rng, max(1, cfg.frames_per_batch // length), length, cfg))
 
+    cache = LatentCache(2 * data.n_frames) if cache_latents else None
+
     def snippet_loss(model, batch, generator):
-        length, rgb, target = batch
-        return unet_loss(model, vae, scheduler, context, rgb, target, length, generator, cfg.one_step_fraction)
+        length, rgb, target, keys = batch
+        latents = cache(vae, rgb, keys) if cache else None
+        return unet_loss(model, vae, scheduler, context, rgb, target, length, generator, cfg.one_step_fraction, latents)
 
     if cfg.unet_steps:
         unet = fit(run, "unet", unet, cfg.unet_steps, cfg.unet_lr, snippet_batch, snippet_loss, progress,
                    cfg.unet_minutes)
+        if cache and cache.used:
+            log.info("latent cache: %d of %d RGB frames encoded (%.0f %%)", cache.encoded, cache.used,
+                     100 * cache.encoded / cache.used)
     parts.update(vae=vae.cpu(), unet=unet.cpu())
     unet.set_attn_processor(AttnProcessor2_0())  # saved as a stock UNet; the pipeline installs its processor
     if cfg.save_fp16:  # loading casts back to the dtype asked for (fp32 on the CPU)
@@ -510,6 +567,9 @@ def register_cli(subparsers) -> None:
                    "(at most --vae-steps)")
     p.add_argument("--unet-minutes", type=float, help="UNet stage: as many steps as fit in this time "
                    "(at most --unet-steps)")
+    p.add_argument("--cache-latents", action="store_true",
+                   help="UNet stage: encode each RGB frame (and its mirror image) once and keep its latent; needs "
+                   "--crop equal to the data's frame size")
     p.set_defaults(func=_cmd_train)
 
 
@@ -523,6 +583,6 @@ def _cmd_train(args) -> int:
         one_step_fraction=args.one_step_fraction,
     )
     tic = time.perf_counter()
-    path = train(cfg, args.output_dir, progress=os.environ.get("TQDM_DISABLE") != "1")
+    path = train(cfg, args.output_dir, progress=os.environ.get("TQDM_DISABLE") != "1", cache_latents=args.cache_latents)
     log.info("model written to %s in %.0f s", path, time.perf_counter() - tic)
     return 0
