@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import UserError
-from .scene import MAX_MOVING, Scene, TEXTURES, clip_range, frames_transforms, projection_matrix
+from .scene import MAX_MOVING, Scene, TEXTURES, box_corners, clip_range, projection_matrix
 
 
 EGL_FIX = "apt-get update && apt-get install -y libegl1 libgl1-mesa-dri libgles2"
@@ -399,14 +399,7 @@ def light_projection(scene: Scene, n_frames: int, map_size: int) -> tuple[np.nda
     right = np.cross(forward, helper)
     right /= np.linalg.norm(right)
     rot = np.stack([right, np.cross(right, forward), forward])  # rows: the light's x, y, z in world coordinates
-    signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
-    points = []
-    for obj in scene.objects:
-        if obj.casts_shadow:
-            centre, half = obj.mesh.bounds
-            transforms = frames_transforms(obj, n_frames)
-            points.append(np.einsum("nij,kj->nki", transforms[:, :3, :3], centre + signs * half).reshape(-1, 3)
-                          + np.repeat(transforms[:, :3, 3], len(signs), axis=0))
+    points = [box_corners(obj, n_frames).reshape(-1, 3) for obj in scene.objects if obj.casts_shadow]
     local = np.concatenate(points) @ rot.T
     low, high = local.min(axis=0), local.max(axis=0)
     pad = 0.01 * (high - low) + 1e-3

@@ -330,6 +330,16 @@ def box_distance(points: np.ndarray, transforms: np.ndarray, centre: np.ndarray,
     return np.linalg.norm(np.maximum(np.abs(local) - half, 0.0), axis=1)
 
 
+_BOX_SIGNS = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T  # the 8 corners of a unit box
+
+
+def box_corners(obj: SceneObject, n_frames: int) -> np.ndarray:
+    """World coordinates [N, 8, 3] of the corners of an object's bounding box, frame by frame."""
+    transforms = frames_transforms(obj, n_frames)
+    centre, half = obj.mesh.bounds
+    return np.einsum("nij,kj->nki", transforms[:, :3, :3], centre + _BOX_SIGNS * half) + transforms[:, None, :3, 3]
+
+
 def clip_range(scene: Scene, poses: np.ndarray, K: np.ndarray, size: tuple[int, int]) -> tuple[float, float]:
     """Near and far planes that clip nothing visible yet keep the z-buffer as precise as the scene allows.
 
@@ -344,12 +354,9 @@ def clip_range(scene: Scene, poses: np.ndarray, K: np.ndarray, size: tuple[int, 
     min_cos = float(np.min(1.0 / np.linalg.norm(rays, axis=1)))
     eyes = poses[:, :3, 3]
     nearest, farthest = np.inf, 0.0
-    signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
     for obj in scene.objects:
-        transforms = frames_transforms(obj, n_frames)
         centre, half = obj.mesh.bounds
-        nearest = min(nearest, float(box_distance(eyes, transforms, centre, half).min()))
-        corners = np.einsum("nij,kj->nki", transforms[:, :3, :3], centre + signs * half) + transforms[:, None, :3, 3]
-        farthest = max(farthest, float(np.linalg.norm(corners - eyes[:, None], axis=2).max()))
+        nearest = min(nearest, float(box_distance(eyes, frames_transforms(obj, n_frames), centre, half).min()))
+        farthest = max(farthest, float(np.linalg.norm(box_corners(obj, n_frames) - eyes[:, None], axis=2).max()))
     near = max(0.9 * nearest * min_cos, 1e-4)
     return near, max(1.01 * farthest, 2 * near)

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 REALISM = ("shadows", "rich_textures", "thin_structures")  # SceneConfig switches recorded in meta.json when on
+_OPTION_KEYS = (*REALISM, "motion_blur", "shutter")  # the keys of recorded_options()
 FORMAT_NAME = "rolldepth-synth"
 FORMAT_VERSION = 1
 
@@ -59,6 +60,15 @@ def frame_instants(n_frames: int, config: SceneConfig) -> np.ndarray:
     blur = _check_blur(config)
     offsets = (np.arange(blur) - blur // 2) * (config.shutter / max(blur - 1, 1))
     return ((np.arange(n_frames)[:, None] + offsets[None, :]) / config.fps).ravel()
+
+
+def recorded_options(config: SceneConfig) -> dict:
+    """The rendering options a sequence's ``meta.json`` records: realism switches that are on, and the blur when
+    there is some. What is not recorded is the default, so sequences made before an option existed still match."""
+    options = {name: True for name in REALISM if getattr(config, name)}
+    if config.motion_blur > 1:
+        options.update(motion_blur=config.motion_blur, shutter=float(config.shutter))
+    return options
 
 
 def build_sequence_scene(
@@ -114,8 +124,7 @@ def build_sequence_scene(
     if config.rich_textures:
         objects = enrich_textures(np.random.default_rng([seed, 2]), objects)
     scene = Scene(objects=objects, shadows=config.shadows, **lighting(rng, outdoor=kind in ("street", "field")))
-    meta = {"kind": kind, "camera_path": path, "n_moving": n_moving, "flyby": flyby}
-    meta.update({name: True for name in REALISM if getattr(config, name)})
+    meta = {"kind": kind, "camera_path": path, "n_moving": n_moving, "flyby": flyby, **recorded_options(config)}
     return scene, poses, K, meta
 
 
@@ -155,7 +164,6 @@ def render_sequence(
         blur, middle = config.motion_blur, config.motion_blur // 2
         frames = frames.reshape(n_frames, blur, *frames.shape[1:]).mean(axis=1).round().astype(np.uint8)
         depth, moving, poses = depth[middle::blur], moving[middle::blur], poses[middle::blur]
-        meta.update(motion_blur=blur, shutter=float(config.shutter))
     if not np.all(depth > 0):
         raise RuntimeError(f"seed {seed}: {np.sum(depth <= 0)} pixels saw no geometry (scene is not closed)")
     meta.update(
@@ -210,9 +218,7 @@ def write_dataset(
         raise UserError(f"need at least one sequence and one frame, got {n_sequences} and {n_frames}")
     if config:
         _check_blur(config)
-    # The settings as a finished sequence's meta.json records them (no blur keys without blur, realism when on).
-    blur = (config.motion_blur, config.shutter) if config and config.motion_blur > 1 else (1, None)
-    realism = tuple(bool(config and getattr(config, name)) for name in REALISM)
+    options = recorded_options(config or SceneConfig())
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".seq_*.partial"):
         shutil.rmtree(stale)
@@ -222,9 +228,8 @@ def write_dataset(
         folder = root / name
         if folder.is_dir():
             meta = _read_meta(folder)
-            if (meta.get("seed"), meta.get("size"), meta.get("n_frames"), meta.get("motion_blur", 1),
-                    meta.get("shutter"), *(meta.get(name, False) for name in REALISM)) != (
-                    seq_seed, [width, height], n_frames, *blur, *realism):
+            if ((meta.get("seed"), meta.get("size"), meta.get("n_frames")) != (seq_seed, [width, height], n_frames)
+                    or {key: meta[key] for key in _OPTION_KEYS if key in meta} != options):
                 raise UserError(f"{folder} was rendered with other settings (seed/size/frames/motion blur/realism); "
                                 "use a new output folder")
             logger.debug("skipping complete %s", folder)

@@ -255,14 +255,14 @@ class LatentCache:
 
     @torch.no_grad()
     def __call__(self, vae, rgb: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        if self.latents is None:
-            first = encode_mean(vae, rgb[:1])
-            self.latents = torch.empty((self.n_images, *first.shape[1:]), dtype=first.dtype, device=first.device)
-            self.filled = torch.zeros(self.n_images, dtype=torch.bool, device=first.device)
-        keys = keys.to(self.filled.device)
-        missing = ~self.filled[keys]
+        keys = keys.to(rgb.device)
+        missing = torch.ones_like(keys, dtype=torch.bool) if self.filled is None else ~self.filled[keys]
         if missing.any():
-            self.latents[keys[missing]] = encode_mean(vae, rgb[missing.to(rgb.device)]).to(self.latents.dtype)
+            fresh = encode_mean(vae, rgb[missing])
+            if self.latents is None:  # sized by the first latents: the codec decides their shape
+                self.latents = torch.empty((self.n_images, *fresh.shape[1:]), dtype=fresh.dtype, device=fresh.device)
+                self.filled = torch.zeros(self.n_images, dtype=torch.bool, device=fresh.device)
+            self.latents[keys[missing]] = fresh.to(self.latents.dtype)
             self.filled[keys[missing]] = True
         self.encoded += int(missing.sum())
         self.used += len(keys)
@@ -484,9 +484,10 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
     if not 0.0 <= cfg.one_step_fraction <= 1.0:
         raise UserError(f"--one-step-fraction must be within [0, 1], got {cfg.one_step_fraction}")
     data = SyntheticVideos(cfg.data)
-    if cache_latents and data.frame_size() != tuple(cfg.crop):
+    frames = data.frame_size()
+    if cache_latents and frames != tuple(cfg.crop):
         raise UserError(f"--cache-latents needs whole frames: set --crop to the data's frame size (the crop is "
-                        f"{cfg.crop[0]}x{cfg.crop[1]}, the frames {'x'.join(map(str, data.frame_size() or ('mixed',)))})")
+                        f"{cfg.crop[0]}x{cfg.crop[1]}, the frames {'%dx%d' % frames if frames else 'of several sizes'})")
     run = Run(Path(out), cfg)
     parts = initial_components(cfg)
     vae, unet = parts["vae"], parts["unet"]
