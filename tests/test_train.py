@@ -70,6 +70,22 @@ def test_sampling_depends_only_on_seed_and_step(tmp_path):
     assert rgb.min() >= -1 and rgb.max() <= 1 and target.min() >= -1 and target.max() <= 1
 
 
+def test_snippet_dilations_reach_the_configured_maximum(tmp_path, capsys):
+    """Inference uses dilations up to 25; --max-dilation lets training draw them (8 by default)."""
+    data = SyntheticVideos(write_videos(tmp_path / "d", n_sequences=1, n_frames=60, size=(16, 16)))
+    for largest in (8, 25):
+        rng = np.random.default_rng(3)
+        drawn = set()
+        for _ in range(200):
+            frames = data.snippets(rng, 1, 3, tiny_config(tmp_path / "d", crop=(16, 16), max_dilation=largest))[2] // 2
+            assert abs(int(frames[1] - frames[0])) == abs(int(frames[2] - frames[1]))
+            drawn.add(abs(int(frames[1] - frames[0])))
+        assert drawn == set(range(1, largest + 1))
+    code = main(["-q", "train", "--data", str(tmp_path / "d"), "-o", str(tmp_path / "x"), "--max-dilation", "0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--max-dilation must be at least 1" in err and "\n" not in err
+
+
 def test_lr_schedule_warms_up_and_decays_to_a_tenth():
     assert lr_factor(0, 10, 100) == pytest.approx(0.1)
     assert lr_factor(9, 10, 100) == pytest.approx(1.0)

@@ -481,6 +481,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
 
     if cfg.vae_steps < 0 or cfg.unet_steps < 0 or cfg.frames_per_batch < 3 or cfg.vae_batch < 1 or min(cfg.crop) < 8:
         raise UserError("steps must be >= 0, frames per batch >= 3 and the crop at least 8x8")
+    if cfg.max_dilation < 1:
+        raise UserError(f"--max-dilation must be at least 1, got {cfg.max_dilation}")
     if not 0.0 <= cfg.one_step_fraction <= 1.0:
         raise UserError(f"--one-step-fraction must be within [0, 1], got {cfg.one_step_fraction}")
     data = SyntheticVideos(cfg.data)
@@ -558,6 +560,9 @@ def register_cli(subparsers) -> None:
                    help=f"share of UNet snippets trained at t=999, the one-step regime of inference "
                    f"({d.one_step_fraction})")
     p.add_argument("--crop", type=size_argument("128x96"), default=d.crop, help="training crop WIDTHxHEIGHT (128x96)")
+    p.add_argument("--max-dilation", type=int, default=d.max_dilation,
+                   help=f"largest snippet dilation drawn ({d.max_dilation}); inference uses up to 25, which needs "
+                   "sequences of at least 51 frames")
     p.add_argument("--processing-res", type=int, default=d.processing_res,
                    help=f"inference resolution recommended in the saved model ({d.processing_res})")
     p.add_argument("--save-every", type=int, default=d.save_every, help=f"steps between saved states ({d.save_every})")
@@ -581,7 +586,7 @@ def _cmd_train(args) -> int:
         crop=tuple(args.crop), processing_res=args.processing_res, save_every=max(1, args.save_every), seed=args.seed,
         save_fp16=args.save_fp16, workers=max(0, args.workers), vae_minutes=args.vae_minutes,
         unet_minutes=args.unet_minutes, codec_loss=args.codec_loss, vae_batch=args.vae_batch,
-        one_step_fraction=args.one_step_fraction,
+        one_step_fraction=args.one_step_fraction, max_dilation=args.max_dilation,
     )
     tic = time.perf_counter()
     path = train(cfg, args.output_dir, progress=os.environ.get("TQDM_DISABLE") != "1", cache_latents=args.cache_latents)
