@@ -13,6 +13,8 @@
 #   of a few batch sizes while the data renders (benchmarks/unet_step_rate.py) and takes the best.
 # SYNTH="--realism --motion-blur 3" adds `rolldepth synth` options to the training renders (never to the test splits).
 # Training on whole frames (CROP=192x144) keeps each RGB frame's latent once encoded (`rolldepth train --cache-latents`).
+# FR=64 MAXDIL=25 renders 64-frame training shots and draws snippet dilations up to 25, the largest inference uses
+#   (`--max-dilation`; the default 8 needs only FR=32); halve SEQ and CSEQ to keep the number of frames.
 WORK_DEFAULT=/tmp/rolldepth-v2
 source "$(dirname "$0")/device_env.sh"
 left() { echo $(( ${DEADLINE:-555} - (SECONDS - T0) )); }
@@ -23,7 +25,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     SEQ=8 CSEQ=4 FR=12 TSEQ=2 TFR=20 RW=2 CW=1 UW=2 DEV=cpu CODEC_MIN=0.3 VB=4 EVAL_S=150 DEADLINE=${DEADLINE:-900}
     FPB=${FPB:-6} BATCHES="6 12" CROP=${CROP/192x144/64x48}
 else
-    SEQ=${SEQ:-1000} CSEQ=${CSEQ:-400} FR=32 TSEQ=8 TFR=64 RW=14 CW=6 UW=12 DEV=cuda CODEC_MIN=1.6 VB=32 EVAL_S=45
+    SEQ=${SEQ:-1000} CSEQ=${CSEQ:-400} FR=${FR:-32} TSEQ=8 TFR=64 RW=14 CW=6 UW=12 DEV=cuda CODEC_MIN=1.6 VB=32 EVAL_S=45
     FPB=${FPB:-192} BATCHES="192 384 576"
 fi
 
@@ -90,7 +92,7 @@ MIN=$($PY -c "print(max(0.2, ($(left) - $EVAL_S - 45) / 60))")
 stamp "unet start from $UNET_FROM, $MIN minutes, $FPB frames of $CROP per batch, lr $LR"
 timeout $(( $(left) - EVAL_S + 5 )) $RD train --data "$W/train" "$W/train_consistency" --init "$UNET_FROM" \
     -o "$W/run" --vae-steps 0 --unet-steps 1000000 --unet-minutes $MIN --lr $LR --frames-per-batch $FPB \
-    --crop $CROP --one-step-fraction 0.7 --workers $UW --save-every 100000 --save-fp16 \
+    --crop $CROP --one-step-fraction 0.7 --max-dilation ${MAXDIL:-8} --workers $UW --save-every 100000 --save-fp16 \
     $([ "$CROP" = 192x144 ] && echo --cache-latents) > "$OUT/train.log" 2>&1
 echo "train exit $?" >> "$OUT/train.log"
 tail -3 "$OUT/train.log"
