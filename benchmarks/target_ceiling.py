@@ -24,9 +24,10 @@ import numpy as np
 from rolldepth.data.benchmarks import load_dataset
 from rolldepth.evaluate.metrics import mean_over_videos
 from rolldepth.evaluate.runner import VARIANTS, parse_variants, score
-from rolldepth.method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN, subsampled
-from rolldepth.method.merge import global_min, merge_frames, renormalise
+from rolldepth.method.coalign import DEFAULT_COALIGN
 from rolldepth.method.snippets import build_snippet_groups
+from rolldepth.model.stages import align_and_merge
+from rolldepth.storage.workdir import MemoryStore
 from rolldepth.train.trainer import normalise_snippet
 
 
@@ -35,10 +36,7 @@ def target_video(depth: np.ndarray, variant: str, coalign: str = DEFAULT_COALIGN
     kernels = VARIANTS[variant]
     groups = build_snippet_groups(len(depth), kernels["dilations"], kernels["snippet_lengths"])
     snippets = [np.stack([normalise_snippet(depth[idx]) for idx in group.indices]) for group in groups]
-    offset = global_min(snippets)
-    result = COALIGN_SOLVERS[coalign]([subsampled(p, offset) for p in snippets], groups, len(depth))
-    merged = merge_frames(snippets, groups, len(depth), result.scales, result.shifts, offset)
-    return renormalise(merged)
+    return align_and_merge(MemoryStore(), snippets, groups, len(depth), depth.shape[1:], coalign)[0]
 
 
 def main() -> None:

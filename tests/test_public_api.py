@@ -32,8 +32,8 @@ OPTIONS = {
     """.split(),
     "train": """
         --cache-latents --codec-loss --crop --data --frames-per-batch --help --init --lr --max-dilation
-        --one-step-fraction --output-dir --processing-res --quiet --save-every --save-fp16 --seed --unet-minutes --unet-steps --vae-batch
-        --vae-minutes --vae-steps --verbose --workers -h -o -q -v
+        --one-step-fraction --output-dir --processing-res --quiet --save-every --save-fp16 --seed --unet-minutes
+        --unet-steps --vae-batch --vae-minutes --vae-steps --verbose --workers -h -o -q -v
     """.split(),
     "eval": """
         --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --out --quiet

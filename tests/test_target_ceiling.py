@@ -13,7 +13,7 @@ target_ceiling = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(target_ceiling)
 
 
-def _scene(n_frames=12, size=(24, 32), seed=0):
+def _scene(size=(24, 32), seed=0):
     rng = np.random.default_rng(seed)
     return rng.uniform(2.0, 10.0, size).astype(np.float32)
 

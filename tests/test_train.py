@@ -74,10 +74,10 @@ def test_snippet_dilations_reach_the_configured_maximum(tmp_path, capsys):
     """Inference uses dilations up to 25; --max-dilation lets training draw them (8 by default)."""
     data = SyntheticVideos(write_videos(tmp_path / "d", n_sequences=1, n_frames=60, size=(16, 16)))
     for largest in (8, 25):
-        rng = np.random.default_rng(3)
+        rng, cfg = np.random.default_rng(3), tiny_config(tmp_path / "d", crop=(16, 16), max_dilation=largest)
         drawn = set()
         for _ in range(200):
-            frames = data.snippets(rng, 1, 3, tiny_config(tmp_path / "d", crop=(16, 16), max_dilation=largest))[2] // 2
+            frames = data.snippets(rng, 1, 3, cfg)[2] // 2
             assert abs(int(frames[1] - frames[0])) == abs(int(frames[2] - frames[1]))
             drawn.add(abs(int(frames[1] - frames[0])))
         assert drawn == set(range(1, largest + 1))
