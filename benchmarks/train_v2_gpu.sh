@@ -29,6 +29,8 @@ else
     FPB=${FPB:-192} BATCHES="192 384 576"
 fi
 
+CACHE=$([ "$CROP" = 192x144 ] && echo --cache-latents)
+
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
@@ -42,7 +44,7 @@ stamp "render start"
 if [ -n "$INIT" ]; then
     render_tests &
     [ "$FPB" = auto ] && timeout 120 $PY benchmarks/unet_step_rate.py --model "$INIT" --crop $CROP \
-        --batches $BATCHES > "$OUT/step_rate.log" 2>&1 &
+        --batches $BATCHES $CACHE > "$OUT/step_rate.log" 2>&1 &
 fi
 timeout 150 $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 --seed ${SEEDS[0]} --workers $RW \
     ${SYNTH:-} &&
@@ -93,7 +95,7 @@ stamp "unet start from $UNET_FROM, $MIN minutes, $FPB frames of $CROP per batch,
 timeout $(( $(left) - EVAL_S + 5 )) $RD train --data "$W/train" "$W/train_consistency" --init "$UNET_FROM" \
     -o "$W/run" --vae-steps 0 --unet-steps 1000000 --unet-minutes $MIN --lr $LR --frames-per-batch $FPB \
     --crop $CROP --one-step-fraction 0.7 --max-dilation ${MAXDIL:-8} --workers $UW --save-every 100000 --save-fp16 \
-    $([ "$CROP" = 192x144 ] && echo --cache-latents) > "$OUT/train.log" 2>&1
+    $CACHE > "$OUT/train.log" 2>&1
 echo "train exit $?" >> "$OUT/train.log"
 tail -3 "$OUT/train.log"
 stamp "unet done"

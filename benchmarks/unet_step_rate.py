@@ -1,7 +1,10 @@
 """Training throughput of the UNet stage for a few batch sizes: frames per second of one full training step.
 
 The step is the trainer's own (codec encoding, ``unet_loss``, backward, AdamW), on random images of the crop size,
-so data loading is left out. On a GPU a small UNet is bound by launch overhead long before arithmetic, so a larger
+so data loading is left out. ``--cache-latents`` runs it through the trainer's ``LatentCache`` as ``rolldepth train
+--cache-latents`` does, with each step's frames drawn from a pool of 20 batches' worth of images, so the number
+of new frames to encode changes from step to step as in a real run (``--no-pad``: without the GPU padding of
+those encodes, to show what it saves). On a GPU a small UNet is bound by launch overhead long before arithmetic, so a larger
 batch can be nearly free; this measures it instead of guessing. Prints one line per batch size and, last, the
 batch size to use: going up in size, a batch replaces the one kept so far when its frames/s beats that one's by
 at least ``--min-gain``.
@@ -20,10 +23,11 @@ import torch
 from rolldepth.data.synth import size_argument
 from rolldepth.model.attention import enable_multi_frame_attention
 from rolldepth.model.checkpoint import encode_empty_prompt, load_components
-from rolldepth.train.trainer import unet_loss
+from rolldepth.train.trainer import LatentCache, unet_loss
 
 
-def frames_per_second(parts, device, crop, frames, steps, warmup=5, length=3) -> float:
+def frames_per_second(parts, device, crop, frames, steps, warmup=5, length=3, cache=None) -> float:
+    """``cache``: None, or whether a ``LatentCache`` pads its encodes."""
     unet, vae = parts["unet"].to(device).train().requires_grad_(True), parts["vae"].to(device).eval().requires_grad_(False)
     context = encode_empty_prompt(parts["tokenizer"], parts["text_encoder"]).to(device)
     cuda = device.type == "cuda"
@@ -36,13 +40,18 @@ def frames_per_second(parts, device, crop, frames, steps, warmup=5, length=3) ->
     rgb = torch.rand(frames, 3, height, width, device=device) * 2 - 1
     target = torch.rand(frames, 1, height, width, device=device) * 2 - 1
     generator = torch.Generator().manual_seed(0)
+    latent_cache = None if cache is None else LatentCache(20 * frames, pad_batches=cache)
     for step in range(warmup + steps):
         if step == warmup:
             if cuda:
                 torch.cuda.synchronize()
             tic = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = unet_loss(unet, vae, parts["scheduler"], context, rgb, target, length, generator, 0.7)
+            latents = None
+            if latent_cache is not None:
+                keys = torch.randint(0, latent_cache.n_images, (frames,), generator=generator)
+                latents = latent_cache(vae, rgb, keys)
+            loss = unet_loss(unet, vae, parts["scheduler"], context, rgb, target, length, generator, 0.7, latents)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -58,15 +67,19 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[192, 384, 576])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--min-gain", type=float, default=1.25)
+    parser.add_argument("--cache-latents", action="store_true", help="encode RGB frames through the latent cache")
+    parser.add_argument("--no-pad", action="store_true", help="with --cache-latents: do not pad the encodes")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     parts = load_components(args.model)
     enable_multi_frame_attention(parts["unet"])
     best, best_rate = None, 0.0
     for frames in sorted(args.batches):
-        rate = frames_per_second(parts, device, args.crop, frames, args.steps)
+        cache = (not args.no_pad and device.type == "cuda") if args.cache_latents else None
+        rate = frames_per_second(parts, device, args.crop, frames, args.steps, cache=cache)
         print(json.dumps({"frames_per_batch": frames, "crop": list(args.crop), "frames_per_s": round(rate, 1),
-                          "steps_per_s": round(rate / frames, 2), "device": device.type}), flush=True)
+                          "steps_per_s": round(rate / frames, 2), "device": device.type,
+                          "latent_cache": "off" if cache is None else "padded" if cache else "unpadded"}), flush=True)
         if best is None or rate >= args.min_gain * best_rate:
             best, best_rate = frames, rate
     print(best)

@@ -214,19 +214,26 @@ def test_several_datasets_are_sampled_as_one(tmp_path):
     assert len(SyntheticVideos([a, b]).frames) == 5
 
 
-def test_latent_cache_returns_each_images_own_latent_and_encodes_it_once(tmp_path):
+@pytest.mark.parametrize("pad", [False, True])
+def test_latent_cache_returns_each_images_own_latent_and_encodes_it_once(tmp_path, pad):
     """Every cached latent equals the codec's latent of the frame (mirrored or not) its key names, worked out
-    from the dataset arrays independently; a frame drawn again is not encoded again."""
+    from the dataset arrays independently; a frame drawn again is not encoded again. Padded (as on a GPU), the
+    codec only ever sees batches of a power of two or of the whole batch's size, and the counts are the real ones."""
     from rolldepth.train.trainer import LatentCache, encode_mean
 
     vae = build_components(TINY_UNET, TINY_VAE, TINY_TEXT, seed=0)["vae"].eval()
+    encode, sizes = vae.encode, []
+    vae.encode = lambda images: sizes.append(len(images)) or encode(images)
     data = SyntheticVideos(write_videos(tmp_path / "d", n_sequences=2, n_frames=4))
     cfg = tiny_config(tmp_path / "d", crop=(40, 32))
-    cache = LatentCache(2 * data.n_frames)
-    keys_seen = set()
+    cache = LatentCache(2 * data.n_frames, pad_batches=pad)
+    keys_seen, new_per_step, encoded_per_step = set(), [], []
     for step in range(6):
         rgb, _, keys = data.snippets(step_rng(0, step)[0], 2, 3, cfg)
+        new_per_step.append(len([k for k in keys.tolist() if k not in keys_seen]))
+        sizes.clear()
         latents = cache(vae, rgb, keys)
+        encoded_per_step.append(list(sizes))
         keys_seen |= set(keys.tolist())
         for key, latent in zip(keys.tolist(), latents):
             seq = int(np.searchsorted(data.first_frame, key // 2, side="right") - 1)
@@ -235,6 +242,9 @@ def test_latent_cache_returns_each_images_own_latent_and_encodes_it_once(tmp_pat
             pixels = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
             torch.testing.assert_close(latent[None], encode_mean(vae, pixels), atol=1e-5, rtol=1e-4)
     assert cache.used == 36 and cache.encoded == len(keys_seen) < 36
+    padded = [min(6, 1 << (n - 1).bit_length()) for n in new_per_step]
+    expected = [[size] if n else [] for n, size in zip(new_per_step, padded if pad else new_per_step)]
+    assert encoded_per_step == expected and any(0 < n < size for n, size in zip(new_per_step, padded))  # some padding
 
 
 def test_training_with_cached_latents_matches_and_needs_whole_frames(tmp_path, tiny_parts):

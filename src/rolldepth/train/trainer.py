@@ -247,24 +247,33 @@ class LatentCache:
     once instead of at every draw. Depth targets cannot be cached: they are normalised per snippet, with jitter.
     A cached latent may differ from a fresh one in the last bits (it was encoded in another batch), so a resumed
     run matches an uninterrupted one to float rounding rather than bit for bit.
+
+    ``pad_batches`` (on for GPU training): the frames to encode are padded with repeats of one of them to a power of
+    two, or to the whole batch. The number of new frames changes at almost every step, and cuDNN's benchmark mode
+    autotunes the codec's convolutions for every new batch shape; unpadded, a run re-tunes at almost every step.
     """
 
-    def __init__(self, n_images: int):
-        self.n_images, self.latents, self.filled = n_images, None, None
+    def __init__(self, n_images: int, pad_batches: bool = False):
+        self.n_images, self.pad_batches, self.latents, self.filled = n_images, pad_batches, None, None
         self.encoded = self.used = 0
 
     @torch.no_grad()
     def __call__(self, vae, rgb: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         keys = keys.to(rgb.device)
-        missing = torch.ones_like(keys, dtype=torch.bool) if self.filled is None else ~self.filled[keys]
-        if missing.any():
-            fresh = encode_mean(vae, rgb[missing])
+        missing = torch.arange(len(keys), device=rgb.device) if self.filled is None else \
+            (~self.filled[keys]).nonzero().squeeze(1)
+        n = len(missing)
+        if n:
+            todo = missing
+            if self.pad_batches:
+                todo = torch.cat([missing, missing[:1].expand(min(len(keys), 1 << (n - 1).bit_length()) - n)])
+            fresh = encode_mean(vae, rgb[todo])[:n]
             if self.latents is None:  # sized by the first latents: the codec decides their shape
                 self.latents = torch.empty((self.n_images, *fresh.shape[1:]), dtype=fresh.dtype, device=fresh.device)
                 self.filled = torch.zeros(self.n_images, dtype=torch.bool, device=fresh.device)
             self.latents[keys[missing]] = fresh.to(self.latents.dtype)
             self.filled[keys[missing]] = True
-        self.encoded += int(missing.sum())
+        self.encoded += n
         self.used += len(keys)
         return self.latents[keys]
 
@@ -513,7 +522,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
         length = int(rng.choice(cfg.snippet_lengths, p=weights / weights.sum()))
         return (length, *data.snippets(rng, max(1, cfg.frames_per_batch // length), length, cfg))
 
-    cache = LatentCache(2 * data.n_frames) if cache_latents else None
+    cache = LatentCache(2 * data.n_frames, pad_batches=device.type == "cuda") if cache_latents else None
 
     def snippet_loss(model, batch, generator):
         length, rgb, target, keys = batch
