@@ -2,12 +2,12 @@
 
 The step is the trainer's own (codec encoding, ``unet_loss``, backward, AdamW), on random images of the crop size,
 so data loading is left out. ``--cache-latents`` runs it through the trainer's ``LatentCache`` as ``rolldepth train
---cache-latents`` does, with each step's frames drawn from a pool of 20 batches' worth of images, so the number
-of new frames to encode changes from step to step as in a real run (``--no-pad``: without the GPU padding of
-those encodes, to show what it saves). On a GPU a small UNet is bound by launch overhead long before arithmetic, so a larger
-batch can be nearly free; this measures it instead of guessing. Prints one line per batch size and, last, the
-batch size to use: going up in size, a batch replaces the one kept so far when its frames/s beats that one's by
-at least ``--min-gain``.
+--cache-latents`` does, with each step's frames drawn from a pool of 20 batches' worth of images, so the number of
+new frames to encode changes from step to step as in a real run (``--no-pad``: without the GPU padding of those
+encodes, to show what it saves). On a GPU a small UNet is bound by launch overhead long before arithmetic, so a
+larger batch can be nearly free; this measures it instead of guessing. Prints one line per batch size and, last, the
+batch size to use: going up in size, a batch replaces the one kept so far when its frames/s beats that one's by at
+least ``--min-gain``.
 
     python benchmarks/unet_step_rate.py --model src/rolldepth/weights/default --crop 192x144 --batches 192 384 576
 """
