@@ -193,6 +193,13 @@ class SyntheticVideos:
         target_t = torch.from_numpy(np.ascontiguousarray(np.concatenate(target)))[:, None]
         return rgb_t, target_t, torch.from_numpy(np.concatenate(keys).astype(np.int64))
 
+    def snippet_batch(self, rng: np.random.Generator, cfg: TrainConfig):
+        """One UNet batch: a snippet length drawn with ``cfg.length_weights``, then ``cfg.frames_per_batch // length``
+        snippets of it; returns ``(length, rgb, targets, keys)`` as :meth:`snippets`."""
+        weights = np.asarray(cfg.length_weights, dtype=np.float64)
+        length = int(rng.choice(cfg.snippet_lengths, p=weights / weights.sum()))
+        return (length, *self.snippets(rng, max(1, cfg.frames_per_batch // length), length, cfg))
+
     def images(self, rng: np.random.Generator, n: int, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
         """Codec training images: half RGB frames, half normalised inverse depth as 3 equal channels, in [-1, 1];
         and which of them are depth ([n] bool)."""
@@ -516,12 +523,6 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
     enable_multi_frame_attention(unet)
     context = encode_empty_prompt(parts["tokenizer"], parts["text_encoder"]).to(device)
     scheduler = parts["scheduler"]
-    weights = np.asarray(cfg.length_weights, dtype=np.float64)
-
-    def snippet_batch(rng):
-        length = int(rng.choice(cfg.snippet_lengths, p=weights / weights.sum()))
-        return (length, *data.snippets(rng, max(1, cfg.frames_per_batch // length), length, cfg))
-
     cache = LatentCache(2 * data.n_frames, pad_batches=device.type == "cuda") if cache_latents else None
 
     def snippet_loss(model, batch, generator):
@@ -530,8 +531,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
         return unet_loss(model, vae, scheduler, context, rgb, target, length, generator, cfg.one_step_fraction, latents)
 
     if cfg.unet_steps:
-        unet = fit(run, "unet", unet, cfg.unet_steps, cfg.unet_lr, snippet_batch, snippet_loss, progress,
-                   cfg.unet_minutes)
+        unet = fit(run, "unet", unet, cfg.unet_steps, cfg.unet_lr, lambda rng: data.snippet_batch(rng, cfg),
+                   snippet_loss, progress, cfg.unet_minutes)
         if cache and cache.used:
             log.info("latent cache: %d of %d RGB frames encoded (%.0f %%)", cache.encoded, cache.used,
                      100 * cache.encoded / cache.used)
