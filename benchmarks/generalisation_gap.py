@@ -23,20 +23,26 @@ from rolldepth.model.checkpoint import encode_empty_prompt, load_components
 from rolldepth.train.trainer import SyntheticVideos, TrainConfig, step_rng, unet_loss
 
 
-@torch.no_grad()
-def batch_losses(model: str, roots: list[str], cfg: TrainConfig, n_batches: int, seed: int = 0) -> np.ndarray:
-    """The loss of each of ``n_batches`` fixed batches drawn from ``roots`` (sampled as one dataset)."""
+def training_parts(model: str) -> dict:
+    """The checkpoint's components as training uses them: eval mode, attention across a snippet's frames, and the
+    empty prompt's embedding under ``"context"``."""
     parts = load_components(model)
-    unet, vae = parts["unet"].eval(), parts["vae"].eval()
-    enable_multi_frame_attention(unet)
-    context = encode_empty_prompt(parts["tokenizer"], parts["text_encoder"])
-    data = SyntheticVideos(roots)
+    parts["unet"].eval()
+    parts["vae"].eval()
+    enable_multi_frame_attention(parts["unet"])
+    parts["context"] = encode_empty_prompt(parts["tokenizer"], parts["text_encoder"])
+    return parts
+
+
+@torch.no_grad()
+def batch_losses(parts: dict, data: SyntheticVideos, cfg: TrainConfig, n_batches: int, seed: int = 0) -> np.ndarray:
+    """The loss of each of ``n_batches`` fixed batches drawn from ``data``."""
     losses = []
     for i in range(n_batches):
         rng, generator = step_rng(seed, i)
         length, rgb, target, _ = data.snippet_batch(rng, cfg)
-        losses.append(float(unet_loss(unet, vae, parts["scheduler"], context, rgb, target, length, generator,
-                                      cfg.one_step_fraction)))
+        losses.append(float(unet_loss(parts["unet"], parts["vae"], parts["scheduler"], parts["context"], rgb, target,
+                                      length, generator, cfg.one_step_fraction)))
     return np.asarray(losses)
 
 
@@ -51,12 +57,13 @@ def main() -> None:
     parser.add_argument("--one-step-fraction", type=float, default=0.7)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    probe = SyntheticVideos(args.seen)
-    cfg = TrainConfig(data="", crop=probe.frame_size(), frames_per_batch=args.frames_per_batch,
+    groups = [SyntheticVideos(args.seen), SyntheticVideos(args.unseen)]
+    cfg = TrainConfig(data="", crop=groups[0].frame_size(), frames_per_batch=args.frames_per_batch,
                       max_dilation=args.max_dilation, one_step_fraction=args.one_step_fraction)
     results = []
     for model in args.model:
-        seen, unseen = (batch_losses(model, roots, cfg, args.batches) for roots in (args.seen, args.unseen))
+        parts = training_parts(model)
+        seen, unseen = (batch_losses(parts, data, cfg, args.batches) for data in groups)
         ratio = unseen / seen
         results.append({"model": model, "seen": round(seen.mean(), 4), "unseen": round(unseen.mean(), 4),
                         "ratio_of_means": round(unseen.mean() / seen.mean(), 3),

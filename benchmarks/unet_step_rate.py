@@ -73,9 +73,9 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     parts = load_components(args.model)
     enable_multi_frame_attention(parts["unet"])
+    cache = (not args.no_pad and device.type == "cuda") if args.cache_latents else None
     best, best_rate = None, 0.0
     for frames in sorted(args.batches):
-        cache = (not args.no_pad and device.type == "cuda") if args.cache_latents else None
         rate = frames_per_second(parts, device, args.crop, frames, args.steps, cache=cache)
         print(json.dumps({"frames_per_batch": frames, "crop": list(args.crop), "frames_per_s": round(rate, 1),
                           "steps_per_s": round(rate / frames, 2), "device": device.type,

@@ -26,7 +26,8 @@ def test_groups_differ_only_in_their_scenes(tmp_path, tiny_checkpoint):
     frames = np.load(unseen / "seq_00002" / "frames.npy")
     np.save(unseen / "seq_00002" / "frames.npy", 255 - frames)
     cfg = tiny_config(seen, crop=(32, 24), max_dilation=2)
-    a, b = (generalisation_gap.batch_losses(str(tiny_checkpoint), [str(root)], cfg, 8) for root in (seen, unseen))
+    parts = generalisation_gap.training_parts(str(tiny_checkpoint))
+    a, b = (generalisation_gap.batch_losses(parts, SyntheticVideos(root), cfg, 8) for root in (seen, unseen))
     data = SyntheticVideos(seen)
     drew = [bool(np.any(data.snippet_batch(step_rng(0, i)[0], cfg)[3].numpy() // 2 >= data.first_frame[2]))
             for i in range(8)]
