@@ -60,11 +60,10 @@ def main() -> None:
                                      for v, e in entry.items() if v != "name"), flush=True)
     summary = {v: mean_over_videos(rows[v]) for v in variants}
     print(f"\nperfect-target ceiling, {len(videos)} videos of {args.data} (disparity; AbsRel and TAE x100)")
-    print("| variant | AbsRel | delta1 | TAE | TAE static |\n|---|---|---|---|---|")
+    print("| variant | AbsRel | delta1 | TAE | TAE static | TAE flow |\n|---|---|---|---|---|---|")
     for v, s in summary.items():
-        static = s.get("tae_static")
-        print(f"| {v} | {s['abs_rel'] * 100:.2f} | {s['delta1']:.2f} | {s['tae']:.2f} | "
-              f"{'' if static is None else f'{static:.2f}'} |")
+        extra = ["" if s.get(key) is None else f"{s[key]:.2f}" for key in ("tae_static", "tae_flow")]
+        print(f"| {v} | {s['abs_rel'] * 100:.2f} | {s['delta1']:.2f} | {s['tae']:.2f} | " + " | ".join(extra) + " |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"summary": summary, "videos": videos}, f, indent=1)

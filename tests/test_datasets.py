@@ -316,6 +316,19 @@ def test_synth_format_round_trip(tmp_path):
     with pytest.raises(UserError, match="moving.npy must be bool"):
         list(load_dataset("synth", tmp_path))
     np.save(tmp_path / "seq_00000" / "moving.npy", moving)
+    # The second sequence gives each moving object's index and poses (what `rolldepth synth` writes now).
+    objects = rng.integers(0, 3, (3, H, W), dtype=np.uint8)
+    object_poses = np.stack([[random_pose(40 + 2 * i + j) for j in range(2)] for i in range(3)]).astype(np.float32)
+    np.save(tmp_path / "seq_00001" / "objects.npy", objects)
+    np.save(tmp_path / "seq_00001" / "object_poses.npy", object_poses)
+    second = list(load_dataset("synth", tmp_path, max_frames=2, start=1))[1]
+    np.testing.assert_array_equal(second.objects, objects[1:3])
+    np.testing.assert_array_equal(second.object_poses, object_poses[1:3])
+    np.testing.assert_array_equal(second.moving, objects[1:3] > 0)
+    assert samples[0].objects is None and samples[0].object_poses is None
+    np.save(tmp_path / "seq_00001" / "object_poses.npy", object_poses[:, :1])  # object 2 has no poses
+    with pytest.raises(UserError, match="object_poses.npy must be"):
+        list(load_dataset("synth", tmp_path))
     (tmp_path / "seq_00001" / "meta.json").write_text("{}")
     with pytest.raises(UserError, match="meta.json lacks a valid 'fps'"):
         list(load_dataset("synth", tmp_path))

@@ -94,29 +94,35 @@ def test_evaluate_scores_and_averages_like_an_independent_computation():
                              for i in range(3) for s, d in ((i, i + 1), (i + 1, i))])
     assert [v["ground_truth_tae"] for v in report["videos"]] == pytest.approx([0.0, truth_b], abs=1e-6)
     assert report["ground_truth_tae"] == pytest.approx(truth_b / 2)
-    truth_row = markdown_table(report["summary"], report["ground_truth_tae"]).splitlines()[-1]
+    truth_row = markdown_table(report["summary"], report).splitlines()[-1]
     assert truth_row.startswith("| ground truth | 0.00 | 100.00 | ") and f"{truth_b / 2:.2f}" in truth_row
 
 
-def test_static_tae_leaves_the_moving_object_out_of_every_row():
+def test_static_and_flow_tae_columns_in_every_row():
     # A still camera; an object at 2 m crosses a wall at 6 m, one column per frame. The exact prediction's TAE is
-    # all moving object, and so is the ground truth's: both drop to 0 off the object.
+    # all moving object, and so is the ground truth's: both drop to 0 off the object (static) and along the
+    # object's own motion (flow: 1 column per frame at 2 m with f = 40, so 0.05 m sideways a frame).
     n, h, w = 4, 6, 8
     gt = np.full((n, h, w), 6.0, dtype=np.float32)
-    moving = np.zeros(gt.shape, bool)
+    objects = np.zeros(gt.shape, np.uint8)
     for i in range(n):
-        gt[i, :, i], moving[i, :, i] = 2.0, True
+        gt[i, :, i], objects[i, :, i] = 2.0, 1
     sample = make_sample("m", 1, gt)
-    sample.moving = moving
+    sample.moving = objects > 0
+    object_poses = np.tile(np.eye(4), (n, 1, 1, 1))
+    object_poses[:, 0, 0, 3] = 2.0 * np.arange(n) / sample.K[0, 0]
+    sample.objects, sample.object_poses = objects, object_poses
     report = evaluate(FakePipe({1: 1.0 / gt}), [sample], ["per-frame"])
     scores = report["summary"]["per-frame"]["disparity"]
     assert scores["tae"] > 10 and scores["tae_static"] == pytest.approx(0, abs=1e-4)
+    assert scores["tae_flow"] == pytest.approx(0, abs=1e-4)
     assert report["ground_truth_tae"] == pytest.approx(scores["tae"], rel=1e-4)
     assert report["ground_truth_tae_static"] == pytest.approx(0, abs=1e-9)
-    table = markdown_table(report["summary"], report["ground_truth_tae"], report["ground_truth_tae_static"])
-    head, _, row, truth = table.splitlines()
-    assert head.count("TAE static↓") == 2 and row.count("|") == head.count("|") == truth.count("|") == 11
-    assert truth.startswith(f"| ground truth | 0.00 | 100.00 | {report['ground_truth_tae']:.2f} | 0.00 |")
+    assert report["ground_truth_tae_flow"] == pytest.approx(0, abs=1e-9)
+    head, _, row, truth = markdown_table(report["summary"], report).splitlines()
+    assert head.count("TAE static↓") == head.count("TAE flow↓") == 2
+    assert row.count("|") == head.count("|") == truth.count("|") == 13
+    assert truth.startswith(f"| ground truth | 0.00 | 100.00 | {report['ground_truth_tae']:.2f} | 0.00 | 0.00 |")
 
 
 def without_seconds(report):

@@ -154,6 +154,61 @@ def test_tae_leaves_moving_objects_out_closed_form(flicker):
         tae(gt, gt, None, poses, intrinsics(), 10.0, moving=moving[:, :4])
 
 
+@pytest.mark.parametrize("flicker", [1.0, 1.2])
+def test_flow_tae_moves_each_object_with_its_own_motion_closed_form(flicker):
+    # The scene above, with the object's motion given: it jumps 9 columns right and 8 rows down at 2 m, i.e. by
+    # (9, 8) * 2 / f metres. Moved with its own motion, the true depth agrees everywhere: TAE 0. Wall pixels that
+    # land on the object in the other frame (A <-> B) are hidden there and left out. A prediction whose frame-1
+    # wall is scaled by s, the object exact, costs |s - 1| / s one way and |s - 1| the other on the H W - 48 wall
+    # pixels compared, and 0 on the 24 object pixels, which now count.
+    dist, s, f = 6.0, flicker, 50.0
+    gt = np.full((2, H, W), dist)
+    objects = np.zeros(gt.shape, np.uint8)
+    gt[0, 2:6, 3:9], objects[0, 2:6, 3:9] = 2.0, 1
+    gt[1, 10:14, 12:18], objects[1, 10:14, 12:18] = 2.0, 1
+    poses = np.stack([np.eye(4), np.eye(4)])
+    motion = (objects, np.stack([np.eye(4), translation(9 * 2 / f, 8 * 2 / f, 0)])[:, None])
+    assert tae(gt, gt, None, poses, intrinsics(), 10.0, motion=motion) == pytest.approx(0, abs=1e-12)
+    pred = gt.copy()
+    pred[1][objects[1] == 0] *= s
+    expected = 100 * (H * W - 48) / (H * W - 24) * (abs(s - 1) / s + abs(s - 1)) / 2
+    assert tae(pred, gt, None, poses, intrinsics(), 10.0, motion=motion) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+    # An object that stays put but flickers: the static TAE never looks at it, the flow TAE does, in closed form.
+    gt = np.full((2, H, W), dist)
+    objects = np.zeros(gt.shape, np.uint8)
+    gt[:, 2:6, 3:9], objects[:, 2:6, 3:9] = 2.0, 1
+    pred = gt.copy()
+    pred[1, 2:6, 3:9] *= s
+    still = (objects, np.tile(translation(0.5, 0, 1), (2, 1, 1, 1)))
+    result = evaluate_video(1.0 / pred, gt, None, max_depth=10.0, poses=poses, K=intrinsics(), moving=objects > 0,
+                            motion=still)
+    flow = 100 * 24 / (H * W) * (abs(s - 1) / s + abs(s - 1)) / 2
+    assert tae(pred, gt, None, poses, intrinsics(), 10.0, motion=still) == pytest.approx(flow, rel=1e-9, abs=1e-12)
+    assert result["tae_static"] == pytest.approx(0, abs=1e-6)  # the wall is the same in both frames once aligned
+    assert result["tae_flow"] == pytest.approx(0, abs=1e-6) if s == 1 else result["tae_flow"] > flow / 2
+    with pytest.raises(UserError, match="not both"):
+        tae(gt, gt, None, poses, intrinsics(), 10.0, moving=objects > 0, motion=still)
+    with pytest.raises(UserError, match="object indices"):
+        tae(gt, gt, None, poses, intrinsics(), 10.0, motion=(objects[:, :4], still[1]))
+
+
+def test_flow_tae_composes_the_objects_motion_with_the_cameras():
+    # The camera moves 0.5 m forward towards a wall at 6 m and carries an object at 2 m along: the object keeps its
+    # pixels and its depth, the wall comes to 5.5 m. Moved with the right composition, camera^-1 o object motion o
+    # camera, the true depth agrees exactly; with the camera's motion alone, or the composition's last factor
+    # inverted, the object does not.
+    poses = np.stack([np.eye(4), translation(0, 0, 0.5)])
+    gt = np.stack([np.full((H, W), 6.0), np.full((H, W), 5.5)])
+    objects = np.zeros(gt.shape, np.uint8)
+    gt[:, 14:34, 20:44], objects[:, 14:34, 20:44] = 2.0, 1
+    motion = (objects, poses[:, None])  # the object's pose is the camera's
+    assert tae(gt, gt, None, poses, intrinsics(), 10.0, motion=motion) == pytest.approx(0, abs=1e-12)
+    assert tae(gt, gt, None, poses, intrinsics(), 10.0) > 1
+    wrong = (objects, np.stack([np.eye(4), translation(0, 0, -0.5)])[:, None])
+    assert tae(gt, gt, None, poses, intrinsics(), 10.0, motion=wrong) > 1
+
+
 def room_depth(pose: np.ndarray, k: np.ndarray, height: int, width: int) -> np.ndarray:
     """Exact z-depth from inside a closed box room (float64 ray-box exit distances): no occlusions anywhere."""
     low, high = np.array([-3.0, -2.0, -1.0]), np.array([3.0, 2.0, 6.0])
@@ -215,7 +270,8 @@ def test_evaluate_video_resizes_prediction_and_reports_all_metrics():
     low_res = resize_prediction(pred_full.astype(np.float32), H // 2, W // 2)
     assert low_res.shape == (2, H // 2, W // 2)
     result = evaluate_video(low_res, depth, None, max_depth=10.0, poses=poses, K=k)
-    assert set(result) == {"abs_rel", "delta1", "tae", "tae_static", "n_pixels"} and result["tae_static"] is None
+    assert set(result) == {"abs_rel", "delta1", "tae", "tae_static", "tae_flow", "n_pixels"}
+    assert result["tae_static"] is None and result["tae_flow"] is None
     assert result["n_pixels"] == depth.size
     assert result["abs_rel"] < 0.02 and result["delta1"] > 99.0 and result["tae"] < 2.0
     exact = evaluate_video(pred_full, depth, None, max_depth=10.0)
@@ -236,7 +292,8 @@ def test_mean_over_videos_skips_missing_metrics():
     summary = mean_over_videos([
         dict(abs_rel=0.1, delta1=90.0, tae=None),
         dict(abs_rel=0.3, delta1=80.0, tae=2.0, tae_static=0.5),
-        dict(abs_rel=0.2, delta1=70.0, tae=float("nan")),
+        dict(abs_rel=0.2, delta1=70.0, tae=float("nan"), tae_flow=0.25),
     ])
-    assert summary == dict(abs_rel=pytest.approx(0.2), delta1=pytest.approx(80.0), tae=2.0, tae_static=0.5, n_videos=3)
+    assert summary == dict(abs_rel=pytest.approx(0.2), delta1=pytest.approx(80.0), tae=2.0, tae_static=0.5,
+                           tae_flow=0.25, n_videos=3)
     assert mean_over_videos([dict(abs_rel=0.1, delta1=90.0, tae=1.0)])["tae_static"] is None

@@ -15,6 +15,7 @@ from rolldepth.errors import UserError
 from rolldepth.data.renderer import get_renderer
 from rolldepth.data.scene import Material, Scene, SceneConfig, SceneObject, box_mesh, intrinsics_matrix, look_at, quad_mesh, rigid, rotation
 from rolldepth.data.synth import load_sequence, render_sequence, write_dataset
+from rolldepth.evaluate.metrics import tae
 
 WIDTH, HEIGHT = 64, 48
 
@@ -105,17 +106,20 @@ def test_nearer_object_occludes_and_moves_per_frame():
         np.testing.assert_allclose(depth[i][off_box], 10.0, rtol=1e-5)
 
 
-def test_moving_mask_marks_exactly_the_moving_objects_pixels():
-    """A moving box and a static box before a wall: the mask is where the moving box's face is seen, nothing else."""
+def test_object_indices_mark_exactly_each_moving_objects_pixels():
+    """Two moving boxes and a static one before a wall: each moving box's face carries its 1-based index among the
+    scene's moving objects, every other pixel 0."""
     K = intrinsics_matrix(WIDTH, HEIGHT, 60.0)
     poses = np.stack([np.eye(4), np.eye(4)])
     wall = SceneObject(quad_mesh(50, 50), Material(), rigid(np.eye(3), [0, 0, 10.0]))
     still = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), rigid(np.eye(3), [0, 1.0, 5.0]))
-    mover = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), rigid(np.eye(3)[None].repeat(2, 0), [[-0.5, 0, 3.0], [0.5, 0, 3.0]]))
-    _, depth, moving = get_renderer(WIDTH, HEIGHT, False).render(Scene(objects=[wall, still, mover]), poses, K)
-    assert moving.dtype == bool and moving.shape == depth.shape
-    assert (depth < 3.5).sum() > 40 and ((depth > 4.5) & (depth < 5.5)).sum() > 20  # both boxes are in view
-    np.testing.assert_array_equal(moving, depth < 3.5)
+    near = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), rigid(np.eye(3)[None].repeat(2, 0), [[-0.5, 0, 3.0], [0.5, 0, 3.0]]))
+    far = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), rigid(np.eye(3)[None].repeat(2, 0), [[0, -1.0, 7.0]] * 2))
+    _, depth, objects = get_renderer(WIDTH, HEIGHT, False).render(Scene(objects=[wall, near, still, far]), poses, K)
+    assert objects.dtype == np.uint8 and objects.shape == depth.shape
+    near_face, far_face = depth < 3.5, (depth > 6.5) & (depth < 7.5)
+    assert near_face.sum() > 40 and far_face.sum() > 10 and ((depth > 4.5) & (depth < 5.5)).sum() > 20  # all in view
+    np.testing.assert_array_equal(objects, np.where(near_face, 1, np.where(far_face, 2, 0)))
 
 
 def bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -211,7 +215,8 @@ def test_write_dataset_resume_and_settings(tmp_path):
             assert p.stat().st_mtime_ns == mtime  # skipped, not rewritten
     again = load_sequence(redo)
     assert again["moving"].dtype == bool and again["moving"].shape == again["depth"].shape
-    for key in ("frames", "depth", "moving", "poses", "intrinsics"):
+    np.testing.assert_array_equal(again["moving"], again["objects"] > 0)
+    for key in ("frames", "depth", "objects", "object_poses", "poses", "intrinsics"):
         np.testing.assert_array_equal(again[key], first["seq_00001"][key])
 
     description = json.loads((root / "dataset.json").read_text())
@@ -233,8 +238,20 @@ def test_load_sequence_rejects_broken(tmp_path):
     seq = root / "seq_00000"
     loaded = load_sequence(seq)
     assert loaded["frames"].shape == (2, 24, 32, 3) and loaded["fps"] == 30.0
-    (seq / "moving.npy").unlink()  # a sequence written before the mask existed
-    assert load_sequence(seq)["moving"] is None
+    objects = np.load(seq / "objects.npy")
+    np.save(seq / "object_poses.npy", np.zeros((2, 0, 4, 4)))
+    if objects.any():  # fewer poses than objects
+        with pytest.raises(UserError, match="object_poses.npy"):
+            load_sequence(seq)
+    np.save(seq / "objects.npy", objects.astype(bool))
+    with pytest.raises(UserError, match="objects.npy must be uint8"):
+        load_sequence(seq)
+    (seq / "objects.npy").unlink()  # a sequence written before the object indices: its bool mask still counts
+    assert load_sequence(seq)["moving"] is None and load_sequence(seq)["objects"] is None
+    np.save(seq / "moving.npy", objects > 0)
+    loaded = load_sequence(seq)
+    np.testing.assert_array_equal(loaded["moving"], objects > 0)
+    assert loaded["objects"] is None and loaded["object_poses"] is None
     np.save(seq / "moving.npy", np.zeros((2, 24, 32), dtype=np.uint8))
     with pytest.raises(UserError, match="moving.npy"):
         load_sequence(seq)
@@ -345,6 +362,24 @@ def test_motion_blur_averages_the_instants_around_each_frame(seed):
     assert (off > 0).mean() < 1e-3 and off.mean() < 0.01  # exact but for rare depth ties at edges
     assert np.abs(blurred["frames"].astype(np.float64) - sharp["frames"]).mean() > 1.0  # the camera moves
     assert (blurred["meta"]["motion_blur"], blurred["meta"]["shutter"]) == (3, 2.0)
+    np.testing.assert_allclose(blurred["object_poses"], sharp["object_poses"], atol=1e-6)  # the middle instants'
+    assert (blurred["objects"] != sharp["objects"]).mean() < 1e-3
+
+
+@pytest.mark.parametrize("blur", [1, 3])
+def test_flow_tae_of_the_true_depth_follows_every_rendered_object(blur):
+    """Seed 2's fly-by fills a third of the view: reprojected with the camera's motion alone even the true depth
+    is off by hundreds of percent; moved with the written object poses it agrees like the static scene does,
+    and with the objects frozen at their first pose it does not."""
+    sample = render_sequence(2, 8, (48, 32), SceneConfig(motion_blur=blur, shutter=2.0))
+    objects, object_poses = sample["objects"], sample["object_poses"]
+    assert sample["meta"]["flyby"] and object_poses.shape == (8, 1, 4, 4) and (objects == 1).mean() > 0.2
+    truth = (sample["depth"], sample["depth"], None, sample["poses"].astype(np.float64),
+             sample["intrinsics"].astype(np.float64), float(sample["depth"].max()) + 1)
+    camera_only, static = tae(*truth), tae(*truth, moving=sample["moving"])
+    flow = tae(*truth, motion=(objects, object_poses))
+    frozen = tae(*truth, motion=(objects, np.broadcast_to(object_poses[:1], object_poses.shape)))
+    assert camera_only > 100 and static < 2 and flow < 2 and frozen > 3 * flow
 
 
 def test_motion_blur_options_are_checked(tmp_path, capfd):

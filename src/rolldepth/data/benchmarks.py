@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
-from .synth import load_moving_mask
+from .synth import load_motion
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,10 @@ class VideoSample:
     moving : np.ndarray or None
         bool [N, H, W], True where an independently moving object is seen (synthetic data only): the pixels a
         static-scene TAE leaves out.
+    objects, object_poses : np.ndarray or None
+        uint8 [N, H, W] index of the moving object seen at each pixel (0: the static scene) and float [N, K, 4, 4]
+        object-to-world of each in every frame (synthetic data only): with ``poses``, the true motion of every
+        pixel, which the flow TAE follows.
     """
 
     name: str
@@ -67,6 +71,8 @@ class VideoSample:
     K: np.ndarray | None = None
     frame_paths: tuple[Path, ...] = ()
     moving: np.ndarray | None = None
+    objects: np.ndarray | None = None
+    object_poses: np.ndarray | None = None
     frame_loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     @cached_property
@@ -472,12 +478,13 @@ def _load_synth(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSampl
         index = _pick(len(depth), spec, sequence)
         depth = depth[index].astype(np.float32)
         valid = np.isfinite(depth) & (depth > 0)
-        moving = load_moving_mask(sequence, (len(frames), *depth.shape[1:]))
+        motion = {key: None if value is None else value[index]
+                  for key, value in load_motion(sequence, (len(frames), *depth.shape[1:])).items()}
         sequence_spec = replace(spec, fps=fps, max_depth=float(meta.get("max_depth", spec.max_depth)))
         yield _sample(
             kind, sequence.name, sequence_spec, [], depth=np.where(valid, depth, 0), valid=valid,
             poses=poses[index], K=intrinsics[index] if intrinsics.ndim == 3 else intrinsics,
-            frame_loader=partial(_array_rows, frames, index), moving=None if moving is None else moving[index],
+            frame_loader=partial(_array_rows, frames, index), **motion,
         )
 
 

@@ -52,7 +52,7 @@ in vec3 v_world; in vec3 v_normal; in vec3 v_tex; in vec3 v_unit;
 in vec3 v_color_a; in vec3 v_color_b; in vec3 v_dir; in vec3 v_params; in float v_z;
 layout(location = 0) out vec4 out_color;
 layout(location = 1) out float out_depth;
-layout(location = 2) out float out_moving;  // 1 on independently moving objects (model slot > 0)
+layout(location = 2) out float out_object;  // the model slot / 255: 0 on the static world, k on moving object k
 
 float hash(ivec3 cell) {  // integer avalanche hash of a lattice cell -> [0, 1)
     uvec3 h = uvec3(cell) * uvec3(0x8da6b343u, 0xd8163841u, 0xcb1ab31fu);
@@ -187,7 +187,7 @@ void main() {
     }
     out_color = vec4(pow(clamp(color * u_exposure, 0.0, 1.0), vec3(1.0 / 2.2)), 1.0);
     out_depth = v_z;
-    out_moving = v_params.z > 0.5 ? 1.0 : 0.0;
+    out_object = v_params.z / 255.0;
 }
 """
 
@@ -224,7 +224,7 @@ class Renderer:
 
     Two passes share one program: a 4x multisampled colour pass (when antialiasing) and a single-sample
     pass whose float32 attachment receives view-space z at exact pixel centres, so antialiasing never
-    blends depths across an edge, and a third attachment the moving-object mask at the same centres.
+    blends depths across an edge, and a third attachment the index of the moving object seen at the same centres.
     """
 
     def __init__(self, size: tuple[int, int], antialias: bool = True):
@@ -235,8 +235,8 @@ class Renderer:
         # so the optional features are compiled in only for the scenes that use them
         color = ctx.renderbuffer(self.size, 4)
         depth_f32 = ctx.renderbuffer(self.size, 1, dtype="f4")
-        moving = ctx.renderbuffer(self.size, 1, dtype="f1")
-        self.fbo = ctx.framebuffer([color, depth_f32, moving], ctx.depth_renderbuffer(self.size))
+        objects = ctx.renderbuffer(self.size, 1, dtype="f1")
+        self.fbo = ctx.framebuffer([color, depth_f32, objects], ctx.depth_renderbuffer(self.size))
         self._shadow = None  # (program, depth texture, framebuffer), made on the first scene with shadows
         if antialias:
             samples = min(4, ctx.max_samples)
@@ -259,10 +259,11 @@ class Renderer:
 
         Returns
         -------
-        frames, depth, moving : np.ndarray
-            uint8 [N, H, W, 3], float32 [N, H, W] z-depth in metres (0 where no geometry was hit) and bool
-            [N, H, W], True where the surface seen at the pixel centre belongs to a moving object: the pixels
-            that a camera-motion reprojection (TAE) cannot explain.
+        frames, depth, objects : np.ndarray
+            uint8 [N, H, W, 3], float32 [N, H, W] z-depth in metres (0 where no geometry was hit) and uint8
+            [N, H, W]: 0 where the surface seen at the pixel centre is static, k where it belongs to the k-th
+            moving object of ``scene.objects`` (1-based): the pixels that the camera's motion alone does not
+            explain, and which object's motion does.
         """
         width, height = self.size
         n_frames = len(poses)
@@ -298,7 +299,7 @@ class Renderer:
             self._set_scene_uniforms(program, scene, K, near, far)
             frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
             depth = np.empty((n_frames, height, width), dtype=np.float32)
-            moving = np.empty((n_frames, height, width), dtype=bool)
+            objects = np.empty((n_frames, height, width), dtype=np.uint8)
             ctx.enable(ctx.DEPTH_TEST)
             models = np.tile(np.eye(4), (MAX_MOVING + 1, 1, 1))
             for i in range(n_frames):
@@ -309,11 +310,11 @@ class Renderer:
                 program["u_eye"].value = tuple(float(c) for c in poses[i][:3, 3])
                 if shadow_vao:
                     self._draw_shadow_map(shadow_vao, models)
-                frames[i], depth[i], moving[i] = self._draw(vao)
+                frames[i], depth[i], objects[i] = self._draw(vao)
         finally:
             for resource in releases:
                 resource.release()
-        return frames, depth, moving
+        return frames, depth, objects
 
     def _program(self, rich: bool, shadows: bool):
         key = (rich, shadows)
@@ -363,7 +364,7 @@ class Renderer:
         self.fbo.clear(depth=1.0)  # the depth attachment separately: the colour clear leaves it stale
         vao.render()
         depth = np.frombuffer(self.fbo.read(components=1, attachment=1, dtype="f4", alignment=1), dtype=np.float32)
-        moving = np.frombuffer(self.fbo.read(components=1, attachment=2, alignment=1), dtype=np.uint8) > 127
+        objects = np.frombuffer(self.fbo.read(components=1, attachment=2, alignment=1), dtype=np.uint8)
         source = self.fbo
         if self.antialias:
             self.msaa_fbo.use()
@@ -372,7 +373,7 @@ class Renderer:
             ctx.copy_framebuffer(self.resolve_fbo, self.msaa_fbo)
             source = self.resolve_fbo
         color = np.frombuffer(source.read(components=3, attachment=0, alignment=1), dtype=np.uint8)
-        return color.reshape(height, width, 3), depth.reshape(height, width), moving.reshape(height, width)
+        return color.reshape(height, width, 3), depth.reshape(height, width), objects.reshape(height, width)
 
 
 @lru_cache(maxsize=4)
@@ -433,7 +434,7 @@ def _vertex_data(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         tex = mesh.positions * mat.frequency + np.asarray(mat.phase)
         unit = (mesh.positions - centre) / np.maximum(half, 1e-9)
         constant = np.concatenate(
-            [mat.color_a, mat.color_b, mat.direction, [TEXTURES[mat.texture], mat.detail, slot]]
+            [mat.color_a, mat.color_b, mat.direction, [TEXTURES[mat.texture], mat.detail, slot if obj.moving else 0]]
         )
         chunks.append(np.concatenate([positions, normals, tex, unit, np.broadcast_to(constant, (n, 12))], axis=1))
         index_chunks.append(mesh.triangles + offset)

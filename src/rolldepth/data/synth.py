@@ -33,6 +33,7 @@ REALISM = ("shadows", "rich_textures", "thin_structures")  # SceneConfig switche
 _OPTION_KEYS = (*REALISM, "motion_blur", "shutter")  # the keys of recorded_options()
 FORMAT_NAME = "rolldepth-synth"
 FORMAT_VERSION = 1
+SEQUENCE_ARRAYS = ("frames", "depth", "objects", "object_poses", "poses", "intrinsics")  # seq_XXXXX/<name>.npy
 
 
 # ============================================================================================ sequences
@@ -148,8 +149,10 @@ def render_sequence(
     -------
     dict
         ``frames`` uint8 [N, H, W, 3]; ``depth`` float32 [N, H, W] z-depth in metres, > 0 everywhere;
-        ``moving`` bool [N, H, W], True where a moving object is seen (its pixels break a static-scene
-        reprojection);
+        ``objects`` uint8 [N, H, W], 0 on the static scene and k where the k-th moving object is seen;
+        ``object_poses`` float32 [N, K, 4, 4], object-to-world of the K moving objects in each frame (with
+        ``poses``, the true motion of every pixel);
+        ``moving`` bool [N, H, W], ``objects > 0`` (the pixels that break a static-scene reprojection);
         ``poses`` float32 [N, 4, 4] camera-to-world in OpenCV axes (x right, y down, z forward) with world
         y up; ``intrinsics`` float32 [3, 3] in pixels; ``fps`` float; ``meta`` dict (seed, size, kind,
         camera path, moving objects, flyby, depth range).
@@ -159,11 +162,14 @@ def render_sequence(
     if n_frames < 1:
         raise UserError(f"a sequence needs at least one frame, got {n_frames}")
     scene, poses, K, meta = build_sequence_scene(seed, n_frames, (width, height), config)
-    frames, depth, moving = get_renderer(width, height, config.antialias).render(scene, poses, K)
-    if config.motion_blur > 1:  # average each frame's instants; keep the middle one's depth, mask and pose
+    frames, depth, objects = get_renderer(width, height, config.antialias).render(scene, poses, K)
+    movers = [obj.transform for obj in scene.objects if obj.moving]  # in the renderer's slot order
+    object_poses = np.stack(movers, axis=1) if movers else np.zeros((len(poses), 0, 4, 4))
+    if config.motion_blur > 1:  # average each frame's instants; keep the middle one's depth, objects and poses
         blur, middle = config.motion_blur, config.motion_blur // 2
         frames = frames.reshape(n_frames, blur, *frames.shape[1:]).mean(axis=1).round().astype(np.uint8)
-        depth, moving, poses = depth[middle::blur], moving[middle::blur], poses[middle::blur]
+        depth, objects = depth[middle::blur], objects[middle::blur]
+        poses, object_poses = poses[middle::blur], object_poses[middle::blur]
     if not np.all(depth > 0):
         raise RuntimeError(f"seed {seed}: {np.sum(depth <= 0)} pixels saw no geometry (scene is not closed)")
     meta.update(
@@ -173,7 +179,9 @@ def render_sequence(
     return {
         "frames": frames,
         "depth": depth,
-        "moving": moving,
+        "objects": objects,
+        "object_poses": object_poses.astype(np.float32),
+        "moving": objects > 0,
         "poses": poses.astype(np.float32),
         "intrinsics": K.astype(np.float32),
         "fps": float(config.fps),
@@ -294,7 +302,7 @@ def _write_sequence(root: Path, name: str, sample: dict, meta: dict) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    for key in ("frames", "depth", "moving", "poses", "intrinsics"):
+    for key in SEQUENCE_ARRAYS:
         np.save(tmp / f"{key}.npy", sample[key])
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     os.replace(tmp, root / name)
@@ -327,8 +335,8 @@ def load_sequence(folder: str | Path) -> dict:
     Returns
     -------
     dict
-        The keys of :func:`render_sequence`: ``frames``, ``depth``, ``moving``, ``poses``, ``intrinsics``,
-        ``fps``, ``meta``. ``moving`` is None for sequences written before the mask existed.
+        The keys of :func:`render_sequence`. ``objects`` and ``object_poses`` are None for sequences written
+        before they existed, and ``moving`` too for those written before the moving-object mask.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -344,20 +352,33 @@ def load_sequence(folder: str | Path) -> dict:
         raise UserError(f"{folder}/poses.npy must be [{len(frames)}, 4, 4], got {poses.shape}")
     if K.shape != (3, 3):
         raise UserError(f"{folder}/intrinsics.npy must be [3, 3], got {K.shape}")
-    moving = load_moving_mask(folder, depth.shape)
-    return {"frames": frames, "depth": depth, "moving": moving, "poses": poses, "intrinsics": K,
+    return {"frames": frames, "depth": depth, **load_motion(folder, depth.shape), "poses": poses, "intrinsics": K,
             "fps": float(meta["fps"]), "meta": meta}
 
 
-def load_moving_mask(folder: Path, shape: tuple[int, ...]) -> np.ndarray | None:
-    """A sequence's ``moving.npy`` (bool, the depth's shape), or None where the sequence predates it."""
-    path = Path(folder) / "moving.npy"
-    if not path.exists():
-        return None
-    moving = _load_npy(path)
-    if moving.dtype != np.bool_ or moving.shape != tuple(shape):
-        raise UserError(f"{path} must be bool {list(shape)}, got {moving.dtype} {moving.shape}")
-    return moving
+def load_motion(folder: Path, shape: tuple[int, ...]) -> dict:
+    """What a sequence says about its moving objects: ``objects`` (``objects.npy``, uint8, the depth's shape),
+    ``object_poses`` (``object_poses.npy``, float [N, K, 4, 4], K at least the largest object index) and
+    ``moving`` (``objects > 0``, or the bool ``moving.npy`` of sequences written before the object indices);
+    each None where the sequence predates it."""
+    folder = Path(folder)
+    path, poses_path, mask_path = folder / "objects.npy", folder / "object_poses.npy", folder / "moving.npy"
+    if path.exists():
+        objects, object_poses = _load_npy(path), _load_npy(poses_path)
+        if objects.dtype != np.uint8 or objects.shape != tuple(shape):
+            raise UserError(f"{path} must be uint8 {list(shape)}, got {objects.dtype} {objects.shape}")
+        needed = int(objects.max(initial=0))
+        if (object_poses.ndim != 4 or object_poses.shape[0] != shape[0] or object_poses.shape[2:] != (4, 4)
+                or object_poses.shape[1] < needed):
+            raise UserError(f"{poses_path} must be [{shape[0]}, K, 4, 4] with K >= {needed} (the objects in "
+                            f"objects.npy), got {object_poses.shape}")
+        return {"objects": objects, "object_poses": object_poses, "moving": objects > 0}
+    moving = None
+    if mask_path.exists():
+        moving = _load_npy(mask_path)
+        if moving.dtype != np.bool_ or moving.shape != tuple(shape):
+            raise UserError(f"{mask_path} must be bool {list(shape)}, got {moving.dtype} {moving.shape}")
+    return {"objects": None, "object_poses": None, "moving": moving}
 
 
 # ============================================================================================ command line
@@ -390,7 +411,8 @@ def register_cli(subparsers) -> None:
         "synth",
         help="render synthetic videos with exact depth, poses and intrinsics",
         description="Render random procedural scenes into OUT/seq_XXXXX/{frames,depth,poses,intrinsics}.npy "
-        "+ meta.json, and OUT/dataset.json. Complete sequences already in OUT are kept (resume).",
+        "+ meta.json, and OUT/dataset.json; objects.npy and object_poses.npy give the moving object seen at each "
+        "pixel (0: none) and each one's pose in every frame. Complete sequences already in OUT are kept (resume).",
     )
     p.add_argument("out", type=Path, help="output folder")
     p.add_argument("--sequences", type=int, default=100, help="number of videos (default 100)")

@@ -203,6 +203,7 @@ def tae(
     max_depth: float,
     min_depth: float = 1e-3,
     moving: np.ndarray | None = None,
+    motion: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> float:
     """Temporal alignment error in percent: how well consecutive aligned depth maps agree in 3D.
 
@@ -231,6 +232,12 @@ def tae(
         [N, H, W] bool, True on independently moving objects. Their pixels are left out as sources and as
         destinations: the camera's motion does not move them, so even the true depth disagrees there. With
         it, TAE measures flicker on the static scene only.
+    motion : (np.ndarray, np.ndarray) or None
+        The flow TAE: ``(objects, object_poses)``, uint8 [N, H, W] index of the moving object seen at each pixel
+        (0: the static scene) and [N, K, 4, 4] object-to-world of each object in every frame. Each pixel then
+        moves with its own object (camera and object motion), and a pixel counts only where it lands on the same
+        object, so the true depth scores (near) zero on every pixel, moving objects included; occlusion by
+        another object is left out rather than counted. Not together with ``moving``.
 
     Returns
     -------
@@ -246,17 +253,33 @@ def tae(
         if moving.shape != mask.shape:
             raise UserError(f"the moving-object mask is {moving.shape}, the ground truth {mask.shape}")
         mask = mask & ~moving.astype(bool)
+    if motion is not None:
+        if moving is not None:
+            raise UserError("TAE takes either the moving-object mask or the objects' motion, not both")
+        objects, object_poses = np.asarray(motion[0]), np.asarray(motion[1], dtype=np.float64)
+        if objects.shape != mask.shape or object_poses.shape[:1] + object_poses.shape[2:] != (n_frames, 4, 4):
+            raise UserError(f"object indices {objects.shape} and poses {object_poses.shape} must be [{n_frames}, "
+                            f"H, W] like the ground truth {mask.shape} and [{n_frames}, K, 4, 4]")
+    else:
+        objects = np.zeros(mask.shape, dtype=np.uint8)  # every pixel static: one group, the camera's motion
     poses = poses.astype(np.float64)
     terms = []
     for i in range(n_frames - 1):
         j = i + 1
         if not (np.all(np.isfinite(poses[i])) and np.all(np.isfinite(poses[j]))):
             continue
-        j_from_i = np.linalg.inv(poses[j]) @ poses[i]
-        for src, dst, dst_from_src in ((i, j, j_from_i), (j, i, np.linalg.inv(j_from_i))):
-            total, count = _pair_error(
-                depth[src], depth[dst], mask[src], mask[dst], dst_from_src, intrinsics[src], intrinsics[dst]
-            )
+        for src, dst in ((i, j), (j, i)):
+            total = count = 0
+            for k in np.unique(objects[src][mask[src]]):  # each object moves by its own rigid motion
+                dst_from_src = np.linalg.inv(poses[dst]) @ poses[src]
+                if k:
+                    dst_from_src = (np.linalg.inv(poses[dst]) @ object_poses[dst, k - 1]
+                                    @ np.linalg.inv(object_poses[src, k - 1]) @ poses[src])
+                pair_total, pair_count = _pair_error(
+                    depth[src], depth[dst], mask[src] & (objects[src] == k), mask[dst] & (objects[dst] == k),
+                    dst_from_src, intrinsics[src], intrinsics[dst],
+                )
+                total, count = total + pair_total, count + pair_count
             if count:
                 terms.append(total / count)
     if not terms:
@@ -290,6 +313,7 @@ def evaluate_video(
     poses: np.ndarray | None = None,
     K: np.ndarray | None = None,
     moving: np.ndarray | None = None,
+    motion: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """All metrics of one video: align once, then AbsRel, delta1 and (given poses and K) TAE.
 
@@ -310,12 +334,15 @@ def evaluate_video(
         Camera-to-world poses [N, 4, 4] and intrinsics ([3, 3] or [N, 3, 3]) for TAE.
     moving : np.ndarray or None
         [N, H, W] bool mask of moving objects; with it (and poses and K) also the static-scene TAE.
+    motion : (np.ndarray, np.ndarray) or None
+        The objects' indices and poses (see :func:`tae`); with them (and poses and K) also the flow TAE.
 
     Returns
     -------
     dict
         ``abs_rel`` (fraction), ``delta1`` (%), ``tae`` (% or None without poses/K), ``tae_static`` (TAE off
-        the moving objects, % or None without ``moving``), ``n_pixels``.
+        the moving objects, % or None without ``moving``), ``tae_flow`` (TAE along every pixel's true motion, % or
+        None without ``motion``), ``n_pixels``.
     """
     if pred_inv.ndim != 3 or gt_depth.ndim != 3 or pred_inv.shape[0] != gt_depth.shape[0]:
         raise UserError(
@@ -325,16 +352,19 @@ def evaluate_video(
     pred = resize_prediction(pred_inv, *gt_depth.shape[1:])
     mask = eval_mask(gt_depth, valid, min_depth, max_depth)
     aligned = align_depth(pred, gt_depth, mask, space, min_depth, max_depth)
-    temporal = static = None
+    temporal = static = flow = None
     if poses is not None and K is not None:
         temporal = tae(aligned, gt_depth, mask, poses, K, max_depth, min_depth)
         if moving is not None:
             static = tae(aligned, gt_depth, mask, poses, K, max_depth, min_depth, moving)
+        if motion is not None:
+            flow = tae(aligned, gt_depth, mask, poses, K, max_depth, min_depth, motion=motion)
     return dict(
         abs_rel=abs_rel(aligned, gt_depth, mask),
         delta1=delta1(aligned, gt_depth, mask),
         tae=temporal,
         tae_static=static,
+        tae_flow=flow,
         n_pixels=int(mask.sum()),
     )
 
@@ -345,7 +375,7 @@ def mean_over_videos(results: list[dict]) -> dict:
     A metric missing (None or NaN) for some videos is averaged over the others; None if missing for all.
     """
     summary = {}
-    for key in ("abs_rel", "delta1", "tae", "tae_static"):
+    for key in ("abs_rel", "delta1", "tae", "tae_static", "tae_flow"):
         values = [r[key] for r in results if r.get(key) is not None and np.isfinite(r[key])]
         summary[key] = float(np.mean(values)) if values else None
     summary["n_videos"] = len(results)

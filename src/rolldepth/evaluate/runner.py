@@ -66,11 +66,17 @@ def depth_like(pred_inv: np.ndarray) -> np.ndarray:
 def score(pred_inv: np.ndarray, sample) -> dict[str, dict]:
     """Metrics of one prediction ([N, h, w] inverse depth) against one sample, in both alignment spaces."""
     common = dict(max_depth=sample.max_depth, min_depth=sample.min_depth, poses=sample.poses, K=sample.K,
-                  moving=sample.moving)
+                  moving=sample.moving, motion=_motion(sample))
     return {
         "disparity": evaluate_video(pred_inv, sample.depth, sample.valid, space="disparity", **common),
         "depth": evaluate_video(depth_like(pred_inv), sample.depth, sample.valid, space="depth", **common),
     }
+
+
+def _motion(sample) -> tuple[np.ndarray, np.ndarray] | None:
+    """The sample's object indices and poses for the flow TAE, where it has them (synthetic data)."""
+    objects, object_poses = getattr(sample, "objects", None), getattr(sample, "object_poses", None)
+    return None if objects is None or object_poses is None else (objects, object_poses)
 
 
 def evaluate(
@@ -122,6 +128,8 @@ def evaluate(
             data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
             if sample.moving is not None:  # a result saved without the static TAE is redone
                 data.update(np.asarray(sample.moving, dtype=bool).tobytes())
+            if _motion(sample) is not None:  # and one saved without the flow TAE
+                data.update(np.asarray(sample.objects, dtype=np.uint8).tobytes())
         for name in variants:
             steps = 0 if name == "per-frame" else refine_steps
             saved = record = None
@@ -148,25 +156,32 @@ def evaluate(
         for name in variants
     }
     report = {"videos": videos, "summary": summary}
-    for key in ("ground_truth_tae", "ground_truth_tae_static"):
+    for key in GROUND_TRUTH_KEYS:
         truths = [v[key] for v in videos if v[key] is not None]
         report[key] = float(np.mean(truths)) if truths else None
     return report
 
 
+GROUND_TRUTH_KEYS = ("ground_truth_tae", "ground_truth_tae_static", "ground_truth_tae_flow")
+
+
 def _ground_truth_tae(sample) -> dict[str, float | None]:
-    """TAE of the ground truth itself, over all pixels and off the moving objects: what exact depth scores.
+    """TAE of the ground truth itself (all pixels, off the moving objects, along every pixel's true motion): what
+    exact depth scores.
 
     TAE reprojects with the camera's motion only, so objects that move, and pixels rounded onto another surface
     at depth edges, cost even the true depth. Reported beside the variants so that their TAE can be read against it.
     It is not a floor: depth smoother than the truth can score below it.
     """
-    out = dict.fromkeys(("ground_truth_tae", "ground_truth_tae_static"))
+    out = dict.fromkeys(GROUND_TRUTH_KEYS)
     if sample.poses is None or sample.K is None:
         return out
     truth = (sample.depth, sample.depth, sample.valid, sample.poses, sample.K, sample.max_depth, sample.min_depth)
-    for key, moving in (("ground_truth_tae", None), ("ground_truth_tae_static", sample.moving)):
-        value = tae(*truth, moving) if key == "ground_truth_tae" or moving is not None else np.nan
+    motion = _motion(sample)
+    for key, needs, options in (("ground_truth_tae", True, {}),
+                                ("ground_truth_tae_static", sample.moving is not None, dict(moving=sample.moving)),
+                                ("ground_truth_tae_flow", motion is not None, dict(motion=motion))):
+        value = tae(*truth, **options) if needs else np.nan
         out[key] = value if np.isfinite(value) else None
     return out
 
@@ -201,15 +216,17 @@ def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value * scale:.{digits}f}"
 
 
-def markdown_table(summary: dict, ground_truth_tae: float | None = None,
-                   ground_truth_tae_static: float | None = None) -> str:
+def markdown_table(summary: dict, ground_truth: dict | None = None) -> str:
     """Rows = variants; AbsRel (x100), delta1 (%) and TAE (%) for both alignments, then seconds per frame; last,
-    with ``ground_truth_tae``, the ground truth's own scores (what exact depth gets for TAE on these videos).
+    with ``ground_truth`` (the :data:`GROUND_TRUTH_KEYS` of a report), the ground truth's own scores (what exact
+    depth gets for TAE on these videos).
 
     Where the data marks its moving objects, a "static" TAE column follows each TAE: the same error on the
-    pixels that the camera's motion explains, i.e. the flicker of the static scene."""
-    static = any(s[space].get("tae_static") is not None for s in summary.values() for space in SPACES)
-    metrics = ["AbsRel↓", "δ1↑", "TAE↓"] + (["TAE static↓"] if static else [])
+    pixels that the camera's motion explains, i.e. the flicker of the static scene; where it also gives their
+    motion, a "flow" column: the error along every pixel's true motion, the flicker of the whole picture."""
+    extras = [key for key in ("tae_static", "tae_flow")
+              if any(s[space].get(key) is not None for s in summary.values() for space in SPACES)]
+    metrics = ["AbsRel↓", "δ1↑", "TAE↓"] + [f"TAE {key[4:]}↓" for key in extras]
     columns = [f"{metric} {short}" for short in ("disp", "depth") for metric in metrics]
     head = "| variant | " + " | ".join(columns) + " | s/frame |\n|" + "---|" * (len(columns) + 2)
     rows = []
@@ -217,12 +234,12 @@ def markdown_table(summary: dict, ground_truth_tae: float | None = None,
         cells = []
         for space in SPACES:
             m = s[space]
-            cells += [_fmt(m["abs_rel"], 100), _fmt(m["delta1"]), _fmt(m["tae"])]
-            cells += [_fmt(m.get("tae_static"))] if static else []
+            cells += [_fmt(m["abs_rel"], 100), _fmt(m["delta1"]), _fmt(m["tae"])] + [_fmt(m.get(k)) for k in extras]
         rows.append(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_frame']:.3f} |")
-    if ground_truth_tae is not None:
-        truth = ["0.00", "100.00", _fmt(ground_truth_tae)] + ([_fmt(ground_truth_tae_static)] if static else [])
-        rows.append("| ground truth | " + " | ".join(truth * 2) + " | - |")
+    truth = ground_truth or {}
+    if truth.get("ground_truth_tae") is not None:
+        cells = ["0.00", "100.00"] + [_fmt(truth.get(f"ground_truth_{key}")) for key in ("tae", *extras)]
+        rows.append("| ground truth | " + " | ".join(cells * 2) + " | - |")
     return "\n".join([head, *rows]) + "\n"
 
 
@@ -255,7 +272,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
         refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
     )
-    table = markdown_table(report["summary"], report["ground_truth_tae"], report["ground_truth_tae_static"])
+    table = markdown_table(report["summary"], report)
     _write_atomic(args.out / "eval.json", json.dumps(report, indent=1))
     _write_atomic(args.out / "eval.md", table)
     shutil.rmtree(work_dir)  # everything it held is in eval.json now
