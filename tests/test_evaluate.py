@@ -12,7 +12,8 @@ from conftest import pattern_frames
 from rolldepth.apps.cli import main
 from rolldepth.data.benchmarks import VideoSample
 from rolldepth.errors import UserError
-from rolldepth.evaluate.runner import VARIANTS, depth_like, evaluate, markdown_table, parse_variants
+from rolldepth.data.benchmarks import load_dataset
+from rolldepth.evaluate.runner import VARIANTS, depth_like, evaluate, markdown_table, parse_variants, score
 from rolldepth.model.pipeline import RollingDepthPipeline
 from rolldepth.data.synth import write_dataset
 
@@ -160,6 +161,17 @@ def test_interrupted_evaluation_resumes_with_only_the_missing_work(tmp_path):
     evaluate(pipe, other, variants, seed=4, work_dir=work)
     assert len(pipe.calls) == 6
 
+    # Asked to keep the predictions, a run recomputes the results whose prediction file is missing, and only those.
+    saved = tmp_path / "predictions"
+    pipe = FakePipe(predictions)
+    evaluate(pipe, other, variants, seed=4, work_dir=work, predictions_dir=saved)
+    assert len(pipe.calls) == 6 and len(list(saved.rglob("*.npy"))) == 6 and not list(saved.rglob(".*"))
+    (saved / "synth" / "v1" / "{1,25}.npy").unlink()
+    pipe = FakePipe(predictions)
+    evaluate(pipe, other, variants, seed=4, work_dir=work, predictions_dir=saved)
+    assert len(pipe.calls) == 1 and pipe.calls[0]["dilations"] == (1, 25)
+    np.testing.assert_array_equal(np.load(saved / "synth" / "v1" / "{1,25}.npy"), predictions[2])
+
 
 def affine_residual(x, y):
     """Relative residual of the best affine fit y ~ a x + b (0 = exactly affine)."""
@@ -185,7 +197,7 @@ def test_eval_cli_writes_json_and_table(tmp_path, tiny_checkpoint, capsys):
     data = write_dataset(tmp_path / "synth", 2, 6, (48, 32), seed=4, progress=False)
     out = tmp_path / "eval"
     code = main(["-q", "eval", "--data", str(data), "--kind", "synth", "-o", str(out), "-m", str(tiny_checkpoint),
-                 "--res", "32", "--variants", "per-frame,{1},{1,10,25}"])
+                 "--res", "32", "--variants", "per-frame,{1},{1,10,25}", "--save-predictions"])
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "eval.json").read_text())
     assert list(report["summary"]) == ["per-frame", "{1}", "{1,10,25}"]
@@ -196,7 +208,17 @@ def test_eval_cli_writes_json_and_table(tmp_path, tiny_checkpoint, capsys):
     assert report["settings"]["res"] == 32
     table = (out / "eval.md").read_text()
     assert table in capsys.readouterr().out and table.count("\n") == 6 and "| ground truth |" in table
-    assert sorted(p.name for p in out.iterdir()) == ["eval.json", "eval.md"]  # no partial files, no work folder
+    assert sorted(p.name for p in out.iterdir()) == ["eval.json", "eval.md", "predictions"]  # no partial files,
+    # no work folder. Each saved prediction, scored again, gives its row of eval.json: the flow TAE included,
+    # as the renders give every object's motion.
+    samples = list(load_dataset("synth", data))
+    for video, sample in zip(report["videos"], samples):
+        for variant, result in video["variants"].items():
+            pred = np.load(out / "predictions" / video["name"] / f"{variant}.npy")
+            assert pred.dtype == np.float32 and pred.shape[0] == 6 and max(pred.shape[1:]) == 32
+            rescored = score(pred, sample)
+            assert rescored == {space: result[space] for space in ("disparity", "depth")}
+            assert rescored["disparity"]["tae_flow"] is not None
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,7 @@ def _motion(sample) -> tuple[np.ndarray, np.ndarray] | None:
 
 def evaluate(
     pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, progress=True, work_dir: Path | None = None,
-    coalign: str = DEFAULT_COALIGN,
+    coalign: str = DEFAULT_COALIGN, predictions_dir: Path | None = None,
 ) -> dict:
     """Run every variant on every sample and score it.
 
@@ -107,6 +107,11 @@ def evaluate(
         Folder of finished (video, variant) results, for resuming.
     coalign : str
         Co-alignment mode of the snippet variants (``"official"`` or ``"objective"``).
+    predictions_dir : Path, optional
+        Save each raw prediction (float32 [N, h, w] affine-invariant inverse depth, as the pipeline returns it,
+        before any alignment) to ``predictions_dir/<video name>/<variant>.npy``, so that other metrics can be
+        computed later without running the model again. A saved result whose prediction file is missing is
+        computed again.
 
     Returns
     -------
@@ -137,9 +142,10 @@ def evaluate(
                 record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps, coalign=coalign,
                               seed=seed, shape=list(frames.shape), data=data.hexdigest())
                 saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json"
-            result = _load_result(saved, record)
+            prediction = Path(predictions_dir) / sample.name / f"{name}.npy" if predictions_dir else None
+            result = None if prediction and not prediction.is_file() else _load_result(saved, record)
             if result is None:
-                result = _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved, record)
+                result = _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved, record, prediction)
             else:
                 log.info("%s %s: done in an earlier run", sample.name, name)
             seconds[name] += result["seconds"]
@@ -186,14 +192,23 @@ def _ground_truth_tae(sample) -> dict[str, float | None]:
     return out
 
 
-def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: Path | None, record) -> dict:
-    """Run and score one variant on one video; saved in ``saved`` (with its ``record``) when given."""
+def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: Path | None, record,
+                 prediction: Path | None = None) -> dict:
+    """Run and score one variant on one video; saved in ``saved`` (with its ``record``) when given, and the raw
+    prediction in ``prediction``."""
     tic = time.perf_counter()
     out = pipe(
         frames, **VARIANTS[name], refine_steps=steps, coalign_mode=coalign, processing_res=res, generator=seed,
         progress=False,
     )
-    result = dict(score(np.asarray(out.depth), sample), seconds=time.perf_counter() - tic)
+    depth = np.asarray(out.depth, dtype=np.float32)
+    result = dict(score(depth, sample), seconds=time.perf_counter() - tic)
+    if prediction:
+        prediction.parent.mkdir(parents=True, exist_ok=True)
+        tmp = prediction.with_name(f".{prediction.name}.partial")
+        with open(tmp, "wb") as f:
+            np.save(f, depth)
+        os.replace(tmp, prediction)
     if saved:
         _write_atomic(saved, json.dumps({"record": record, "result": result}))
     log.info("%s %s: AbsRel %.4f (disparity) in %.1f s", sample.name, name,
@@ -267,7 +282,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     pipe = load_pipeline(model, args.dtype, args.device)
     work_dir = args.out / WORK_DIR
     report = evaluate(pipe, samples, variants, res=args.res, refine_steps=args.refine_steps, seed=args.seed,
-                      progress=not args.quiet, work_dir=work_dir, coalign=args.coalign)
+                      progress=not args.quiet, work_dir=work_dir, coalign=args.coalign,
+                      predictions_dir=args.out / "predictions" if args.save_predictions else None)
     report["settings"] = dict(
         model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
         refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
@@ -304,4 +320,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32", help="precision (default fp32)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared noise map (default 0)")
+    p.add_argument("--save-predictions", action="store_true",
+                   help="also write every raw prediction to OUT/predictions/<video>/<variant>.npy (float32 inverse "
+                        "depth before alignment), to score it again without the model")
     p.set_defaults(func=_cmd_eval)
