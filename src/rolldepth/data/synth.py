@@ -274,6 +274,8 @@ def write_dataset(
             "depth": "z along the optical axis, metres, float32",
             "poses": "camera-to-world 4x4, OpenCV axes (x right, y down, z forward), world y up",
             "intrinsics": "3x3 pixels, pixel centres at integer coordinates",
+            "objects": "uint8 per pixel: 0 on the static scene, k where the k-th moving object is seen",
+            "object_poses": "[N, K, 4, 4] object-to-world of the K moving objects in each frame, world as in poses",
         },
         "sequences": entries,
     }
