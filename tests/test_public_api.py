@@ -37,7 +37,7 @@ OPTIONS = {
     """.split(),
     "eval": """
         --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --out --quiet
-        --refine-steps --res --seed --variants --verbose -h -m -o -q -v
+        --refine-steps --res --save-predictions --seed --variants --verbose -h -m -o -q -v
     """.split(),
     "web": """
         --device --help --host --model --port --quiet --share --verbose -h -m -q -v
