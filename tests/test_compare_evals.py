@@ -1,0 +1,51 @@
+"""benchmarks/compare_evals.py: paired per-video differences between two eval reports, with a bootstrap interval."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_evals.py"
+_spec = importlib.util.spec_from_file_location("compare_evals", _SCRIPT)
+compare_evals = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(compare_evals)
+
+
+def report(values: dict[str, list[float]], names=("v0", "v1", "v2", "v3")) -> dict:
+    """An eval.json with one variant; ``values`` maps metric -> per-video value (None for a missing metric)."""
+    videos = [{"name": name, "variants": {"per-frame": {"disparity": {k: v[i] for k, v in values.items()}}}}
+              for i, name in enumerate(names)]
+    return {"videos": videos, "summary": {"per-frame": {}}}
+
+
+def test_a_constant_shift_is_exact_and_excludes_zero():
+    a = np.array([0.10, 0.30, 0.20, 0.50])
+    result = compare_evals.paired_bootstrap(a, a - 0.02, samples=2000)
+    assert result["mean"] == pytest.approx(-0.02) and result["low"] == pytest.approx(-0.02)
+    assert result["high"] == pytest.approx(-0.02) and (result["up"], result["down"], result["n"]) == (0, 4, 4)
+
+
+def test_the_interval_is_the_bootstrap_of_the_paired_differences():
+    # Differences -1, +1, -1, +1 (means of 4 resampled draws): the interval spans 0 and is symmetric; a large
+    # between-video spread that both models share does not widen it, as it would unpaired.
+    a = np.array([10.0, 50.0, 90.0, 130.0])
+    b = a + np.array([-1.0, 1.0, -1.0, 1.0])
+    result = compare_evals.paired_bootstrap(a, b, samples=20000, seed=1)
+    assert result["mean"] == pytest.approx(0) and (result["up"], result["down"]) == (2, 2)
+    assert result["low"] == pytest.approx(-1.0) and result["high"] == pytest.approx(1.0)  # all 4 draws -1: 1 in 16 > 2.5 %
+    rng = np.random.default_rng(1)  # the same resampling by hand
+    picks = rng.integers(0, 4, size=(20000, 4))
+    assert np.percentile((b - a)[picks].mean(axis=1), 2.5) == pytest.approx(result["low"])
+    with pytest.raises(ValueError):
+        compare_evals.paired_bootstrap(a, b[:3])
+
+
+def test_compare_pairs_videos_by_name_and_skips_missing_metrics():
+    a = report({"abs_rel": [0.1, 0.2, 0.3, 0.4], "tae_flow": [1.0, None, 1.0, 1.0]})
+    b = report({"abs_rel": [0.4, 0.1, 0.2, 0.3], "tae_flow": [1.0, 1.0, 1.0, 1.0]}, names=("v3", "v0", "v1", "v2"))
+    rows = compare_evals.compare(a, b, samples=500)
+    assert [r["metric"] for r in rows] == ["abs_rel"]  # tae_flow is missing for one video of A
+    assert rows[0]["mean"] == pytest.approx(0) and rows[0]["low"] == rows[0]["high"] == pytest.approx(0)
+    with pytest.raises(SystemExit, match="different videos"):
+        compare_evals.compare(a, report({"abs_rel": [0.1] * 4}, names=("v0", "v1", "v2", "x")))
