@@ -260,8 +260,6 @@ def tae(
         if objects.shape != mask.shape or object_poses.shape[:1] + object_poses.shape[2:] != (n_frames, 4, 4):
             raise UserError(f"object indices {objects.shape} and poses {object_poses.shape} must be [{n_frames}, "
                             f"H, W] like the ground truth {mask.shape} and [{n_frames}, K, 4, 4]")
-    else:
-        objects = np.zeros(mask.shape, dtype=np.uint8)  # every pixel static: one group, the camera's motion
     poses = poses.astype(np.float64)
     terms = []
     for i in range(n_frames - 1):
@@ -269,16 +267,17 @@ def tae(
         if not (np.all(np.isfinite(poses[i])) and np.all(np.isfinite(poses[j]))):
             continue
         for src, dst in ((i, j), (j, i)):
+            camera = np.linalg.inv(poses[dst]) @ poses[src]
+            groups = [(mask[src], mask[dst], camera)]  # (source pixels, destination pixels, their rigid motion)
+            if motion is not None:  # each object moves by its own motion and lands only on itself
+                groups = [(mask[src] & (objects[src] == k), mask[dst] & (objects[dst] == k),
+                           camera if k == 0 else np.linalg.inv(poses[dst]) @ object_poses[dst, k - 1]
+                           @ np.linalg.inv(object_poses[src, k - 1]) @ poses[src])
+                          for k in np.unique(objects[src][mask[src]])]
             total = count = 0
-            for k in np.unique(objects[src][mask[src]]):  # each object moves by its own rigid motion
-                dst_from_src = np.linalg.inv(poses[dst]) @ poses[src]
-                if k:
-                    dst_from_src = (np.linalg.inv(poses[dst]) @ object_poses[dst, k - 1]
-                                    @ np.linalg.inv(object_poses[src, k - 1]) @ poses[src])
-                pair_total, pair_count = _pair_error(
-                    depth[src], depth[dst], mask[src] & (objects[src] == k), mask[dst] & (objects[dst] == k),
-                    dst_from_src, intrinsics[src], intrinsics[dst],
-                )
+            for mask_src, mask_dst, dst_from_src in groups:
+                pair_total, pair_count = _pair_error(depth[src], depth[dst], mask_src, mask_dst, dst_from_src,
+                                                     intrinsics[src], intrinsics[dst])
                 total, count = total + pair_total, count + pair_count
             if count:
                 terms.append(total / count)

@@ -75,8 +75,7 @@ def score(pred_inv: np.ndarray, sample) -> dict[str, dict]:
 
 def _motion(sample) -> tuple[np.ndarray, np.ndarray] | None:
     """The sample's object indices and poses for the flow TAE, where it has them (synthetic data)."""
-    objects, object_poses = getattr(sample, "objects", None), getattr(sample, "object_poses", None)
-    return None if objects is None or object_poses is None else (objects, object_poses)
+    return None if sample.objects is None or sample.object_poses is None else (sample.objects, sample.object_poses)
 
 
 def evaluate(
