@@ -188,12 +188,48 @@ def test_batches_from_workers_equal_batches_in_process(tmp_path):
     def make(rng):
         return data.snippets(rng, 2, 3, cfg)
 
-    inline = list(StepBatches(make, 0, 3, 9))
-    loader = torch.utils.data.DataLoader(StepBatches(make, 0, 3, 9), batch_size=None, num_workers=2)
+    inline = list(StepBatches(make, 0, 3, 9, micro=2))
+    loader = torch.utils.data.DataLoader(StepBatches(make, 0, 3, 9, micro=2), batch_size=None, num_workers=2)
     pooled = list(loader)
     assert [s for s, _ in pooled] == [s for s, _ in inline] == list(range(3, 9))
     for (_, a), (_, b) in zip(inline, pooled):
-        assert all(torch.equal(x, y) for x, y in zip(a, b))
+        assert len(a) == len(b) == 2 and not torch.equal(a[0][0], a[1][0])  # two different draws per step
+        assert all(torch.equal(x, y) for part_a, part_b in zip(a, b) for x, y in zip(part_a, part_b))
+    single = list(StepBatches(make, 0, 3, 9))  # without accumulation a step's batch is the first of those draws
+    assert all(torch.equal(x, y) for (_, one), (_, two) in zip(single, inline) for x, y in zip(one[0], two[0]))
+
+
+def test_accumulated_batches_update_as_their_concatenation(tmp_path):
+    """k batches accumulated in a step give the weights and losses of one step on all of them at once (a mean
+    loss over equal batches): a float64 linear model, checked against the same draws concatenated."""
+    from rolldepth.train.trainer import Run, fit
+
+    truth = torch.arange(1.0, 6.0, dtype=torch.float64)
+
+    def draw(rng):
+        x = torch.from_numpy(rng.normal(size=(4, 5)))
+        return x, x @ truth + torch.from_numpy(rng.normal(size=4))
+
+    def concatenated(rng):
+        parts = [draw(rng) for _ in range(3)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def mse(model, batch, generator):
+        return ((model(batch[0]).squeeze(1) - batch[1]) ** 2).mean()
+
+    results = []
+    for name, make, k in (("accumulated", draw, 3), ("together", concatenated, 1)):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(5, 1).double()
+        initial = torch.cat([p.detach().flatten() for p in model.parameters()])
+        run = Run(tmp_path / name, tiny_config(tmp_path, save_every=100))
+        fitted = fit(run, "unet", model, 5, 0.1, make, mse, progress=False, accumulate=k)
+        losses = [json.loads(x)["loss"] for x in (tmp_path / name / "loss.jsonl").read_text().splitlines()]
+        results.append((torch.cat([p.detach().flatten() for p in fitted.parameters()]), losses))
+    (weights, losses), (weights_ref, losses_ref) = results
+    torch.testing.assert_close(weights, weights_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(losses, losses_ref, rtol=1e-5)
+    assert (weights - initial).abs().min() > 0.05  # the steps moved every weight
 
 
 def test_time_budget_fixes_the_steps_and_resume_keeps_them(tmp_path, tiny_parts):

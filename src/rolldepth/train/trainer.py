@@ -18,6 +18,7 @@ Training goes through HF accelerate, so the same command runs on one CPU or unde
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -76,6 +77,7 @@ class TrainConfig:
     unet_lr: float = 2e-4
     warmup: int = 100
     frames_per_batch: int = 24  # snippets per batch = frames_per_batch // L
+    accumulate: int = 1  # UNet batches whose gradients make one optimizer step (a CPU runs small batches faster)
     vae_batch: int = 8
     crop: tuple[int, int] = (128, 96)  # (width, height)
     snippet_lengths: tuple[int, ...] = (1, 2, 3)
@@ -321,8 +323,9 @@ class Run:
         current = json.loads(json.dumps(asdict(cfg)))
         if saved.is_file():
             previous = json.loads(saved.read_text())
+            default = json.loads(json.dumps(asdict(TrainConfig(data=""))))  # settings added since that run
             changed = sorted(k for k in current if k not in ("vae_steps", "unet_steps", "save_every", "workers") and
-                             previous.get(k) != current[k])
+                             previous.get(k, default[k]) != current[k])
             if changed:
                 raise UserError(f"{self.out} holds a run with other settings ({', '.join(changed)}); use a new -o")
         saved.write_text(json.dumps(current, indent=1) + "\n")
@@ -379,33 +382,40 @@ class Run:
 
 
 class StepBatches(torch.utils.data.IterableDataset):
-    """The batches of steps ``start .. stop-1`` in order, made from each step's own generator.
+    """The batches of steps ``start .. stop-1`` in order, made from each step's own generator: each is a list of
+    ``micro`` batches drawn one after the other from it (gradient accumulation; one batch is the same draw with or
+    without it).
 
     Under a DataLoader with ``W`` workers, worker ``w`` makes steps ``start + w``, ``start + w + W``, ...; the
     loader hands them out round-robin, so the main process receives them in step order and the batches are the
     same whatever the number of workers (and as without workers): resuming stays exact.
     """
 
-    def __init__(self, make_batch, seed: int, start: int, stop: int, rank: int = 0):
+    def __init__(self, make_batch, seed: int, start: int, stop: int, rank: int = 0, micro: int = 1):
         super().__init__()
         self.make_batch, self.seed, self.start, self.stop, self.rank = make_batch, seed, start, stop, rank
+        self.micro = micro
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         for step in range(self.start + worker, self.stop, workers):
-            yield step, self.make_batch(step_rng(self.seed, step, self.rank)[0])
+            rng = step_rng(self.seed, step, self.rank)[0]
+            yield step, [self.make_batch(rng) for _ in range(self.micro)]
 
 
 def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn, progress: bool = True,
-        minutes: float | None = None):
+        minutes: float | None = None, accumulate: int = 1):
     """The shared loop: AdamW, warm-up + cosine, accelerate for devices, seeded steps, periodic resumable saves.
 
     ``make_batch(rng)`` draws a step's data (in ``cfg.workers`` DataLoader processes) and ``loss_fn(model, batch,
     generator)`` computes its loss on the model's device; both generators come from :func:`step_rng`. On a GPU
     the model runs in bf16 autocast with channels-last tensors. With ``minutes``, the stage's length is set by
     time: after a few steps the step rate is measured and the stage is given as many steps (at most ``total``) as
-    fit in that time; the number is saved with the state, so a resumed run keeps the same schedule.
+    fit in that time; the number is saved with the state, so a resumed run keeps the same schedule. With
+    ``accumulate`` = k, a step averages the gradients of k batches (drawn in turn from the step's generators) before
+    it updates: k times the batch at the memory, and on a CPU the speed per frame, of one; the loss logged is their
+    mean.
     """
     from accelerate import Accelerator
     from accelerate.utils import send_to_device
@@ -424,7 +434,7 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
     if planned:
         total, minutes = planned, None
     model, optimizer = accelerator.prepare(model, optimizer)
-    data = StepBatches(make_batch, cfg.seed, start, total, accelerator.process_index)
+    data = StepBatches(make_batch, cfg.seed, start, total, accelerator.process_index, accumulate)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=cfg.workers, pin_memory=cuda,
                                          prefetch_factor=4 if cfg.workers else None)
     bar = tqdm(desc=f"train {stage}", initial=start, total=total, disable=not progress)
@@ -433,7 +443,7 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
     # the step that ends the first half of the budget if that comes sooner (slow steps).
     timed_from, calibrate = start + min(10, max(0, total - start - 1)), start + min(60, max(1, total - start))
     tic = time.perf_counter()
-    for step, batch in loader:
+    for step, batches in loader:
         if step == timed_from:
             tic, timed_steps = time.perf_counter(), step
         if step >= total:
@@ -441,12 +451,15 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(step, cfg.warmup, total)
         generator = step_rng(cfg.seed, step, accelerator.process_index)[1]
-        loss = loss_fn(model, send_to_device(batch, accelerator.device, non_blocking=True), generator)
-        accelerator.backward(loss)
+        value = 0.0
+        for k, batch in enumerate(batches):  # gradients add up; only the last backward syncs across processes
+            with accelerator.no_sync(model) if k + 1 < len(batches) else contextlib.nullcontext():
+                loss = loss_fn(model, send_to_device(batch, accelerator.device, non_blocking=True), generator)
+                accelerator.backward(loss / len(batches))
+            value += float(loss.detach()) / len(batches)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        value = float(loss.detach())
         if not math.isfinite(value):
             raise RuntimeError(f"{stage} loss is {value} at step {step}; lower the learning rate")
         bar.update()
@@ -497,6 +510,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
 
     if cfg.vae_steps < 0 or cfg.unet_steps < 0 or cfg.frames_per_batch < 3 or cfg.vae_batch < 1 or min(cfg.crop) < 8:
         raise UserError("steps must be >= 0, frames per batch >= 3 and the crop at least 8x8")
+    if cfg.accumulate < 1:
+        raise UserError(f"--accumulate must be at least 1, got {cfg.accumulate}")
     if cfg.max_dilation < 1:
         raise UserError(f"--max-dilation must be at least 1, got {cfg.max_dilation}")
     if not 0.0 <= cfg.one_step_fraction <= 1.0:
@@ -532,7 +547,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
 
     if cfg.unet_steps:
         unet = fit(run, "unet", unet, cfg.unet_steps, cfg.unet_lr, lambda rng: data.snippet_batch(rng, cfg),
-                   snippet_loss, progress, cfg.unet_minutes)
+                   snippet_loss, progress, cfg.unet_minutes, cfg.accumulate)
         if cache and cache.used:
             log.info("latent cache: %d of %d RGB frames encoded (%.0f %%)", cache.encoded, cache.used,
                      100 * cache.encoded / cache.used)
@@ -563,6 +578,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--lr", type=float, help=f"UNet learning rate ({d.unet_lr} from scratch, 3e-5 with --init)")
     p.add_argument("--frames-per-batch", type=int, default=d.frames_per_batch,
                    help=f"frames per UNet batch ({d.frames_per_batch})")
+    p.add_argument("--accumulate", type=int, default=d.accumulate, metavar="K",
+                   help="UNet stage: average the gradients of K batches of --frames-per-batch frames in each step "
+                   "(K times the batch at the memory of one; on a CPU small batches are faster per frame) (1)")
     p.add_argument("--vae-batch", type=int, default=d.vae_batch, help=f"images per codec batch ({d.vae_batch})")
     p.add_argument("--codec-loss", choices=("l1", "relative"), default=d.codec_loss,
                    help="codec stage: plain L1, or L1 relative to disparity on depth images (default l1)")
@@ -596,7 +614,7 @@ def _cmd_train(args) -> int:
         crop=tuple(args.crop), processing_res=args.processing_res, save_every=max(1, args.save_every), seed=args.seed,
         save_fp16=args.save_fp16, workers=max(0, args.workers), vae_minutes=args.vae_minutes,
         unet_minutes=args.unet_minutes, codec_loss=args.codec_loss, vae_batch=args.vae_batch,
-        one_step_fraction=args.one_step_fraction, max_dilation=args.max_dilation,
+        one_step_fraction=args.one_step_fraction, max_dilation=args.max_dilation, accumulate=args.accumulate,
     )
     tic = time.perf_counter()
     path = train(cfg, args.output_dir, progress=os.environ.get("TQDM_DISABLE") != "1", cache_latents=args.cache_latents)
