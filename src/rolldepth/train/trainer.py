@@ -470,7 +470,7 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
             total = min(total, step + 1 + int(rate * max(0.0, minutes * 60 - (now - started))))
             calibrate = 0
             bar.total = total
-            log.info("%s stage: %.1f steps/s, %d steps in %.1f minutes", stage, rate, total, minutes)
+            log.info("%s stage: %.3g steps/s, %d steps in %.1f minutes", stage, rate, total, minutes)
         if accelerator.is_main_process:
             run.log_loss(stage, step, value)
             if (step + 1) % cfg.save_every == 0 or step + 1 == total:
