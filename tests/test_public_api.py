@@ -31,7 +31,7 @@ OPTIONS = {
         --size --thin-structures --verbose --workers -h -q -v
     """.split(),
     "train": """
-        --cache-latents --codec-loss --crop --data --frames-per-batch --help --init --lr --max-dilation
+        --accumulate --cache-latents --codec-loss --crop --data --frames-per-batch --help --init --lr --max-dilation
         --one-step-fraction --output-dir --processing-res --quiet --save-every --save-fp16 --seed --unet-minutes
         --unet-steps --vae-batch --vae-minutes --vae-steps --verbose --workers -h -o -q -v
     """.split(),
