@@ -46,10 +46,13 @@ if [ -n "$INIT" ]; then
     [ "$FPB" = auto ] && timeout 120 $PY benchmarks/unet_step_rate.py --model "$INIT" --crop $CROP \
         --batches $BATCHES $CACHE > "$OUT/step_rate.log" 2>&1 &
 fi
-timeout 150 $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 --seed ${SEEDS[0]} --workers $RW \
-    ${SYNTH:-} &&
-timeout 80 $RD -q synth "$W/train_consistency" --sequences $CSEQ --frames $FR --size 192x144 --seed ${SEEDS[1]} \
-    --consistency --workers $RW ${SYNTH:-} || { echo "render failed"; exit 1; }
+# Time-outs grow with the shots' frames: the H100 rendered 500 x 64 frames in 94 s (2.9 ms a frame), so 5 ms a
+# frame leaves room; fixed 150 s would have cut SEQ=800 FR=64 (about 150 s) short. A stage never gets under 150/80 s.
+render_limit() { local s=$(( 40 + $1 * FR / 200 )); echo $(( s > $2 ? s : $2 )); }
+timeout $(render_limit $SEQ 150) $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 \
+    --seed ${SEEDS[0]} --workers $RW ${SYNTH:-} &&
+timeout $(render_limit $CSEQ 80) $RD -q synth "$W/train_consistency" --sequences $CSEQ --frames $FR --size 192x144 \
+    --seed ${SEEDS[1]} --consistency --workers $RW ${SYNTH:-} || { echo "render failed"; exit 1; }
 wait
 stamp "render done"
 
