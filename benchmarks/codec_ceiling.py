@@ -23,7 +23,7 @@ import torch
 
 from rolldepth.model.checkpoint import load_components
 from rolldepth.data.benchmarks import DATASETS, load_dataset
-from rolldepth.evaluate.metrics import align_depth, eval_mask, evaluate_video, mean_over_videos
+from rolldepth.evaluate.metrics import abs_rel, align_depth, eval_mask, evaluate_video, mean_over_videos
 from rolldepth.train.trainer import normalise_snippet
 from rolldepth.weights import default_model
 
@@ -80,12 +80,12 @@ def per_frame(vae, args) -> None:
         mask = eval_mask(gt, sample.valid, sample.min_depth, sample.max_depth)
         aligned = np.stack([align_depth(decoded[i : i + 1], gt[i : i + 1], mask[i : i + 1], "disparity",
                                         sample.min_depth, sample.max_depth)[0] for i in range(len(gt))])
-        abs_rel = 100 * float(np.mean(np.abs(aligned - gt)[mask] / gt[mask]))
+        error = 100 * abs_rel(aligned, gt, mask)
         cover = (sample.objects > 0).mean(axis=(1, 2)) if sample.objects is not None else np.zeros(len(gt))
         flyby, covered = float(cover.mean()) > 0.05, int((cover > 0.05).sum())  # frames a mover fills > 5 % of
-        groups["fly-by" if flyby else "other"].append(abs_rel)
-        rows.append(dict(name=sample.name, flyby=flyby, abs_rel=abs_rel, frames_over_5_percent=covered))
-        print(f"{sample.name} {'fly-by' if flyby else 'other '} AbsRel {abs_rel:.2f}; moving objects fill > 5 % of "
+        groups["fly-by" if flyby else "other"].append(error)
+        rows.append(dict(name=sample.name, flyby=flyby, abs_rel=error, frames_over_5_percent=covered))
+        print(f"{sample.name} {'fly-by' if flyby else 'other '} AbsRel {error:.2f}; moving objects fill > 5 % of "
               f"the view in {covered} of {len(gt)} frames", flush=True)
     means = {name: float(np.mean(values)) for name, values in groups.items() if values}
     print("codec round trip of per-frame targets, each frame aligned alone (AbsRel x100): "

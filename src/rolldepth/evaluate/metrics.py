@@ -267,11 +267,12 @@ def tae(
         if not (np.all(np.isfinite(poses[i])) and np.all(np.isfinite(poses[j]))):
             continue
         for src, dst in ((i, j), (j, i)):
-            camera = np.linalg.inv(poses[dst]) @ poses[src]
+            to_dst = np.linalg.inv(poses[dst])
+            camera = to_dst @ poses[src]
             groups = [(mask[src], mask[dst], camera)]  # (source pixels, destination pixels, their rigid motion)
             if motion is not None:  # each object moves by its own motion and lands only on itself
                 groups = [(mask[src] & (objects[src] == k), mask[dst] & (objects[dst] == k),
-                           camera if k == 0 else np.linalg.inv(poses[dst]) @ object_poses[dst, k - 1]
+                           camera if k == 0 else to_dst @ object_poses[dst, k - 1]
                            @ np.linalg.inv(object_poses[src, k - 1]) @ poses[src])
                           for k in np.unique(objects[src][mask[src]])]
             total = count = 0
