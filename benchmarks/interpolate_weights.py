@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-_UNET = Path("unet") / "diffusion_pytorch_model.safetensors"
+from rolldepth.model.checkpoint import select_weights
 
 
 def interpolate(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
@@ -36,6 +36,14 @@ def interpolate(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], al
     return out
 
 
+def unet_weights(model: Path) -> Path:
+    """The UNet's one safetensors file, chosen as loading chooses it (``select_weights``)."""
+    names = select_weights([p.name for p in (model / "unet").iterdir()])
+    if len(names) != 1 or not names[0].endswith(".safetensors"):
+        raise ValueError(f"{model}/unet: one safetensors file expected, found {names or 'none'}")
+    return model / "unet" / names[0]
+
+
 def interpolate_models(start: Path, end: Path, alpha: float, out: Path) -> None:
     """Write ``out``: a copy of ``end`` whose UNet weights are interpolated towards ``start``'s."""
     for part in ("vae", "text_encoder", "scheduler"):
@@ -48,8 +56,9 @@ def interpolate_models(start: Path, end: Path, alpha: float, out: Path) -> None:
     partial = out.with_name(out.name + ".partial")  # renamed when complete: no half-written model under `out`
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(end, partial)
-    save_file(interpolate(load_file(start / _UNET), load_file(end / _UNET), alpha), partial / _UNET,
-              metadata={"format": "pt"})
+    target = unet_weights(end)
+    save_file(interpolate(load_file(unet_weights(start)), load_file(target), alpha),
+              partial / target.relative_to(end), metadata={"format": "pt"})
     partial.rename(out)
 
 
