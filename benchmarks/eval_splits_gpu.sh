@@ -12,10 +12,7 @@ left() { echo $(( ${DEADLINE:-200} - (SECONDS - T0) )); }
 if [ "${SMOKE:-0}" = 1 ]; then SEQ=2 FR=12 DEV=cpu; else SEQ=12 FR=64 DEV=cuda; fi
 
 stamp "render start"
-timeout 60 $RD -q synth "$W/test" --sequences $SEQ --frames $FR --size 192x144 --seed 1 --workers 7 &
-timeout 60 $RD -q synth "$W/consistency" --sequences $SEQ --frames $FR --size 192x144 --seed 3 --consistency \
-    --workers 7 &
-wait
+render_test_splits $SEQ $FR 14 60
 stamp "render done"
 
 export OMP_NUM_THREADS=2
@@ -23,7 +20,7 @@ for spec in "$@"; do
     name=${spec%%=*} model=${spec#*=}
     timeout $(( $(left) - 10 )) $RD eval --data "$W/test" --kind synth -m "$model" -o "$OUT/${name}_test" \
         --variants "per-frame,{1,10,25}" --device $DEV > "$OUT/${name}_test.log" 2>&1 &
-    timeout $(( $(left) - 10 )) $RD eval --data "$W/consistency" --kind synth -m "$model" \
+    timeout $(( $(left) - 10 )) $RD eval --data "$W/consistency_test" --kind synth -m "$model" \
         -o "$OUT/${name}_consistency" --variants "per-frame,{1},{1,25},{1,10,25}" --device $DEV \
         > "$OUT/${name}_consistency.log" 2>&1 &
 done

@@ -27,9 +27,7 @@ $PY -c "import torch, diffusers, transformers; print('torch', torch.__version__,
     timeout 220 $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 --seed 0 --workers $RWORK &&
     timeout 120 $RD -q synth "$W/train_consistency" --sequences $CSEQ --frames $FR --size 192x144 --seed 2 \
         --consistency --workers $RWORK &&
-    timeout 60 $RD -q synth "$W/test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 1 --workers $RWORK &&
-    timeout 60 $RD -q synth "$W/consistency_test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 3 \
-        --consistency --workers $RWORK
+    render_test_splits $TSEQ $TFR $RWORK 60
     echo "render exit $?"
     stamp "render done"
 ) > "$OUT/render.log" 2>&1 &

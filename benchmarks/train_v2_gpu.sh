@@ -35,11 +35,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
 # 1. Training data (and, when continuing, the test splits and the batch size's step rates at the same time).
-render_tests() {
-    ( timeout 100 $RD -q synth "$W/test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 1 --workers 3 &&
-      timeout 100 $RD -q synth "$W/consistency_test" --sequences $TSEQ --frames $TFR --size 192x144 --seed 3 \
-          --consistency --workers 3 ) > "$OUT/render_test.log" 2>&1
-}
+render_tests() { render_test_splits $TSEQ $TFR 3 100 > "$OUT/render_test.log" 2>&1; }
 stamp "render start"
 if [ -n "$INIT" ]; then
     render_tests &
