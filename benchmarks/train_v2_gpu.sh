@@ -15,6 +15,12 @@
 # Training on whole frames (CROP=192x144) keeps each RGB frame's latent once encoded (`rolldepth train --cache-latents`).
 # FR=64 MAXDIL=25 renders 64-frame training shots and draws snippet dilations up to 25, the largest inference uses
 #   (`--max-dilation`; the default 8 needs only FR=32); halve SEQ and CSEQ to keep the number of frames.
+# A continuation also chooses where on the line from INIT to the run to stop (benchmarks/interpolate_weights.py),
+#   in the same call: the UNets at ALPHAS ("0.3 0.5 0.7 1") of the way, and INIT, are scored per frame on VSEQ (24)
+#   new shots of each training recipe (seeds 40 and 42, in no run and no test split) and benchmarks/choose_alpha.py
+#   applies v2.3's rule; step 4 then scores the chosen model, and alpha.md says which it is (rebuild it from INIT and
+#   the run's model with interpolate_weights.py). It takes 90 s of the DEADLINE from training; ALPHAS="" skips it
+#   and scores the run.
 WORK_DEFAULT=/tmp/rolldepth-v2
 source "$(dirname "$0")/device_env.sh"
 left() { echo $(( ${DEADLINE:-555} - (SECONDS - T0) )); }
@@ -23,11 +29,14 @@ CODECS=${CODECS:-l1 relative}
 INIT=${INIT:-} SEEDS=(${SEEDS:-0 2}) CROP=${CROP:-128x96} LR=${LR:-3e-4}
 if [ "${SMOKE:-0}" = 1 ]; then
     SEQ=8 CSEQ=4 FR=12 TSEQ=2 TFR=20 RW=2 CW=1 UW=2 DEV=cpu CODEC_MIN=0.3 VB=4 EVAL_S=150 DEADLINE=${DEADLINE:-900}
-    FPB=${FPB:-6} BATCHES="6 12" CROP=${CROP/192x144/64x48}
+    FPB=${FPB:-6} BATCHES="6 12" CROP=${CROP/192x144/64x48} VSEQ=2 VAL_S=300 MARGIN=120
 else
     SEQ=${SEQ:-1000} CSEQ=${CSEQ:-400} FR=${FR:-32} TSEQ=8 TFR=64 RW=14 CW=6 UW=12 DEV=cuda CODEC_MIN=1.6 VB=32 EVAL_S=45
-    FPB=${FPB:-192} BATCHES="192 384 576"
+    FPB=${FPB:-192} BATCHES="192 384 576" VSEQ=${VSEQ:-24} VAL_S=90 MARGIN=45
 fi
+ALPHAS=$([ -n "$INIT" ] && $PY -c "import sys; print(' '.join(f'{float(a):g}' for a in sys.argv[1:]))" \
+    ${ALPHAS-0.3 0.5 0.7 1})  # written as choose_alpha.py prints them (0.70 -> 0.7)
+[ -n "$ALPHAS" ] || VAL_S=0
 
 CACHE=$([ "$CROP" = 192x144 ] && echo --cache-latents)
 
@@ -35,7 +44,12 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
 # 1. Training data (and, when continuing, the test splits and the batch size's step rates at the same time).
-render_tests() { render_test_splits $TSEQ $TFR 3 100 > "$OUT/render_test.log" 2>&1; }
+render_tests() {
+    render_test_splits $TSEQ $TFR 3 100 > "$OUT/render_test.log" 2>&1 || return
+    [ -z "$ALPHAS" ] || { timeout 100 $RD -q synth "$W/val_ordinary" --sequences $VSEQ --frames $TFR --size 192x144 \
+        --seed 40 --workers 3 && timeout 100 $RD -q synth "$W/val_consistency" --sequences $VSEQ --frames $TFR \
+        --size 192x144 --seed 42 --consistency --workers 3; } >> "$OUT/render_test.log" 2>&1
+}
 stamp "render start"
 if [ -n "$INIT" ]; then
     render_tests &
@@ -89,9 +103,11 @@ else
 fi
 
 # 3. The UNet (from scratch on the chosen codec, or continued from INIT) for the time left before the evaluation.
-MIN=$($PY -c "print(max(0.2, ($(left) - $EVAL_S - 45) / 60))")
+# MARGIN: what a training run takes beyond its --unet-minutes (start-up, writing the model); 45 s sufficed on the
+# GPU machines, the 2-core CPU took over 50 s.
+MIN=$($PY -c "print(max(0.2, ($(left) - $EVAL_S - $VAL_S - $MARGIN) / 60))")
 stamp "unet start from $UNET_FROM, $MIN minutes, $FPB frames of $CROP per batch, lr $LR"
-timeout $(( $(left) - EVAL_S + 5 )) $RD train --data "$W/train" "$W/train_consistency" --init "$UNET_FROM" \
+timeout $(( $(left) - EVAL_S - VAL_S + 5 )) $RD train --data "$W/train" "$W/train_consistency" --init "$UNET_FROM" \
     -o "$W/run" --vae-steps 0 --unet-steps 1000000 --unet-minutes $MIN --lr $LR --frames-per-batch $FPB \
     --crop $CROP --one-step-fraction 0.7 --max-dilation ${MAXDIL:-8} --workers $UW --save-every 100000 --save-fp16 \
     $CACHE > "$OUT/train.log" 2>&1
@@ -99,15 +115,42 @@ echo "train exit $?" >> "$OUT/train.log"
 tail -3 "$OUT/train.log"
 stamp "unet done"
 
-# 4. A quick evaluation on the machine's renders (the real one runs on the CPU renders afterwards).
+# 4. A quick evaluation on the machine's renders (the real one runs on the CPU renders afterwards); for a
+#    continuation, of the point of the line from INIT to the run that the validation shots choose.
 if [ -d "$W/run/model" ]; then
     tar -C "$W/run" -cf "$OUT/model.tar" model && split -b 15M "$OUT/model.tar" "$OUT/model.tar.part_" &&
         rm "$OUT/model.tar"
     cp "$W/run/loss.jsonl" "$OUT/unet_loss.jsonl"
+    model_at() { case $1 in 0) echo "$INIT" ;; 1) echo "$W/run/model" ;; *) echo "$W/a$1" ;; esac; }
+    EVAL_MODEL=$W/run/model
+    if [ -n "$ALPHAS" ]; then
+        stamp "validation of alphas 0 $ALPHAS"
+        export OMP_NUM_THREADS=2
+        rm -rf "$W/val" && mkdir -p "$W/val"
+        for a in 0 $ALPHAS; do
+            m=$(model_at $a)
+            if [ ! -d "$m" ]; then
+                $PY benchmarks/interpolate_weights.py --start "$INIT" --end "$W/run/model" --alpha $a -o "$m" || continue
+            fi
+            for recipe in ordinary consistency; do
+                timeout $(( $(left) - EVAL_S )) $RD eval --variants per-frame --data "$W/val_$recipe" --kind synth \
+                    -m "$m" -o "$W/val/a${a}_$recipe" --device $DEV > "$W/val/a${a}_$recipe.log" 2>&1 &
+            done
+        done
+        wait
+        if $PY benchmarks/choose_alpha.py "$W/val" > "$OUT/alpha.md"; then
+            EVAL_MODEL=$(model_at "$(tail -1 "$OUT/alpha.md")")
+        else
+            echo "no choice (the start's validation did not finish): the run itself is scored" >> "$OUT/alpha.md"
+        fi
+        cat "$OUT/alpha.md"
+        cp -r "$W/val" "$OUT/val"
+        stamp "chose $EVAL_MODEL"
+    fi
     export OMP_NUM_THREADS=8
-    timeout $(( $(left) - 8 )) $RD eval --variants "per-frame,{1,10,25}" --data "$W/test" --kind synth -m "$W/run/model" -o "$OUT/eval_test" \
+    timeout $(( $(left) - 8 )) $RD eval --variants "per-frame,{1,10,25}" --data "$W/test" --kind synth -m "$EVAL_MODEL" -o "$OUT/eval_test" \
         --device $DEV > "$OUT/eval_test.log" 2>&1 &
-    timeout $(( $(left) - 8 )) $RD eval --variants "per-frame,{1,10,25}" --data "$W/consistency_test" --kind synth -m "$W/run/model" \
+    timeout $(( $(left) - 8 )) $RD eval --variants "per-frame,{1,10,25}" --data "$W/consistency_test" --kind synth -m "$EVAL_MODEL" \
         -o "$OUT/eval_consistency" --device $DEV > "$OUT/eval_consistency.log" 2>&1 &
     wait
     stamp "eval done"

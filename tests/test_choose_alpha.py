@@ -1,0 +1,45 @@
+"""benchmarks/choose_alpha.py: the rule that picked v2.3, applied to the evaluations it was picked from."""
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[1]
+_SCRIPT = _ROOT / "benchmarks" / "choose_alpha.py"
+_spec = importlib.util.spec_from_file_location("choose_alpha", _SCRIPT)
+choose_alpha = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(choose_alpha)
+
+_RECORDED = _ROOT / "benchmarks" / "results" / "weight_interpolation"
+
+
+def test_the_largest_alpha_that_keeps_the_ordinary_shots_and_gains_on_the_consistency_shots():
+    start = (0.20, 0.45)
+    assert choose_alpha.choose_alpha({0.0: start, 0.3: (0.19, 0.44), 0.7: (0.20, 0.43), 1.0: (0.21, 0.40)}) == 0.7
+    # a tie on the consistency shots is no gain; a tie on the ordinary shots is no loss
+    assert choose_alpha.choose_alpha({0.0: start, 0.5: (0.19, 0.45), 0.3: (0.20, 0.449)}) == 0.3
+    # nothing qualifies: keep the start
+    assert choose_alpha.choose_alpha({0.0: start, 0.5: (0.21, 0.30), 1.0: (0.15, 0.46)}) == 0.0
+    with pytest.raises(ValueError, match="start"):
+        choose_alpha.choose_alpha({0.5: start})
+
+
+def test_the_recorded_validation_evaluations_give_v2_3s_alpha(tmp_path):
+    """The eval.json files `rolldepth eval` wrote for v2.3's choice, laid out as train_v2_gpu.sh lays them out."""
+    for name, alpha in (("v22", "0"), ("a03", "0.3"), ("a05", "0.5"), ("a07", "0.7")):
+        for seed, recipe in (("40", "ordinary"), ("42", "consistency")):
+            (tmp_path / f"a{alpha}_{recipe}").mkdir()
+            shutil.copy(_RECORDED / f"val{seed}_{name}.json", tmp_path / f"a{alpha}_{recipe}" / "eval.json")
+    (tmp_path / "a1_ordinary").mkdir()  # an evaluation cut by its time-out: no eval.json, not a candidate
+    (tmp_path / "a1_consistency").mkdir()
+
+    scores = choose_alpha.read_scores(tmp_path)
+    assert sorted(scores) == [0.0, 0.3, 0.5, 0.7]
+    assert scores[0.0] == pytest.approx((0.1985, 0.4594), abs=5e-5)  # the README's table: 19.85 and 45.94
+    out = subprocess.run([sys.executable, str(_SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "0.7"
+    assert "| **0.7** | 18.56 | 44.31 |" in out.stdout
