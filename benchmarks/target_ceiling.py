@@ -12,16 +12,24 @@ range changes over the shot (an object flies close past the camera), no single s
 every frame, even with perfect predictions.
 
     python benchmarks/target_ceiling.py --data /work/data/test [--variants "per-frame,{1,10,25}"] [--json FILE]
+
+A fly-by object's distance cannot be told from one frame: the renderer draws it in a range (``FLYBY_CLOSE``, 2.5x
+wide) and scales its size and texture with it. ``--flyby-guess G`` scores what a model that is perfect in every
+other respect pays for that: on each fly-by video it places the object at distance G (a fraction of the view
+distance, as ``FLYBY_CLOSE``) while the truth lies at each of 5 evenly spaced quantiles of the range, and averages
+the 5 scores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
 from rolldepth.data.benchmarks import load_dataset
+from rolldepth.data.scenes import FLYBY_CLOSE
 from rolldepth.evaluate.metrics import mean_over_videos
 from rolldepth.evaluate.runner import VARIANTS, parse_variants, score
 from rolldepth.method.coalign import DEFAULT_COALIGN
@@ -39,11 +47,34 @@ def target_video(depth: np.ndarray, variant: str, coalign: str = DEFAULT_COALIGN
     return align_and_merge(MemoryStore(), snippets, groups, len(depth), depth.shape[1:], coalign)[0]
 
 
+def flyby_factors(guess: float, n: int = 5) -> np.ndarray:
+    """Predicted / true disparity of the fly-by object when its distance is guessed as ``guess`` and the truth is
+    each of ``n`` evenly spaced quantiles (the bins' middles) of the renderer's uniform range."""
+    low, high = FLYBY_CLOSE
+    return (low + (np.arange(n) + 0.5) / n * (high - low)) / guess
+
+
+def misjudged(depth: np.ndarray, flyby: np.ndarray, factor: float) -> np.ndarray:
+    """``depth`` with the pixels of the fly-by object (mask ``flyby``) seen ``factor`` times nearer."""
+    out = np.array(depth, dtype=np.float32)
+    out[flyby] /= factor
+    return out
+
+
+def mean_metrics(results: list[dict]) -> dict:
+    """The mean of each metric over several scorings of one video (None where a metric is missing)."""
+    return {key: (float(np.mean([r[key] for r in results])) if results[0].get(key) is not None else None)
+            for key in results[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="a `rolldepth synth` split")
     parser.add_argument("--variants", help='comma-separated, e.g. "per-frame,{1,10,25}" (default: all)')
     parser.add_argument("--json", help="write the per-video and mean figures here too")
+    parser.add_argument("--flyby-guess", type=float, metavar="G",
+                        help=f"place every fly-by object at distance G, a fraction of the view distance (the "
+                             f"renderer draws it in {FLYBY_CLOSE[0]}-{FLYBY_CLOSE[1]}), and average over its truth")
     args = parser.parse_args()
     variants = parse_variants(args.variants)
     rows: dict[str, list[dict]] = {v: [] for v in variants}
@@ -51,15 +82,21 @@ def main() -> None:
     for sample in load_dataset("synth", args.data):
         depth = np.asarray(sample.depth, dtype=np.float32)
         entry = {"name": sample.name}
+        depths = [depth]
+        meta = Path(args.data) / sample.name.split("/")[-1] / "meta.json"
+        if args.flyby_guess and meta.is_file() and json.loads(meta.read_text()).get("flyby"):
+            flyby = sample.objects == json.loads(meta.read_text())["n_moving"] + 1  # added after the movers
+            depths = [misjudged(depth, flyby, f) for f in flyby_factors(args.flyby_guess)]
         for variant in variants:
-            metrics = score(target_video(depth, variant), sample)["disparity"]
+            metrics = mean_metrics([score(target_video(d, variant), sample)["disparity"] for d in depths])
             rows[variant].append(metrics)
             entry[variant] = metrics
         videos.append(entry)
         print(sample.name, "  ".join(f"{v}: AbsRel {e['abs_rel'] * 100:.2f} d1 {e['delta1']:.2f}"
                                      for v, e in entry.items() if v != "name"), flush=True)
     summary = {v: mean_over_videos(rows[v]) for v in variants}
-    print(f"\nperfect-target ceiling, {len(videos)} videos of {args.data} (disparity; AbsRel and TAE x100)")
+    guess = f", fly-by objects placed at {args.flyby_guess:g}" if args.flyby_guess else ""
+    print(f"\nperfect-target ceiling{guess}, {len(videos)} videos of {args.data} (disparity; AbsRel and TAE x100)")
     print("| variant | AbsRel | delta1 | TAE | TAE static | TAE flow |\n|---|---|---|---|---|---|")
     for v, s in summary.items():
         extra = ["" if s.get(key) is None else f"{s[key]:.2f}" for key in ("tae_static", "tae_flow")]

@@ -35,3 +35,49 @@ def test_only_snippets_keep_a_depth_range_that_changes_over_the_shot():
     snippets = evaluate_video(target_ceiling.target_video(depth, "{1}"), depth, None, max_depth=100.0)
     assert per_frame["abs_rel"] > 0.2
     assert snippets["abs_rel"] < 0.03 and snippets["delta1"] > 99
+
+
+def test_flyby_factors_span_the_renderers_range_around_the_guess():
+    from rolldepth.data.scenes import FLYBY_CLOSE
+    factors = target_ceiling.flyby_factors(0.21)
+    low, high = FLYBY_CLOSE
+    np.testing.assert_allclose(factors * 0.21, [low + (k + 0.5) / 5 * (high - low) for k in range(5)])
+    assert factors[2] == 1.0  # 0.21 is the middle of (0.12, 0.3)
+    depth = np.full((2, 4, 4), 2.0, np.float32)
+    mask = np.zeros(depth.shape, bool)
+    mask[1, :2] = True
+    moved = target_ceiling.misjudged(depth, mask, 1.25)
+    np.testing.assert_allclose(1 / moved[mask], 1.25 / 2.0)  # disparity x 1.25 on the object
+    np.testing.assert_array_equal(moved[~mask], depth[~mask])
+
+
+def test_flyby_guess_averages_the_misplaced_objects_scores(tmp_path):
+    """On a rendered fly-by shot the script's figure equals the mean of 5 scorings done here, and misplacing the
+    object costs more than the plain ceiling."""
+    import json
+    import subprocess
+    import sys
+
+    from rolldepth.data.benchmarks import load_dataset
+    from rolldepth.data.scene import SceneConfig
+    from rolldepth.data.synth import write_dataset
+    from rolldepth.evaluate.runner import score
+
+    root = write_dataset(tmp_path / "d", 1, n_frames=8, size=(48, 36), seed=5, progress=False,
+                         config=SceneConfig(flyby=True))
+    meta = json.loads((root / "seq_00000" / "meta.json").read_text())
+    assert meta["flyby"]
+    sample = next(iter(load_dataset("synth", root)))
+    flyby = sample.objects == meta["n_moving"] + 1
+    assert flyby.any()
+    expected = np.mean([score(target_ceiling.target_video(target_ceiling.misjudged(sample.depth, flyby, f),
+                                                          "per-frame"), sample)["disparity"]["abs_rel"]
+                        for f in target_ceiling.flyby_factors(0.15)])
+    figures = {}
+    for name, extra in (("plain", []), ("guess", ["--flyby-guess", "0.15"])):
+        out = tmp_path / f"{name}.json"
+        subprocess.run([sys.executable, str(_SCRIPT), "--data", str(root), "--variants", "per-frame",
+                        "--json", str(out), *extra], check=True, capture_output=True)
+        figures[name] = json.loads(out.read_text())["summary"]["per-frame"]["abs_rel"]
+    assert abs(figures["guess"] - expected) < 1e-9
+    assert figures["guess"] > figures["plain"] + 0.01

@@ -400,6 +400,11 @@ def mover(
     return mesh, rigid(spin, positions)
 
 
+# The fly-by object's distance at its closest, as a fraction of the layout's view distance. Its size and its
+# texture's period scale with that distance, so one frame shows the same picture for any value in this range.
+FLYBY_CLOSE = (0.12, 0.3)
+
+
 def flyby_object(rng: np.random.Generator, poses: np.ndarray, K: np.ndarray, size: tuple[int, int], layout: Layout,
                  times: np.ndarray, blur: int = 1) -> tuple[Mesh, np.ndarray]:
     """An object crossing the view close to the camera around mid-video, on a straight world-space line.
@@ -411,7 +416,7 @@ def flyby_object(rng: np.random.Generator, poses: np.ndarray, K: np.ndarray, siz
     first, last = blur // 2, len(times) - 1 - blur // 2  # the instants of the first and the last frame
     mid = (len(times) // blur) // 2 * blur + blur // 2
     duration = max(float(times[last] - times[first]), 1e-6)
-    close = rng.uniform(0.12, 0.3) * layout.view_distance
+    close = rng.uniform(*FLYBY_CLOSE) * layout.view_distance
     radius = rng.uniform(0.15, 0.35) * close
     mesh = sphere_mesh(radius) if rng.uniform() < 0.5 else box_mesh(radius * rng.uniform(0.5, 1.0, 3))
     half_width = close * (size[0] / 2) / K[0, 0]
