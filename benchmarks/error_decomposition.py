@@ -64,7 +64,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for sample in load_dataset("synth", args.data):
-        pred = np.load(args.predictions / sample.name / f"{args.variant}.npy")
+        path = args.predictions / sample.name / f"{args.variant}.npy"
+        if not path.is_file():
+            raise SystemExit(f"{path}: no prediction (run `rolldepth eval --save-predictions` on {args.data} first)")
+        pred = np.load(path)
         meta = json.loads((args.data / sample.name.split("/")[-1] / "meta.json").read_text())
         common = (sample.depth, sample.valid, sample.moving, sample.min_depth, sample.max_depth)
         row = dict(name=sample.name, flyby=bool(meta.get("flyby")), model=decompose(pred, *common),
@@ -76,11 +79,11 @@ def main() -> None:
     print("\n| shots | source | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |")
     print("|---|---|" + "---|" * len(COLUMNS))
     summary = {key: group_means(rows, key) for key in ("model", "target")}
-    for group in ("fly-by", "other", "all"):
+    counts = {"fly-by": sum(r["flyby"] for r in rows), "other": sum(not r["flyby"] for r in rows), "all": len(rows)}
+    for group, count in counts.items():
         for key in ("model", "target"):
             cells = " | ".join(f"{summary[key][group][c]:.2f}" for c in COLUMNS)
-            print(f"| {group} ({sum(r['flyby'] == (group == 'fly-by') for r in rows) if group != 'all' else len(rows)})"
-                  f" | {key} | {cells} |")
+            print(f"| {group} ({count}) | {key} | {cells} |")
     if args.json:
         args.json.write_text(json.dumps({"videos": rows, "summary": summary}, indent=1))
 
