@@ -10,13 +10,18 @@ With --per-frame, each frame is normalised alone (a per-frame prediction's targe
 that frame alone, and AbsRel reported per video and for the videos where a moving object fills more than 5 % of
 the view on average (fly-bys, which squeeze the rest of the frame into a narrow band of the range) and the others.
 
-    python benchmarks/codec_ceiling.py --data /work/data/test [--model DIR] [--per-frame]
+    python benchmarks/codec_ceiling.py --data /work/data/test [--model DIR] [--per-frame [--save-predictions DIR]]
+
+``--save-predictions DIR`` keeps the per-frame round trips as ``rolldepth eval --save-predictions`` keeps a
+model's (``DIR/<video>/per-frame.npy``), so ``benchmarks/error_decomposition.py`` can split the codec's loss into
+the static scene and the moving objects as it does a model's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,8 +50,12 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures here too")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--per-frame", action="store_true", help="normalise and align each frame alone")
+    parser.add_argument("--save-predictions", type=Path, metavar="DIR",
+                        help="with --per-frame: write each video's round trips to DIR/<video>/per-frame.npy")
     args = parser.parse_args()
     vae = load_components(args.model or default_model())["vae"].to(args.device)
+    if args.save_predictions and not args.per_frame:
+        parser.error("--save-predictions needs --per-frame")
     if args.per_frame:
         return per_frame(vae, args)
     depth_rows, psnrs = [], []
@@ -77,6 +86,9 @@ def per_frame(vae, args) -> None:
         gt = np.asarray(sample.depth, dtype=np.float32)
         target = np.stack([normalise_snippet(gt[i : i + 1])[0] for i in range(len(gt))])
         decoded = round_trip(vae, torch.from_numpy(target)[:, None].expand(-1, 3, -1, -1)).mean(1).numpy()
+        if args.save_predictions:
+            (args.save_predictions / sample.name).mkdir(parents=True, exist_ok=True)
+            np.save(args.save_predictions / sample.name / "per-frame.npy", decoded.astype(np.float32))
         mask = eval_mask(gt, sample.valid, sample.min_depth, sample.max_depth)
         aligned = np.stack([align_depth(decoded[i : i + 1], gt[i : i + 1], mask[i : i + 1], "disparity",
                                         sample.min_depth, sample.max_depth)[0] for i in range(len(gt))])

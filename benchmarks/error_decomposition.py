@@ -8,7 +8,10 @@ difference between the two is the drift. Both are also scored on the static scen
 normalised as training does, ``benchmarks/target_ceiling.py``): the drift that even exact per-frame depth pays.
 
     rolldepth eval --data D --kind synth -o EVAL --variants per-frame --save-predictions
-    python benchmarks/error_decomposition.py --data D --predictions EVAL/predictions [--json FILE]
+    python benchmarks/error_decomposition.py --data D --predictions EVAL/predictions [--label v2.3] [--json FILE]
+
+``benchmarks/codec_ceiling.py --per-frame --save-predictions DIR`` writes the codec's round trips of the per-frame
+targets in the same layout, so the codec's share of each column is measured the same way.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="a `rolldepth synth` split")
     parser.add_argument("--predictions", type=Path, required=True, help="`rolldepth eval --save-predictions`'s folder")
     parser.add_argument("--variant", default="per-frame")
+    parser.add_argument("--label", default="model", help="what made the predictions, for the table (model)")
     parser.add_argument("--json", type=Path, help="write the per-video and mean figures here too")
     args = parser.parse_args()
     rows = []
@@ -81,9 +85,9 @@ def main() -> None:
     summary = {key: group_means(rows, key) for key in ("model", "target")}
     counts = {"fly-by": sum(r["flyby"] for r in rows), "other": sum(not r["flyby"] for r in rows), "all": len(rows)}
     for group, count in counts.items():
-        for key in ("model", "target"):
+        for key, label in (("model", args.label), ("target", "perfect target")):
             cells = " | ".join(f"{summary[key][group][c]:.2f}" for c in COLUMNS)
-            print(f"| {group} ({count}) | {key} | {cells} |")
+            print(f"| {group} ({count}) | {label} | {cells} |")
     if args.json:
         args.json.write_text(json.dumps({"videos": rows, "summary": summary}, indent=1))
 

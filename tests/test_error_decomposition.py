@@ -59,3 +59,29 @@ def test_no_moving_pixels_reads_nan_and_the_perfect_target_is_per_frame():
     out = error_decomposition.decompose(target, depth, None, None, 0.5, 20.0)
     assert np.isnan(out["video_moving"]) and np.isnan(out["frame_moving"])
     assert out["frame"] < out["video"]
+
+
+def test_codec_round_trips_saved_by_codec_ceiling_score_the_same_here(tmp_path, tiny_checkpoint):
+    """codec_ceiling.py --per-frame --save-predictions writes the layout this script reads; each frame aligned
+    alone, the two scripts' figures for the same round trips agree."""
+    import json
+    import subprocess
+    import sys
+
+    from rolldepth.data.scene import SceneConfig
+    from rolldepth.data.synth import write_dataset
+
+    data = write_dataset(tmp_path / "d", 2, n_frames=4, size=(48, 36), seed=7, progress=False,
+                         config=SceneConfig(flyby=True))
+    saved, ceiling = tmp_path / "codec", tmp_path / "ceiling.json"
+    subprocess.run([sys.executable, str(_SCRIPT.parent / "codec_ceiling.py"), "--data", str(data), "--model",
+                    str(tiny_checkpoint), "--per-frame", "--save-predictions", str(saved), "--json", str(ceiling)],
+                   check=True, capture_output=True)
+    assert sorted(p.name for p in (saved / "synth").iterdir()) == ["seq_00000", "seq_00001"]
+    decomposed = tmp_path / "decomposed.json"
+    subprocess.run([sys.executable, str(_SCRIPT), "--data", str(data), "--predictions", str(saved), "--label", "codec",
+                    "--json", str(decomposed)], check=True, capture_output=True)
+    by_codec = {v["name"]: v["abs_rel"] for v in json.loads(ceiling.read_text())["videos"]}
+    for video in json.loads(decomposed.read_text())["videos"]:
+        assert video["model"]["frame"] == pytest.approx(by_codec[video["name"]], rel=1e-5)
+        assert video["model"]["video"] >= 0 and np.isfinite(video["model"]["video"])
