@@ -76,6 +76,8 @@ def main() -> None:
                         help=f"place every fly-by object at distance G, a fraction of the view distance (the "
                              f"renderer draws it in {FLYBY_CLOSE[0]}-{FLYBY_CLOSE[1]}), and average over its truth")
     args = parser.parse_args()
+    if args.flyby_guess is not None and not 0 < args.flyby_guess <= 1:
+        parser.error("--flyby-guess is a fraction of the view distance, in (0, 1]")
     variants = parse_variants(args.variants)
     rows: dict[str, list[dict]] = {v: [] for v in variants}
     videos = []
@@ -83,9 +85,10 @@ def main() -> None:
         depth = np.asarray(sample.depth, dtype=np.float32)
         entry = {"name": sample.name}
         depths = [depth]
-        meta = Path(args.data) / sample.name.split("/")[-1] / "meta.json"
-        if args.flyby_guess and meta.is_file() and json.loads(meta.read_text()).get("flyby"):
-            flyby = sample.objects == json.loads(meta.read_text())["n_moving"] + 1  # added after the movers
+        meta_file = Path(args.data) / sample.name.split("/")[-1] / "meta.json"
+        meta = json.loads(meta_file.read_text()) if args.flyby_guess and meta_file.is_file() else {}
+        if meta.get("flyby"):
+            flyby = sample.objects == meta["n_moving"] + 1  # the renderer adds it after the movers
             depths = [misjudged(depth, flyby, f) for f in flyby_factors(args.flyby_guess)]
         for variant in variants:
             metrics = mean_metrics([score(target_video(d, variant), sample)["disparity"] for d in depths])
