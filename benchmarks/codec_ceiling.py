@@ -53,9 +53,9 @@ def main() -> None:
     parser.add_argument("--save-predictions", type=Path, metavar="DIR",
                         help="with --per-frame: write each video's round trips to DIR/<video>/per-frame.npy")
     args = parser.parse_args()
-    vae = load_components(args.model or default_model())["vae"].to(args.device)
     if args.save_predictions and not args.per_frame:
         parser.error("--save-predictions needs --per-frame")
+    vae = load_components(args.model or default_model())["vae"].to(args.device)
     if args.per_frame:
         return per_frame(vae, args)
     depth_rows, psnrs = [], []

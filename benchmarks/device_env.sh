@@ -11,10 +11,12 @@ PY=${PYTHON:-python3}
 RD="$PY -m rolldepth.apps.cli"
 T0=$SECONDS
 stamp() { echo "[$((SECONDS - T0)) s] $*"; }
-# Issue 8's two test splits, one after the other: the held-out recipe (seed 1) and the consistency recipe (seed 3),
-# the scenes of the CPU renders the model card scores. render_test_splits SEQUENCES FRAMES WORKERS SECONDS_EACH
-render_test_splits() {
-    timeout $4 $RD -q synth "$W/test" --sequences $1 --frames $2 --size 192x144 --seed 1 --workers $3 &&
-    timeout $4 $RD -q synth "$W/consistency_test" --sequences $1 --frames $2 --size 192x144 --seed 3 \
-        --consistency --workers $3
+# Shots of both of issue 8's recipes at 192x144, one folder after the other: the ordinary one, then the consistency
+# one. render_recipes DIR SEED CONSISTENCY_DIR CONSISTENCY_SEED SEQUENCES FRAMES WORKERS SECONDS_EACH
+render_recipes() {
+    timeout $8 $RD -q synth "$1" --sequences $5 --frames $6 --size 192x144 --seed $2 --workers $7 &&
+    timeout $8 $RD -q synth "$3" --sequences $5 --frames $6 --size 192x144 --seed $4 --consistency --workers $7
 }
+# Issue 8's two test splits: the held-out recipe (seed 1) and the consistency recipe (seed 3), the scenes of the CPU
+# renders the model card scores. render_test_splits SEQUENCES FRAMES WORKERS SECONDS_EACH
+render_test_splits() { render_recipes "$W/test" 1 "$W/consistency_test" 3 "$@"; }

@@ -46,9 +46,8 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_av
 # 1. Training data (and, when continuing, the test splits and the batch size's step rates at the same time).
 render_tests() {
     render_test_splits $TSEQ $TFR 3 100 > "$OUT/render_test.log" 2>&1 || return
-    [ -z "$ALPHAS" ] || { timeout 100 $RD -q synth "$W/val_ordinary" --sequences $VSEQ --frames $TFR --size 192x144 \
-        --seed 40 --workers 3 && timeout 100 $RD -q synth "$W/val_consistency" --sequences $VSEQ --frames $TFR \
-        --size 192x144 --seed 42 --consistency --workers 3; } >> "$OUT/render_test.log" 2>&1
+    [ -z "$ALPHAS" ] || render_recipes "$W/val_ordinary" 40 "$W/val_consistency" 42 $VSEQ $TFR 3 100 \
+        >> "$OUT/render_test.log" 2>&1
 }
 stamp "render start"
 if [ -n "$INIT" ]; then
