@@ -43,3 +43,20 @@ def test_the_recorded_validation_evaluations_give_v2_3s_alpha(tmp_path):
     out = subprocess.run([sys.executable, str(_SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "0.7"
     assert "| **0.7** | 18.56 | 44.31 |" in out.stdout
+
+
+def test_the_recorded_validation_of_the_sixth_run_gives_v2_4s_alpha(tmp_path):
+    """v2.4's choice (results/v2_gpu_run7/val/); with only the evaluations that finished inside the run (0 and 0.3),
+    the rule gave 0.3, which is what the run printed."""
+    recorded = _ROOT / "benchmarks" / "results" / "v2_gpu_run7" / "val"
+    for alpha in ("0", "0.3", "0.5", "0.7", "1"):
+        for recipe in ("ordinary", "consistency"):
+            (tmp_path / f"a{alpha}_{recipe}").mkdir()
+            shutil.copy(recorded / f"a{alpha}_{recipe}.json", tmp_path / f"a{alpha}_{recipe}" / "eval.json")
+    out = subprocess.run([sys.executable, str(_SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "0.5"
+    assert "| **0.5** | 17.11 | 39.24 |" in out.stdout
+
+    for alpha in ("0.5", "0.7", "1"):
+        (tmp_path / f"a{alpha}_ordinary" / "eval.json").unlink()
+    assert choose_alpha.choose_alpha(choose_alpha.read_scores(tmp_path)) == 0.3
