@@ -8,7 +8,8 @@ result. ``benchmarks/train_v2_gpu.sh`` runs this after a continuation, in the sa
 
     python benchmarks/choose_alpha.py VAL_DIR     # VAL_DIR/a<ALPHA>_{ordinary,consistency}/eval.json
 
-It prints a markdown table of the scores, then the chosen alpha alone on the last line.
+It prints a markdown table of the scores (an alpha whose evaluations did not both finish is a row that says so),
+then the chosen alpha alone on the last line.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 VARIANT = "per-frame"
 _NAME = re.compile(r"^a(\d+(?:\.\d+)?)_ordinary$")
+_ANY = re.compile(r"^a(\d+(?:\.\d+)?)_(?:ordinary|consistency)$")
 
 
 def choose_alpha(scores: dict[float, tuple[float, float]]) -> float:
@@ -59,6 +61,10 @@ def main() -> None:
     for alpha, (ordinary, consistency) in sorted(scores.items()):
         mark = "**" if alpha == chosen else ""
         print(f"| {mark}{alpha:g}{mark} | {ordinary * 100:.2f} | {consistency * 100:.2f} |")
+    # an alpha whose evaluations were started but not both finished (cut by a time-out) says so, not nothing
+    started = {float(m.group(1)) for folder in args.root.iterdir() if (m := _ANY.match(folder.name))}
+    for alpha in sorted(started - set(scores)):
+        print(f"| {alpha:g} | not finished, not a candidate | |")
     print(f"{chosen:g}")
 
 

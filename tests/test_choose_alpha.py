@@ -59,4 +59,6 @@ def test_the_recorded_validation_of_the_sixth_run_gives_v2_4s_alpha(tmp_path):
 
     for alpha in ("0.5", "0.7", "1"):
         (tmp_path / f"a{alpha}_ordinary" / "eval.json").unlink()
-    assert choose_alpha.choose_alpha(choose_alpha.read_scores(tmp_path)) == 0.3
+    out = subprocess.run([sys.executable, str(_SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "0.3"
+    assert "| 0.7 | not finished, not a candidate | |" in out.stdout  # the table says which were cut
