@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 
 VARIANT = "per-frame"
-_NAME = re.compile(r"^a(\d+(?:\.\d+)?)_ordinary$")
-_ANY = re.compile(r"^a(\d+(?:\.\d+)?)_(?:ordinary|consistency)$")
+_FOLDER = re.compile(r"^a(\d+(?:\.\d+)?)_(?:ordinary|consistency)$")
+RECIPES = ("ordinary", "consistency")
 
 
 def choose_alpha(scores: dict[float, tuple[float, float]]) -> float:
@@ -33,21 +33,24 @@ def choose_alpha(scores: dict[float, tuple[float, float]]) -> float:
     return max(better, default=0.0)
 
 
+def started_alphas(root: Path) -> list[str]:
+    """The alphas, as their folders spell them, with a validation evaluation of either recipe started in ``root``."""
+    return sorted({m.group(1) for folder in root.iterdir() if (m := _FOLDER.match(folder.name))}, key=float)
+
+
 def read_scores(root: Path) -> dict[float, tuple[float, float]]:
     """Per-frame disparity AbsRel of every alpha whose two validation evaluations are both complete in ``root``."""
     scores = {}
-    for folder in sorted(root.iterdir()):
-        match = _NAME.match(folder.name)
-        if not match:
-            continue
+    for alpha in started_alphas(root):
         pair = []
-        for path in (folder / "eval.json", root / f"a{match.group(1)}_consistency" / "eval.json"):
+        for recipe in RECIPES:
             try:
-                pair.append(json.loads(path.read_text())["summary"][VARIANT]["disparity"]["abs_rel"])
+                summary = json.loads((root / f"a{alpha}_{recipe}" / "eval.json").read_text())["summary"]
+                pair.append(summary[VARIANT]["disparity"]["abs_rel"])
             except (OSError, ValueError, KeyError):
                 break  # an evaluation cut by its time-out: this alpha is not a candidate
         if len(pair) == 2:
-            scores[float(match.group(1))] = (pair[0], pair[1])
+            scores[float(alpha)] = (pair[0], pair[1])
     return scores
 
 
@@ -61,10 +64,9 @@ def main() -> None:
     for alpha, (ordinary, consistency) in sorted(scores.items()):
         mark = "**" if alpha == chosen else ""
         print(f"| {mark}{alpha:g}{mark} | {ordinary * 100:.2f} | {consistency * 100:.2f} |")
-    # an alpha whose evaluations were started but not both finished (cut by a time-out) says so, not nothing
-    started = {float(m.group(1)) for folder in args.root.iterdir() if (m := _ANY.match(folder.name))}
-    for alpha in sorted(started - set(scores)):
-        print(f"| {alpha:g} | not finished, not a candidate | |")
+    for alpha in started_alphas(args.root):  # one started but cut by its time-out says so, not nothing
+        if float(alpha) not in scores:
+            print(f"| {float(alpha):g} | not finished, not a candidate | |")
     print(f"{chosen:g}")
 
 
