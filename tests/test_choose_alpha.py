@@ -1,6 +1,7 @@
 """benchmarks/choose_alpha.py: the rule that picked v2.3, applied to the evaluations it was picked from."""
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -45,14 +46,19 @@ def test_the_recorded_validation_evaluations_give_v2_3s_alpha(tmp_path):
     assert "| **0.7** | 18.56 | 44.31 |" in out.stdout
 
 
+def _lay_out(recorded: Path, root: Path) -> Path:
+    """A run's recorded validation (``a<ALPHA>_<recipe>.json``) laid out as train_v2_gpu.sh lays it out."""
+    for alpha in ("0", "0.3", "0.5", "0.7", "1"):
+        for recipe in ("ordinary", "consistency"):
+            (root / f"a{alpha}_{recipe}").mkdir(parents=True)
+            shutil.copy(recorded / f"a{alpha}_{recipe}.json", root / f"a{alpha}_{recipe}" / "eval.json")
+    return root
+
+
 def test_the_recorded_validation_of_the_sixth_run_gives_v2_4s_alpha(tmp_path):
     """v2.4's choice (results/v2_gpu_run7/val/); with only the evaluations that finished inside the run (0 and 0.3),
     the rule gave 0.3, which is what the run printed."""
-    recorded = _ROOT / "benchmarks" / "results" / "v2_gpu_run7" / "val"
-    for alpha in ("0", "0.3", "0.5", "0.7", "1"):
-        for recipe in ("ordinary", "consistency"):
-            (tmp_path / f"a{alpha}_{recipe}").mkdir()
-            shutil.copy(recorded / f"a{alpha}_{recipe}.json", tmp_path / f"a{alpha}_{recipe}" / "eval.json")
+    _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run7" / "val", tmp_path)
     out = subprocess.run([sys.executable, str(_SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "0.5"
     assert "| **0.5** | 17.11 | 39.24 |" in out.stdout
@@ -62,3 +68,22 @@ def test_the_recorded_validation_of_the_sixth_run_gives_v2_4s_alpha(tmp_path):
     out = subprocess.run([sys.executable, str(_SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "0.3"
     assert "| 0.7 | not finished, not a candidate | |" in out.stdout  # the table says which were cut
+
+
+
+def test_the_recorded_validation_of_the_seventh_run_keeps_v2_4(tmp_path):
+    """The seventh run (results/v2_gpu_run8/val/, on an H200): no point of its line kept the ordinary shots' AbsRel,
+    so the rule keeps the start, v2.4. v2.4 is the sixth run's alpha 0.5, scored there on an H100: the same shots,
+    rendered and evaluated on the two machines, gave the same figures."""
+    seventh = _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run8" / "val", tmp_path / "seventh")
+    out = subprocess.run([sys.executable, str(_SCRIPT), str(seventh)], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "0"
+    assert "| **0** | 17.11 | 39.24 |" in out.stdout
+    assert "| 0.5 | 17.21 | 38.22 |" in out.stdout
+
+    sixth = _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run7" / "val", tmp_path / "sixth")
+    for recipe in ("ordinary", "consistency"):
+        on_h200 = json.loads((seventh / f"a0_{recipe}" / "eval.json").read_text())
+        on_h100 = json.loads((sixth / f"a0.5_{recipe}" / "eval.json").read_text())
+        assert [v["variants"]["per-frame"]["disparity"] for v in on_h200["videos"]] == \
+            [v["variants"]["per-frame"]["disparity"] for v in on_h100["videos"]]
