@@ -15,6 +15,8 @@
 # Training on whole frames (CROP=192x144) keeps each RGB frame's latent once encoded (`rolldepth train --cache-latents`).
 # FR=64 MAXDIL=25 renders 64-frame training shots and draws snippet dilations up to 25, the largest inference uses
 #   (`--max-dilation`; the default 8 needs only FR=32); halve SEQ and CSEQ to keep the number of frames.
+# CFR sets the consistency shots' frames apart from FR (default: FR): FR=16 CFR=64 MAXDIL=25 renders four times the
+#   ordinary scenes for the same frames, and only the consistency shots are long enough for the largest dilations.
 # A continuation also chooses where on the line from INIT to the run to stop (benchmarks/interpolate_weights.py),
 #   in the same call: the UNets at ALPHAS ("0.3 0.5 0.7 1") of the way, and INIT, are scored per frame on VSEQ (24)
 #   new shots of each training recipe (seeds 40 and 42, in no run and no test split) and benchmarks/choose_alpha.py
@@ -35,6 +37,7 @@ else
     SEQ=${SEQ:-1000} CSEQ=${CSEQ:-400} FR=${FR:-32} TSEQ=8 TFR=64 RW=14 CW=6 UW=12 DEV=cuda CODEC_MIN=1.6 VB=32 EVAL_S=65
     FPB=${FPB:-192} BATCHES="192 384 576" VSEQ=${VSEQ:-24} VAL_S=150 MARGIN=45
 fi
+CFR=${CFR:-$FR}
 ALPHAS=$([ -n "$INIT" ] && $PY -c "import sys; print(' '.join(f'{float(a):g}' for a in sys.argv[1:]))" \
     ${ALPHAS-0.3 0.5 0.7 1})  # written as choose_alpha.py prints them (0.70 -> 0.7)
 [ -n "$ALPHAS" ] || VAL_S=0
@@ -58,10 +61,10 @@ if [ -n "$INIT" ]; then
 fi
 # Time-outs grow with the shots' frames: the H100 rendered 500 x 64 frames in 94 s (2.9 ms a frame), so 5 ms a
 # frame leaves room; fixed 150 s would have cut SEQ=800 FR=64 (about 150 s) short. A stage never gets under 150/80 s.
-render_limit() { local s=$(( 40 + $1 * FR / 200 )); echo $(( s > $2 ? s : $2 )); }
-timeout $(render_limit $SEQ 150) $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 \
+render_limit() { local s=$(( 40 + $1 * $2 / 200 )); echo $(( s > $3 ? s : $3 )); }  # SEQUENCES FRAMES FLOOR
+timeout $(render_limit $SEQ $FR 150) $RD -q synth "$W/train" --sequences $SEQ --frames $FR --size 192x144 \
     --seed ${SEEDS[0]} --workers $RW ${SYNTH:-} &&
-timeout $(render_limit $CSEQ 80) $RD -q synth "$W/train_consistency" --sequences $CSEQ --frames $FR --size 192x144 \
+timeout $(render_limit $CSEQ $CFR 80) $RD -q synth "$W/train_consistency" --sequences $CSEQ --frames $CFR --size 192x144 \
     --seed ${SEEDS[1]} --consistency --workers $RW ${SYNTH:-} || { echo "render failed"; exit 1; }
 wait
 stamp "render done"
