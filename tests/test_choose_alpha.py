@@ -18,6 +18,12 @@ _spec.loader.exec_module(choose_alpha)
 _RECORDED = _ROOT / "benchmarks" / "results" / "weight_interpolation"
 
 
+def _choose(root: Path) -> list[str]:
+    """The lines choose_alpha.py prints for the evaluations in ``root``."""
+    return subprocess.run([sys.executable, str(_SCRIPT), str(root)], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
 def test_the_largest_alpha_that_keeps_the_ordinary_shots_and_gains_on_the_consistency_shots():
     start = (0.20, 0.45)
     assert choose_alpha.choose_alpha({0.0: start, 0.3: (0.19, 0.44), 0.7: (0.20, 0.43), 1.0: (0.21, 0.40)}) == 0.7
@@ -41,15 +47,15 @@ def test_the_recorded_validation_evaluations_give_v2_3s_alpha(tmp_path):
     scores = choose_alpha.read_scores(tmp_path)
     assert sorted(scores) == [0.0, 0.3, 0.5, 0.7]
     assert scores[0.0] == pytest.approx((0.1985, 0.4594), abs=5e-5)  # the README's table: 19.85 and 45.94
-    out = subprocess.run([sys.executable, str(_SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines()[-1] == "0.7"
-    assert "| **0.7** | 18.56 | 44.31 |" in out.stdout
+    out = _choose(tmp_path)
+    assert out[-1] == "0.7"
+    assert "| **0.7** | 18.56 | 44.31 |" in out
 
 
 def _lay_out(recorded: Path, root: Path) -> Path:
     """A run's recorded validation (``a<ALPHA>_<recipe>.json``) laid out as train_v2_gpu.sh lays it out."""
     for alpha in ("0", "0.3", "0.5", "0.7", "1"):
-        for recipe in ("ordinary", "consistency"):
+        for recipe in choose_alpha.RECIPES:
             (root / f"a{alpha}_{recipe}").mkdir(parents=True)
             shutil.copy(recorded / f"a{alpha}_{recipe}.json", root / f"a{alpha}_{recipe}" / "eval.json")
     return root
@@ -59,15 +65,15 @@ def test_the_recorded_validation_of_the_sixth_run_gives_v2_4s_alpha(tmp_path):
     """v2.4's choice (results/v2_gpu_run7/val/); with only the evaluations that finished inside the run (0 and 0.3),
     the rule gave 0.3, which is what the run printed."""
     _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run7" / "val", tmp_path)
-    out = subprocess.run([sys.executable, str(_SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines()[-1] == "0.5"
-    assert "| **0.5** | 17.11 | 39.24 |" in out.stdout
+    out = _choose(tmp_path)
+    assert out[-1] == "0.5"
+    assert "| **0.5** | 17.11 | 39.24 |" in out
 
     for alpha in ("0.5", "0.7", "1"):
         (tmp_path / f"a{alpha}_ordinary" / "eval.json").unlink()
-    out = subprocess.run([sys.executable, str(_SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines()[-1] == "0.3"
-    assert "| 0.7 | not finished, not a candidate | |" in out.stdout  # the table says which were cut
+    out = _choose(tmp_path)
+    assert out[-1] == "0.3"
+    assert "| 0.7 | not finished, not a candidate | |" in out  # the table says which were cut
 
 
 
@@ -76,14 +82,14 @@ def test_the_recorded_validation_of_the_seventh_run_keeps_v2_4(tmp_path):
     so the rule keeps the start, v2.4. v2.4 is the sixth run's alpha 0.5, scored there on an H100: the same shots,
     rendered and evaluated on the two machines, gave the same figures."""
     seventh = _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run8" / "val", tmp_path / "seventh")
-    out = subprocess.run([sys.executable, str(_SCRIPT), str(seventh)], capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines()[-1] == "0"
-    assert "| **0** | 17.11 | 39.24 |" in out.stdout
-    assert "| 0.5 | 17.21 | 38.22 |" in out.stdout
+    out = _choose(seventh)
+    assert out[-1] == "0"
+    assert "| **0** | 17.11 | 39.24 |" in out
+    assert "| 0.5 | 17.21 | 38.22 |" in out
 
-    sixth = _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run7" / "val", tmp_path / "sixth")
-    for recipe in ("ordinary", "consistency"):
+    sixth = _ROOT / "benchmarks" / "results" / "v2_gpu_run7" / "val"
+    for recipe in choose_alpha.RECIPES:
         on_h200 = json.loads((seventh / f"a0_{recipe}" / "eval.json").read_text())
-        on_h100 = json.loads((sixth / f"a0.5_{recipe}" / "eval.json").read_text())
+        on_h100 = json.loads((sixth / f"a0.5_{recipe}.json").read_text())
         assert [v["variants"]["per-frame"]["disparity"] for v in on_h200["videos"]] == \
             [v["variants"]["per-frame"]["disparity"] for v in on_h100["videos"]]
