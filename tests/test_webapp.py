@@ -224,10 +224,26 @@ def page(browser, server):
     assert outside == []  # the page needs nothing from outside this machine
 
 
+def choose(page, box: str, option: str) -> None:
+    """Pick an option of a Gradio dropdown; a busy page can re-render and close a list it just opened, so reopen."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    item = page.get_by_role("option", name=option, exact=True)
+    for _ in range(10):
+        page.get_by_role("combobox", name=box).click()
+        try:
+            item.click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"the {box} dropdown never offered {option!r}")
+
+
 def upload_and_run(page, video: Path, res: str) -> None:
     page.locator("#video-input input[type=file]").set_input_files(str(video))
-    page.get_by_role("combobox", name="Preset").click()
-    page.get_by_role("option", name="fast", exact=True).click()
+    page.locator("#video-input video").wait_for(timeout=30_000)  # the upload is done; the page stops re-rendering
+    choose(page, "Preset", "fast")
+    assert page.get_by_role("combobox", name="Preset").input_value() == "fast"
     page.locator("#res input, #res textarea").first.fill(res)
     page.locator("#run").click()
 
