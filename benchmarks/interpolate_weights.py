@@ -3,7 +3,7 @@
 A continuation that gains on one split and loses on another (issue 8's runs: better on range-changing shots, worse
 on the held-out ones) often keeps most of both gains at a point between its start and its end: Wortsman et al.,
 "Robust fine-tuning of zero-shot models" (WiSE-FT, 2022). ``--alpha`` 0 is ``--start``, 1 is ``--end``. Every other
-component is taken from ``--end`` and must be identical in ``--start``: the line only makes sense between UNets
+component is taken from ``--end`` and must equal ``--start``'s in value: the line only makes sense between UNets
 that share their codec and schedule.
 
     python benchmarks/interpolate_weights.py --start src/rolldepth/weights/default --end RUN/model \\
@@ -44,12 +44,28 @@ def unet_weights(model: Path) -> Path:
     return model / "unet" / names[0]
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Equal files; safetensors files are equal when their tensors are, in the coarser of the two dtypes, so a run
+    saved in float32 (no ``--save-fp16``) still matches the float16 codec it started from and never retrained."""
+    if a.suffix != ".safetensors":
+        return filecmp.cmp(a, b, shallow=False)
+    x, y = load_file(a), load_file(b)
+    if x.keys() != y.keys():
+        return False
+    for name, u in x.items():
+        v = y[name]
+        coarse = u.dtype if u.element_size() <= v.element_size() else v.dtype
+        if u.shape != v.shape or not torch.equal(u.to(coarse), v.to(coarse)):
+            return False
+    return True
+
+
 def interpolate_models(start: Path, end: Path, alpha: float, out: Path) -> None:
     """Write ``out``: a copy of ``end`` whose UNet weights are interpolated towards ``start``'s."""
     for part in ("vae", "text_encoder", "scheduler"):
         weights = [p for p in (end / part).iterdir() if p.suffix in (".safetensors", ".json") and p.name != "config.json"]
         for p in weights:
-            if not filecmp.cmp(p, start / part / p.name, shallow=False):
+            if not (start / part / p.name).is_file() or not same_file(p, start / part / p.name):
                 raise ValueError(f"{part}/{p.name} differs between the two models: interpolate UNets of one codec only")
     if out.exists():
         raise FileExistsError(f"{out} exists")

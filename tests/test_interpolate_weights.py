@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from rolldepth.model.checkpoint import load_components, write_tiny_checkpoint
 
@@ -47,6 +47,29 @@ def test_models_of_different_codecs_are_refused(tmp_path, tiny_checkpoint):
     with pytest.raises(ValueError, match="vae"):
         interpolate_weights.interpolate_models(tiny_checkpoint, other, 0.5, tmp_path / "mid")
     assert not (tmp_path / "mid").exists()
+
+
+def test_a_codec_saved_at_higher_precision_is_the_same_codec(tmp_path, tiny_checkpoint):
+    """A run saved without --save-fp16 stores its untouched codec in float32: equal in value, so it is accepted;
+    one value changed by more than float16's rounding is refused."""
+    vae = Path("vae") / "diffusion_pytorch_model.safetensors"
+    start, end = tmp_path / "start", tmp_path / "end"
+    shutil.copytree(tiny_checkpoint, start)
+    half = {k: v.half() for k, v in load_file(start / vae).items()}
+    save_file(half, start / vae)
+    shutil.copytree(start, end)
+    full = {k: v.float() for k, v in half.items()}
+    save_file(full, end / vae)
+    assert (start / vae).read_bytes() != (end / vae).read_bytes()
+    interpolate_weights.interpolate_models(start, end, 0.5, tmp_path / "mid")
+    assert load_file(tmp_path / "mid" / vae)[next(iter(full))].dtype == torch.float32
+
+    name = next(k for k, v in full.items() if v.numel() > 1)
+    full[name] = full[name].clone()
+    full[name].view(-1)[0] += 0.01 * (full[name].abs().max() + 1)
+    save_file(full, end / vae)
+    with pytest.raises(ValueError, match="vae"):
+        interpolate_weights.interpolate_models(start, end, 0.5, tmp_path / "mid2")
 
 
 def test_unets_of_different_shapes_are_refused():
