@@ -76,7 +76,6 @@ def test_the_recorded_validation_of_the_sixth_run_gives_v2_4s_alpha(tmp_path):
     assert "| 0.7 | not finished, not a candidate | |" in out  # the table says which were cut
 
 
-
 def test_the_recorded_validation_of_the_seventh_run_keeps_v2_4(tmp_path):
     """The seventh run (results/v2_gpu_run8/val/, on an H200): no point of its line kept the ordinary shots' AbsRel,
     so the rule keeps the start, v2.4. v2.4 is the sixth run's alpha 0.5, scored there on an H100: the same shots,
