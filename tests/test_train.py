@@ -293,3 +293,60 @@ def test_training_with_cached_latents_matches_and_needs_whole_frames(tmp_path, t
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
     with pytest.raises(UserError, match="whole frames"):
         train(tiny_config(data, crop=(32, 24)), tmp_path / "crop", progress=False, cache_latents=True)
+
+
+def test_affine_invariant_l1_forgives_one_scale_and_shift_per_snippet():
+    """Checked against a float64 least-squares fit: a prediction that is an affine map of the target per snippet
+    scores 0, one whose frames need different maps does not, and the figure equals numpy's."""
+    from rolldepth.train.trainer import affine_invariant_l1
+
+    rng = np.random.default_rng(0)
+    target = torch.from_numpy(rng.uniform(-1, 1, (6, 5, 7)))
+    pred = torch.cat([3.0 * target[:3] - 0.5, -0.2 * target[3:] + 2.0])  # two snippets of 3, each one affine map
+    assert float(affine_invariant_l1(pred, target, 3)) < 1e-12
+    assert float(affine_invariant_l1(pred, target, 6)) > 0.1  # one map for all 6 frames does not fit
+    noisy = pred + torch.from_numpy(rng.normal(0, 0.3, pred.shape))
+    expected = []
+    for k in range(2):
+        x, y = noisy[3 * k: 3 * k + 3].numpy().ravel(), target[3 * k: 3 * k + 3].numpy().ravel()
+        (a, b), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+        expected.append(np.abs(a * x + b - y).mean())
+    assert float(affine_invariant_l1(noisy, target, 3)) == pytest.approx(np.mean(expected), rel=1e-9)
+
+
+def test_decoded_loss_scores_the_decoded_depth_from_the_noise_mean():
+    """With ``decoded`` the one-step snippets get a zero noise map and are scored by the decoded depth: a UNet that
+    returns -z0 of the target scores the codec's own round-trip error, aligned per snippet (float64 reference)."""
+    from rolldepth.train.trainer import affine_invariant_l1
+
+    parts = build_components(TINY_UNET, TINY_VAE, TINY_TEXT)
+    vae, scheduler = parts["vae"], parts["scheduler"]
+    rgb = torch.rand(6, 3, 16, 16) * 2 - 1
+    target = torch.rand(6, 1, 16, 16) * 2 - 1
+    z0 = vae.encode(target.expand(-1, 3, -1, -1)).latent_dist.mean * vae.config.scaling_factor
+    seen = []
+
+    class MinusClean(torch.nn.Module):
+        def forward(self, sample, timestep, encoder_hidden_states, cross_attention_kwargs):
+            seen.append(sample[:, 4:].clone())
+            return type("Out", (), {"sample": -z0})()
+
+    loss = unet_loss(MinusClean(), vae, scheduler, torch.zeros(1, 2, 32), rgb, target, 3, torch.Generator(), 1.0,
+                     decoded=True)
+    assert torch.count_nonzero(seen[0]) == 0  # the noise's mean at t=999 of a zero-terminal-SNR schedule
+    with torch.no_grad():
+        round_trip = vae.decode(z0 / vae.config.scaling_factor).sample.mean(dim=1)
+    expected = affine_invariant_l1(round_trip.double(), target[:, 0].double(), 3)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-4)
+    assert float(loss) > 0  # a random codec does not round-trip exactly, so the loss is the decoded error
+
+
+def test_training_with_the_decoded_loss_lowers_it(tmp_path, tiny_parts):
+    """Half the snippets one-step and decoded, half v-prediction at random timesteps: both parts train."""
+    data = write_videos(tmp_path / "d", n_sequences=1)
+    cfg = tiny_config(data, vae_steps=0, unet_steps=40, unet_lr=3e-3, save_every=100, one_step_fraction=0.5,
+                      unet_loss="decoded")
+    train(cfg, tmp_path / "run", progress=False)
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
+    assert len(losses) == 40 and np.isfinite(losses).all()
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8])
