@@ -87,7 +87,6 @@ class TrainConfig:
     percentile_jitter: float = 2.0  # depth-range augmentation: percentiles drawn from 2+-j and 98-+j
     kl_weight: float = 1e-6
     codec_loss: str = "l1"  # "relative": depth pixels' L1 divided by their disparity (AbsRel is relative)
-    unet_loss: str = "v"  # "decoded": one-step snippets from the noise's mean, scored as decoded depth (E2E-FT)
     save_every: int = 100
     seed: int = 0
     workers: int = 0  # DataLoader processes drawing batches (0: in the training process)
@@ -289,7 +288,7 @@ class LatentCache:
 
 
 def unet_loss(unet, vae, scheduler, context, rgb, target, length, generator, one_step_fraction,
-              rgb_latents: torch.Tensor | None = None, decoded: bool = False) -> torch.Tensor:
+              rgb_latents: torch.Tensor | None = None) -> torch.Tensor:
     """v-prediction MSE for a batch of snippets (frames of a snippet consecutive, ``length`` frames each); the RGB
     frames are encoded here unless their latents are given."""
     with torch.no_grad():
@@ -302,35 +301,13 @@ def unet_loss(unet, vae, scheduler, context, rgb, target, length, generator, one
     one_step = torch.rand(n_snippets, generator=generator) < one_step_fraction
     steps = torch.where(one_step, scheduler.config.num_train_timesteps - 1, steps)
     noise, steps = (x.repeat_interleave(length, dim=0).to(depth_latents.device) for x in (noise, steps))
-    if decoded:  # the one-step snippets see the noise's mean, as a deterministic one-step inference does
-        one_frame = one_step.repeat_interleave(length).to(depth_latents.device)
-        noise = torch.where(one_frame[:, None, None, None], torch.zeros_like(noise), noise)
     noisy = scheduler.add_noise(depth_latents, noise, steps)
     v_target = scheduler.get_velocity(depth_latents, noise, steps)
     v_pred = unet(
         torch.cat([rgb_latents, noisy], dim=1), steps, encoder_hidden_states=context.expand(len(rgb), -1, -1),
         cross_attention_kwargs={"num_frames": length},
     ).sample
-    if not decoded:
-        return F.mse_loss(v_pred.float(), v_target.float())
-    v_error = (v_pred.float() - v_target.float()).pow(2).mean(dim=(1, 2, 3))
-    loss = torch.where(one_frame, torch.zeros_like(v_error), v_error).sum()
-    if one_frame.any():
-        acp = scheduler.alphas_cumprod.to(noisy.device)[steps[one_frame]].float()[:, None, None, None]
-        z0 = acp.sqrt() * noisy[one_frame].float() - (1 - acp).sqrt() * v_pred[one_frame].float()
-        depth = vae.decode((z0 / vae.config.scaling_factor).to(vae.dtype)).sample.float().mean(dim=1)
-        target = target.to(depth.device)[one_frame, 0]
-        loss = loss + affine_invariant_l1(depth, target, length) * int(one_frame.sum())
-    return loss / len(rgb)
-
-
-def affine_invariant_l1(pred: torch.Tensor, target: torch.Tensor, length: int) -> torch.Tensor:
-    """Mean L1 error per frame of ``pred`` [M, H, W] after one least-squares scale and shift per snippet of
-    ``length`` consecutive frames against ``target``: what per-snippet co-alignment forgives is not penalised."""
-    x, y = pred.reshape(-1, length * pred[0].numel()), target.reshape(-1, length * target[0].numel())
-    xm, ym = x.mean(1, keepdim=True), y.mean(1, keepdim=True)
-    scale = ((x - xm) * (y - ym)).mean(1, keepdim=True) / (x - xm).pow(2).mean(1, keepdim=True).clamp_min(1e-8)
-    return ((scale * (x - xm) + ym - y).abs().mean(1)).mean()
+    return F.mse_loss(v_pred.float(), v_target.float())
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -566,8 +543,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
     def snippet_loss(model, batch, generator):
         length, rgb, target, keys = batch
         latents = cache(vae, rgb, keys) if cache else None
-        return unet_loss(model, vae, scheduler, context, rgb, target, length, generator, cfg.one_step_fraction, latents,
-                         decoded=cfg.unet_loss == "decoded")
+        return unet_loss(model, vae, scheduler, context, rgb, target, length, generator, cfg.one_step_fraction, latents)
 
     if cfg.unet_steps:
         unet = fit(run, "unet", unet, cfg.unet_steps, cfg.unet_lr, lambda rng: data.snippet_batch(rng, cfg),
@@ -608,10 +584,6 @@ def register_cli(subparsers) -> None:
     p.add_argument("--vae-batch", type=int, default=d.vae_batch, help=f"images per codec batch ({d.vae_batch})")
     p.add_argument("--codec-loss", choices=("l1", "relative"), default=d.codec_loss,
                    help="codec stage: plain L1, or L1 relative to disparity on depth images (default l1)")
-    p.add_argument("--unet-loss", choices=("v", "decoded"), default=d.unet_loss,
-                   help="UNet stage: v-prediction MSE at every timestep (v), or for the one-step snippets the decoded "
-                   "depth's L1 after one scale and shift per snippet, predicted from the noise's mean (decoded; the "
-                   "model is then run from the noise's mean too) (v)")
     p.add_argument("--one-step-fraction", type=float, default=d.one_step_fraction,
                    help=f"share of UNet snippets trained at t=999, the one-step regime of inference "
                    f"({d.one_step_fraction})")
@@ -642,7 +614,7 @@ def _cmd_train(args) -> int:
         crop=tuple(args.crop), processing_res=args.processing_res, save_every=max(1, args.save_every), seed=args.seed,
         save_fp16=args.save_fp16, workers=max(0, args.workers), vae_minutes=args.vae_minutes,
         unet_minutes=args.unet_minutes, codec_loss=args.codec_loss, vae_batch=args.vae_batch,
-        one_step_fraction=args.one_step_fraction, unet_loss=args.unet_loss, max_dilation=args.max_dilation, accumulate=args.accumulate,
+        one_step_fraction=args.one_step_fraction, max_dilation=args.max_dilation, accumulate=args.accumulate,
     )
     tic = time.perf_counter()
     path = train(cfg, args.output_dir, progress=os.environ.get("TQDM_DISABLE") != "1", cache_latents=args.cache_latents)
