@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rolldepth.data.benchmarks import load_dataset
+from rolldepth.evaluate.metrics import fit_scale_shift
 from rolldepth.evaluate.runner import score
 
 
@@ -29,7 +30,7 @@ def ensemble(predictions: list[np.ndarray]) -> np.ndarray:
         pred = pred.astype(np.float64)
         out = np.empty_like(pred)
         for i, (x, y) in enumerate(zip(pred, reference)):
-            (a, b), *_ = np.linalg.lstsq(np.stack([x.ravel(), np.ones(x.size)], 1), y.ravel(), rcond=None)
+            a, b = fit_scale_shift(x, y, np.ones(x.shape, bool))
             out[i] = a * x + b
         aligned.append(out)
     return np.mean(aligned, axis=0).astype(np.float32)
