@@ -72,9 +72,8 @@ def main() -> None:
         if not path.is_file():
             raise SystemExit(f"{path}: no prediction (run `rolldepth eval --save-predictions` on {args.data} first)")
         pred = np.load(path)
-        meta = json.loads((args.data / sample.name.split("/")[-1] / "meta.json").read_text())
         common = (sample.depth, sample.valid, sample.moving, sample.min_depth, sample.max_depth)
-        row = dict(name=sample.name, flyby=bool(meta.get("flyby")), model=decompose(pred, *common),
+        row = dict(name=sample.name, flyby=bool(sample.flyby_object), model=decompose(pred, *common),
                    target=decompose(perfect_target(sample.depth), *common))
         rows.append(row)
         print(f"{row['name']} {'fly-by' if row['flyby'] else 'other '} {args.label} per video {row['model']['video']:.2f}, "

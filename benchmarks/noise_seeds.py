@@ -51,9 +51,8 @@ def main() -> None:
         if missing:
             raise SystemExit(f"{missing[0]}: no prediction (run `rolldepth eval --save-predictions` first)")
         preds = [np.load(p) for p in paths]
-        meta = json.loads((args.data / sample.name.split("/")[-1] / "meta.json").read_text())
         scores = [score(p, sample)["disparity"] for p in preds + [ensemble(preds)]]
-        rows.append(dict(name=sample.name, flyby=bool(meta.get("flyby")),
+        rows.append(dict(name=sample.name, flyby=bool(sample.flyby_object),
                          abs_rel=[s["abs_rel"] * 100 for s in scores], delta1=[s["delta1"] for s in scores]))
         print(sample.name, " ".join(f"{a:.2f}" for a in rows[-1]["abs_rel"]), flush=True)
     flyby = np.array([r["flyby"] for r in rows])

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -85,10 +84,8 @@ def main() -> None:
         depth = np.asarray(sample.depth, dtype=np.float32)
         entry = {"name": sample.name}
         depths = [depth]
-        meta_file = Path(args.data) / sample.name.split("/")[-1] / "meta.json"
-        meta = json.loads(meta_file.read_text()) if args.flyby_guess and meta_file.is_file() else {}
-        if meta.get("flyby"):
-            flyby = sample.objects == meta["n_moving"] + 1  # the renderer adds it after the movers
+        if args.flyby_guess and sample.flyby_object:
+            flyby = sample.objects == sample.flyby_object
             depths = [misjudged(depth, flyby, f) for f in flyby_factors(args.flyby_guess)]
         for variant in variants:
             metrics = mean_metrics([score(target_video(d, variant), sample)["disparity"] for d in depths])

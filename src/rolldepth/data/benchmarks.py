@@ -59,6 +59,8 @@ class VideoSample:
         uint8 [N, H, W] index of the moving object seen at each pixel (0: the static scene) and float [N, K, 4, 4]
         object-to-world of each in every frame (synthetic data only): with ``poses``, the true motion of every
         pixel, which the flow TAE follows.
+    flyby_object : int
+        Index in ``objects`` of the object that flies past the camera (synthetic data only; 0: the shot has none).
     """
 
     name: str
@@ -73,6 +75,7 @@ class VideoSample:
     moving: np.ndarray | None = None
     objects: np.ndarray | None = None
     object_poses: np.ndarray | None = None
+    flyby_object: int = 0
     frame_loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     @cached_property
@@ -458,7 +461,8 @@ def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
 
 def _load_synth(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSample]:
     """rolldepth's synthetic format: ``dataset.json`` and ``seq_XXXXX/{frames,depth,poses,intrinsics}.npy`` +
-    ``meta.json`` (``fps``, optionally ``max_depth``); depth in metres, poses camera-to-world."""
+    ``meta.json`` (``fps``, optionally ``max_depth``, ``flyby`` and ``n_moving``); depth in metres, poses
+    camera-to-world."""
     _require(root / "dataset.json")
     sequences = sorted(p for p in root.glob("seq_*") if p.is_dir())
     if not sequences:
@@ -481,10 +485,11 @@ def _load_synth(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSampl
         motion = {key: None if value is None else value[index]
                   for key, value in load_motion(sequence, (len(frames), *depth.shape[1:])).items()}
         sequence_spec = replace(spec, fps=fps, max_depth=float(meta.get("max_depth", spec.max_depth)))
+        flyby_object = int(meta.get("n_moving", 0)) + 1 if meta.get("flyby") else 0  # rendered after the movers
         yield _sample(
             kind, sequence.name, sequence_spec, [], depth=np.where(valid, depth, 0), valid=valid,
             poses=poses[index], K=intrinsics[index] if intrinsics.ndim == 3 else intrinsics,
-            frame_loader=partial(_array_rows, frames, index), **motion,
+            frame_loader=partial(_array_rows, frames, index), flyby_object=flyby_object, **motion,
         )
 
 
