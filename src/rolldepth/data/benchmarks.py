@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
-from .synth import load_motion
+from .synth import flyby_index, load_motion
 
 logger = logging.getLogger(__name__)
 
@@ -485,11 +485,10 @@ def _load_synth(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSampl
         motion = {key: None if value is None else value[index]
                   for key, value in load_motion(sequence, (len(frames), *depth.shape[1:])).items()}
         sequence_spec = replace(spec, fps=fps, max_depth=float(meta.get("max_depth", spec.max_depth)))
-        flyby_object = int(meta.get("n_moving", 0)) + 1 if meta.get("flyby") else 0  # rendered after the movers
         yield _sample(
             kind, sequence.name, sequence_spec, [], depth=np.where(valid, depth, 0), valid=valid,
             poses=poses[index], K=intrinsics[index] if intrinsics.ndim == 3 else intrinsics,
-            frame_loader=partial(_array_rows, frames, index), flyby_object=flyby_object, **motion,
+            frame_loader=partial(_array_rows, frames, index), flyby_object=flyby_index(meta), **motion,
         )
 
 

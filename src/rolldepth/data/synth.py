@@ -358,6 +358,15 @@ def load_sequence(folder: str | Path) -> dict:
             "fps": float(meta["fps"]), "meta": meta}
 
 
+def flyby_index(meta: dict) -> int:
+    """Index in ``objects`` of the object that flies past the camera in a sequence with this ``meta`` (0: none).
+
+    :func:`build_sequence_scene` adds it after the ``n_moving`` other movers, and the renderer numbers moving objects
+    in scene order from 1.
+    """
+    return int(meta.get("n_moving", 0)) + 1 if meta.get("flyby") else 0
+
+
 def load_motion(folder: Path, shape: tuple[int, ...]) -> dict:
     """What a sequence says about its moving objects: ``objects`` (``objects.npy``, uint8, the depth's shape),
     ``object_poses`` (``object_poses.npy``, float [N, K, 4, 4], K at least the largest object index) and
