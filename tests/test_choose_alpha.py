@@ -92,3 +92,21 @@ def test_the_recorded_validation_of_the_seventh_run_keeps_v2_4(tmp_path):
         on_h100 = json.loads((sixth / f"a0.5_{recipe}.json").read_text())
         assert [v["variants"]["per-frame"]["disparity"] for v in on_h200["videos"]] == \
             [v["variants"]["per-frame"]["disparity"] for v in on_h100["videos"]]
+
+
+def test_the_recorded_validation_of_the_eighth_run_gives_the_run_itself(tmp_path):
+    """The eighth run (results/v2_gpu_run9/val/, four times the scenes in 16-frame shots): every point of its line
+    gained on both recipes, so the rule takes the largest, the run (alpha 1), though 0.7 scored a little better on
+    both. Its start was v2.4 again, on the same validation shots as the seventh run: the same figures."""
+    eighth = _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run9" / "val", tmp_path)
+    out = _choose(eighth)
+    assert out[-1] == "1"
+    assert "| **1** | 16.73 | 38.14 |" in out
+    assert "| 0.7 | 16.34 | 37.96 |" in out
+
+    seventh = _ROOT / "benchmarks" / "results" / "v2_gpu_run8" / "val"
+    for recipe in choose_alpha.RECIPES:
+        now = json.loads((eighth / f"a0_{recipe}" / "eval.json").read_text())
+        before = json.loads((seventh / f"a0_{recipe}.json").read_text())
+        assert [v["variants"]["per-frame"]["disparity"] for v in now["videos"]] == \
+            [v["variants"]["per-frame"]["disparity"] for v in before["videos"]]
