@@ -15,7 +15,8 @@ _spec = importlib.util.spec_from_file_location("choose_alpha", _SCRIPT)
 choose_alpha = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(choose_alpha)
 
-_RECORDED = _ROOT / "benchmarks" / "results" / "weight_interpolation"
+_RESULTS = _ROOT / "benchmarks" / "results"
+_RECORDED = _RESULTS / "weight_interpolation"
 
 
 def _choose(root: Path) -> list[str]:
@@ -64,7 +65,7 @@ def _lay_out(recorded: Path, root: Path) -> Path:
 def test_the_recorded_validation_of_the_sixth_run_gives_v2_4s_alpha(tmp_path):
     """v2.4's choice (results/v2_gpu_run7/val/); with only the evaluations that finished inside the run (0 and 0.3),
     the rule gave 0.3, which is what the run printed."""
-    _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run7" / "val", tmp_path)
+    _lay_out(_RESULTS / "v2_gpu_run7" / "val", tmp_path)
     out = _choose(tmp_path)
     assert out[-1] == "0.5"
     assert "| **0.5** | 17.11 | 39.24 |" in out
@@ -76,37 +77,32 @@ def test_the_recorded_validation_of_the_sixth_run_gives_v2_4s_alpha(tmp_path):
     assert "| 0.7 | not finished, not a candidate | |" in out  # the table says which were cut
 
 
-def test_the_recorded_validation_of_the_seventh_run_keeps_v2_4(tmp_path):
-    """The seventh run (results/v2_gpu_run8/val/, on an H200): no point of its line kept the ordinary shots' AbsRel,
-    so the rule keeps the start, v2.4. v2.4 is the sixth run's alpha 0.5, scored there on an H100: the same shots,
-    rendered and evaluated on the two machines, gave the same figures."""
-    seventh = _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run8" / "val", tmp_path / "seventh")
-    out = _choose(seventh)
-    assert out[-1] == "0"
-    assert "| **0** | 17.11 | 39.24 |" in out
-    assert "| 0.5 | 17.21 | 38.22 |" in out
-
-    sixth = _ROOT / "benchmarks" / "results" / "v2_gpu_run7" / "val"
-    for recipe in choose_alpha.RECIPES:
-        on_h200 = json.loads((seventh / f"a0_{recipe}" / "eval.json").read_text())
-        on_h100 = json.loads((sixth / f"a0.5_{recipe}.json").read_text())
-        assert [v["variants"]["per-frame"]["disparity"] for v in on_h200["videos"]] == \
-            [v["variants"]["per-frame"]["disparity"] for v in on_h100["videos"]]
+def _per_frame_figures(recorded: Path, alpha: str) -> dict[str, list]:
+    """Every video's per-frame disparity figures in a run's recorded validation at ``alpha``, by recipe."""
+    return {recipe: [v["variants"]["per-frame"]["disparity"]
+                     for v in json.loads((recorded / f"a{alpha}_{recipe}.json").read_text())["videos"]]
+            for recipe in choose_alpha.RECIPES}
 
 
-def test_the_recorded_validation_of_the_eighth_run_gives_the_run_itself(tmp_path):
-    """The eighth run (results/v2_gpu_run9/val/, four times the scenes in 16-frame shots): every point of its line
-    gained on both recipes, so the rule takes the largest, the run (alpha 1), though 0.7 scored a little better on
-    both. Its start was v2.4 again, on the same validation shots as the seventh run: the same figures."""
-    eighth = _lay_out(_ROOT / "benchmarks" / "results" / "v2_gpu_run9" / "val", tmp_path)
-    out = _choose(eighth)
-    assert out[-1] == "1"
-    assert "| **1** | 16.73 | 38.14 |" in out
-    assert "| 0.7 | 16.34 | 37.96 |" in out
-
-    seventh = _ROOT / "benchmarks" / "results" / "v2_gpu_run8" / "val"
-    for recipe in choose_alpha.RECIPES:
-        now = json.loads((eighth / f"a0_{recipe}" / "eval.json").read_text())
-        before = json.loads((seventh / f"a0_{recipe}.json").read_text())
-        assert [v["variants"]["per-frame"]["disparity"] for v in now["videos"]] == \
-            [v["variants"]["per-frame"]["disparity"] for v in before["videos"]]
+@pytest.mark.parametrize("run, chosen, table_lines, same_start_as", [
+    # The seventh run (on an H200): no point of its line kept the ordinary shots' AbsRel, so the rule keeps the start,
+    # v2.4, which the sixth run had scored as its alpha 0.5 on an H100: the same figures on the two machines.
+    pytest.param("v2_gpu_run8", "0", ["| **0** | 17.11 | 39.24 |", "| 0.5 | 17.21 | 38.22 |"], ("v2_gpu_run7", "0.5"),
+                 id="seventh-keeps-v2.4"),
+    # The eighth (almost three times the seventh's scenes, most in 16-frame shots): every point gained on both
+    # recipes, so the rule takes the largest, the run itself, though 0.7 scored a little better on both. Its start,
+    # v2.4 again, scored in another session what it scored in the seventh.
+    pytest.param("v2_gpu_run9", "1", ["| **1** | 16.73 | 38.14 |", "| 0.7 | 16.34 | 37.96 |"], ("v2_gpu_run8", "0"),
+                 id="eighth-takes-the-run"),
+])
+def test_the_recorded_validation_of_a_continuation_gives_its_adopted_alpha(tmp_path, run, chosen, table_lines,
+                                                                          same_start_as):
+    """A continuation's recorded validation (results/<run>/val/) gives the alpha that was adopted, and its start's
+    per-frame figures equal, video for video, those recorded for the same model on the same shots earlier."""
+    out = _choose(_lay_out(_RESULTS / run / "val", tmp_path))
+    assert out[-1] == chosen
+    for line in table_lines:
+        assert line in out
+    earlier_run, earlier_alpha = same_start_as
+    assert _per_frame_figures(_RESULTS / run / "val", "0") == \
+        _per_frame_figures(_RESULTS / earlier_run / "val", earlier_alpha)
