@@ -6,6 +6,9 @@ right test is paired: per video, the difference B - A; its mean, a bootstrap 95 
 replacement) and how many videos moved each way. An interval that excludes 0 is a difference the test set shows.
 
     python benchmarks/compare_evals.py A/eval.json B/eval.json [--space disparity] [--samples 10000]
+
+`--data DIR --flyby yes|no` keeps only the videos of a `rolldepth synth` folder in which an object flies past the
+camera (yes) or none does (no), as the synth loader marks them: where a model's error sits.
 """
 
 from __future__ import annotations
@@ -54,16 +57,33 @@ def compare(report_a: dict, report_b: dict, space: str = "disparity", samples: i
     return rows
 
 
+def keep_videos(report: dict, names: set[str]) -> dict:
+    """``report`` with only the videos named in ``names``."""
+    return {**report, "videos": [v for v in report["videos"] if v["name"] in names]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("a", help="eval.json of model A")
     parser.add_argument("b", help="eval.json of model B")
     parser.add_argument("--space", choices=("disparity", "depth"), default="disparity")
     parser.add_argument("--samples", type=int, default=10000, help="bootstrap resamples (default 10000)")
+    parser.add_argument("--data", help="the `rolldepth synth` folder both reports scored (for --flyby)")
+    parser.add_argument("--flyby", choices=("yes", "no"), help="only the videos with (yes) or without (no) a fly-by")
     args = parser.parse_args()
+    if (args.data is None) != (args.flyby is None):
+        parser.error("--data and --flyby go together")
     with open(args.a) as fa, open(args.b) as fb:
-        rows = compare(json.load(fa), json.load(fb), args.space, args.samples)
-    print(f"B - A per video, {args.space} space; AbsRel x100; 95 % bootstrap interval over videos\n")
+        report_a, report_b = json.load(fa), json.load(fb)
+    which = ""
+    if args.flyby:
+        from rolldepth.data.benchmarks import load_dataset
+
+        names = {s.name for s in load_dataset("synth", args.data) if bool(s.flyby_object) == (args.flyby == "yes")}
+        report_a, report_b = keep_videos(report_a, names), keep_videos(report_b, names)
+        which = f"; the {len(names)} videos {'with' if args.flyby == 'yes' else 'without'} a fly-by"
+    rows = compare(report_a, report_b, args.space, args.samples)
+    print(f"B - A per video, {args.space} space; AbsRel x100; 95 % bootstrap interval over videos{which}\n")
     print("| variant | metric | A | B | B - A | 95 % interval | videos up / down |\n|---|---|---|---|---|---|---|")
     for r in rows:
         label, scale, better = METRICS[r["metric"]]

@@ -49,3 +49,29 @@ def test_compare_pairs_videos_by_name_and_skips_missing_metrics():
     assert rows[0]["mean"] == pytest.approx(0) and rows[0]["low"] == rows[0]["high"] == pytest.approx(0)
     with pytest.raises(SystemExit, match="different videos"):
         compare_evals.compare(a, report({"abs_rel": [0.1] * 4}, names=("v0", "v1", "v2", "x")))
+
+
+def test_flyby_keeps_the_videos_the_synth_loader_marks(tmp_path, monkeypatch, capsys):
+    # The loader's fly-by marks are tested on real renders (test_synth.py); here, that the filter keeps exactly the
+    # marked videos (or the others) of both reports before pairing them.
+    import json
+    from types import SimpleNamespace
+
+    import rolldepth.data.benchmarks
+
+    marks = {"v0": 0, "v1": 3, "v2": 0, "v3": 5}
+    monkeypatch.setattr(rolldepth.data.benchmarks, "load_dataset", lambda kind, root: [
+        SimpleNamespace(name=name, flyby_object=mark) for name, mark in marks.items()])
+    paths = []
+    for label, values in (("a", [0.10, 0.30, 0.20, 0.50]), ("b", [0.10, 0.20, 0.30, 0.30])):
+        paths.append(tmp_path / f"{label}.json")
+        paths[-1].write_text(json.dumps(report({"abs_rel": values})))
+    for flyby, expected in (("yes", (0.40, 0.25)), ("no", (0.15, 0.20))):
+        monkeypatch.setattr("sys.argv", ["compare_evals.py", *map(str, paths), "--data", "D", "--flyby", flyby])
+        compare_evals.main()
+        out = capsys.readouterr().out
+        assert f"the 2 videos {'with' if flyby == 'yes' else 'without'} a fly-by" in out
+        assert f"| {expected[0] * 100:.2f} | {expected[1] * 100:.2f} |" in out
+    monkeypatch.setattr("sys.argv", ["compare_evals.py", *map(str, paths), "--flyby", "yes"])
+    with pytest.raises(SystemExit):
+        compare_evals.main()  # --flyby without --data
