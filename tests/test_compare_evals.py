@@ -75,3 +75,7 @@ def test_flyby_keeps_the_videos_the_synth_loader_marks(tmp_path, monkeypatch, ca
     monkeypatch.setattr("sys.argv", ["compare_evals.py", *map(str, paths), "--flyby", "yes"])
     with pytest.raises(SystemExit):
         compare_evals.main()  # --flyby without --data
+    marks.clear()  # a --data folder that holds none of the reports' videos: a message, not a traceback
+    monkeypatch.setattr("sys.argv", ["compare_evals.py", *map(str, paths), "--data", "D", "--flyby", "no"])
+    with pytest.raises(SystemExit, match="no video of the reports"):
+        compare_evals.main()
