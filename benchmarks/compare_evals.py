@@ -81,10 +81,10 @@ def main() -> None:
 
         names = {s.name for s in load_dataset("synth", args.data) if bool(s.flyby_object) == (args.flyby == "yes")}
         report_a, report_b = keep_videos(report_a, names), keep_videos(report_b, names)
-        which = f"{'with' if args.flyby == 'yes' else 'without'} a fly-by"
+        side = "with" if args.flyby == "yes" else "without"
         if not report_a["videos"] or not report_b["videos"]:
-            raise SystemExit(f"no video of the reports is one of the {len(names)} in {args.data} {which}")
-        which = f"; the {len(report_a['videos'])} videos {which}"
+            raise SystemExit(f"no video of the reports is one of the {len(names)} in {args.data} {side} a fly-by")
+        which = f"; the {len(report_a['videos'])} videos {side} a fly-by"
     rows = compare(report_a, report_b, args.space, args.samples)
     print(f"B - A per video, {args.space} space; AbsRel x100; 95 % bootstrap interval over videos{which}\n")
     print("| variant | metric | A | B | B - A | 95 % interval | videos up / down |\n|---|---|---|---|---|---|---|")
