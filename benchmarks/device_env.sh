@@ -10,7 +10,8 @@ export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 PY=${PYTHON:-python3}
 RD="$PY -m rolldepth.apps.cli"
 T0=$SECONDS
-stamp() { echo "[$((SECONDS - T0)) s] $*"; }
+# With STAMPS set to a file, the lines are also appended there.
+stamp() { local line="[$((SECONDS - T0)) s] $*"; echo "$line"; [ -z "${STAMPS:-}" ] || echo "$line" >> "$STAMPS"; }
 # Shots of both of issue 8's recipes at 192x144, one folder after the other: the ordinary one, then the consistency
 # one. render_recipes DIR SEED CONSISTENCY_DIR CONSISTENCY_SEED SEQUENCES FRAMES WORKERS SECONDS_EACH
 render_recipes() {

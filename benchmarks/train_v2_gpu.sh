@@ -4,7 +4,8 @@
 #   2. two codecs side by side for the same time, plain L1 and disparity-relative L1 (`--codec-loss`), while the
 #      test splits render; keep the one whose round trip of true depth scores better (benchmarks/codec_ceiling.py);
 #   3. the UNet from scratch on that codec, for the time left (`--unet-minutes`);
-#   4. a quick `rolldepth eval` of the result on the machine's renders of the two test splits.
+#   4. a quick `rolldepth eval` of the result on the machine's renders of the two test splits (a continuation skips
+#      it unless MACHINE_EVAL=1: the CPU scores the 12-video splits afterwards anyway, and its 65 s go to training).
 # Results go to $OUT (model pieces < 16 MiB, results.tgz). Run from the repository root on a CUDA machine with
 # rolldepth's dependencies importable and EGL for `rolldepth synth`. Everything ends by DEADLINE seconds (555).
 # SMOKE=1 rehearses every step on the CPU in a few minutes with tiny sizes.
@@ -20,27 +21,31 @@
 # A continuation also chooses where on the line from INIT to the run to stop (benchmarks/interpolate_weights.py),
 #   in the same call: the UNets at ALPHAS ("0.3 0.5 0.7 1") of the way, and INIT, are scored per frame on VSEQ (24)
 #   new shots of each training recipe (seeds 40 and 42, in no run and no test split) and benchmarks/choose_alpha.py
-#   applies v2.3's rule; step 4 then scores the chosen model, and alpha.md says which it is (rebuild it from INIT and
-#   the run's model with interpolate_weights.py). It takes 150 s of the DEADLINE from training; ALPHAS="" skips it
-#   and scores the run. Measured on the H100 (stop 23): 6 of these evaluations at once took 81 s, and the 10 did not
-#   all finish in the 123 s the old 90 s left them; step 4's two evaluations took 59 s, over the old EVAL_S of 45.
+#   applies v2.3's rule; step 4 (if run) then scores the chosen model, and alpha.md says which it is (rebuild it from
+#   INIT and the run's model with interpolate_weights.py). ALPHAS="" skips it. The 10 evaluations run at once and
+#   score AbsRel and δ1 only (`--no-tae`): with TAE they took 158 s on the H200 (stop 28), and on the 2-core CPU TAE
+#   is over half of the scoring time (12 videos per frame at --res 32: 69 s with it, 31 s without), so VAL_S is 80.
 WORK_DEFAULT=/tmp/rolldepth-v2
 source "$(dirname "$0")/device_env.sh"
+STAMPS=$OUT/stamps.log  # the stages' timed lines come back in results.tgz too, not only in the call's output
 left() { echo $(( ${DEADLINE:-555} - (SECONDS - T0) )); }
 
 CODECS=${CODECS:-l1 relative}
 INIT=${INIT:-} SEEDS=(${SEEDS:-0 2}) CROP=${CROP:-128x96} LR=${LR:-3e-4}
 if [ "${SMOKE:-0}" = 1 ]; then
     SEQ=8 CSEQ=4 FR=12 TSEQ=2 TFR=20 RW=2 CW=1 UW=2 DEV=cpu CODEC_MIN=0.3 VB=4 EVAL_S=150 DEADLINE=${DEADLINE:-900}
-    FPB=${FPB:-6} BATCHES="6 12" CROP=${CROP/192x144/64x48} VSEQ=2 VAL_S=300 MARGIN=120
+    FPB=${FPB:-6} BATCHES="6 12" CROP=${CROP/192x144/64x48} VSEQ=2 VAL_S=300 MARGIN=120 END_S=30
 else
     SEQ=${SEQ:-1000} CSEQ=${CSEQ:-400} FR=${FR:-32} TSEQ=8 TFR=64 RW=14 CW=6 UW=12 DEV=cuda CODEC_MIN=1.6 VB=32 EVAL_S=65
-    FPB=${FPB:-192} BATCHES="192 384 576" VSEQ=${VSEQ:-24} VAL_S=150 MARGIN=45
+    FPB=${FPB:-192} BATCHES="192 384 576" VSEQ=${VSEQ:-24} VAL_S=80 MARGIN=45 END_S=15
 fi
 CFR=${CFR:-$FR}
 ALPHAS=$([ -n "$INIT" ] && $PY -c "import sys; print(' '.join(f'{float(a):g}' for a in sys.argv[1:]))" \
     ${ALPHAS-0.3 0.5 0.7 1})  # written as choose_alpha.py prints them (0.70 -> 0.7)
 [ -n "$ALPHAS" ] || VAL_S=0
+# Step 4 on the machine: always from scratch (its test renders also choose the codec), for a continuation on request.
+MACHINE_EVAL=${MACHINE_EVAL:-$([ -n "$INIT" ] && echo 0 || echo 1)}
+[ "$MACHINE_EVAL" = 1 ] || EVAL_S=$END_S  # without it, only the packing of the results follows the validation
 
 CACHE=$([ "$CROP" = 192x144 ] && echo --cache-latents)
 
@@ -49,7 +54,9 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_av
 
 # 1. Training data (and, when continuing, the test splits and the batch size's step rates at the same time).
 render_tests() {
-    render_test_splits $TSEQ $TFR 3 100 > "$OUT/render_test.log" 2>&1 || return
+    if [ "$MACHINE_EVAL" = 1 ] || [ -z "$INIT" ]; then
+        render_test_splits $TSEQ $TFR 3 100 > "$OUT/render_test.log" 2>&1 || return
+    fi
     [ -z "$ALPHAS" ] || render_recipes "$W/val_ordinary" 40 "$W/val_consistency" 42 $VSEQ $TFR 3 100 \
         >> "$OUT/render_test.log" 2>&1
 }
@@ -118,8 +125,9 @@ echo "train exit $?" >> "$OUT/train.log"
 tail -3 "$OUT/train.log"
 stamp "unet done"
 
-# 4. A quick evaluation on the machine's renders (the real one runs on the CPU renders afterwards); for a
-#    continuation, of the point of the line from INIT to the run that the validation shots choose.
+# 4. The model back in pieces; for a continuation, the point of the line from INIT to the run that the validation
+#    shots choose; then (MACHINE_EVAL=1) a quick evaluation of it on the machine's renders of the test splits (the
+#    real one runs on the CPU renders afterwards).
 if [ -d "$W/run/model" ]; then
     tar -C "$W/run" -cf "$OUT/model.tar" model && split -b 15M "$OUT/model.tar" "$OUT/model.tar.part_" &&
         rm "$OUT/model.tar"
@@ -137,7 +145,7 @@ if [ -d "$W/run/model" ]; then
             fi
             for recipe in ordinary consistency; do
                 timeout $(( $(left) - EVAL_S )) $RD eval --variants per-frame --data "$W/val_$recipe" --kind synth \
-                    -m "$m" -o "$W/val/a${a}_$recipe" --device $DEV > "$W/val/a${a}_$recipe.log" 2>&1 &
+                    -m "$m" -o "$W/val/a${a}_$recipe" --device $DEV --no-tae > "$W/val/a${a}_$recipe.log" 2>&1 &
             done
         done
         wait
@@ -150,6 +158,8 @@ if [ -d "$W/run/model" ]; then
         cp -r "$W/val" "$OUT/val"
         stamp "chose $EVAL_MODEL"
     fi
+fi
+if [ -d "$W/run/model" ] && [ "$MACHINE_EVAL" = 1 ]; then
     export OMP_NUM_THREADS=8
     timeout $(( $(left) - 8 )) $RD eval --variants "per-frame,{1,10,25}" --data "$W/test" --kind synth -m "$EVAL_MODEL" -o "$OUT/eval_test" \
         --device $DEV > "$OUT/eval_test.log" 2>&1 &
@@ -157,7 +167,7 @@ if [ -d "$W/run/model" ]; then
         -o "$OUT/eval_consistency" --device $DEV > "$OUT/eval_consistency.log" 2>&1 &
     wait
     stamp "eval done"
-elif [ -z "$INIT" ]; then
+elif [ ! -d "$W/run/model" ] && [ -z "$INIT" ]; then
     tar -C "$W/codec_$BEST" -cf "$OUT/codec_model.tar" model
 fi
 cd "$OUT" && tar czf /tmp/results.tgz --exclude='model.tar.part_*' . ; \

@@ -180,6 +180,30 @@ def affine_residual(x, y):
     return float(np.abs(A @ coef - y.ravel()).max() / np.ptp(y))
 
 
+def test_without_tae_the_same_abs_rel_and_delta1_and_no_temporal_score(tmp_path):
+    rng = np.random.default_rng(2)
+    gts = [rng.uniform(1.0, 9.0, size=(4, 6, 8)).astype(np.float32) for _ in range(2)]
+    predictions = {k + 1: (1 / gt + rng.normal(0, 0.05, gt.shape)).astype(np.float32) for k, gt in enumerate(gts)}
+    samples = [make_sample(f"synth/v{k}", k + 1, gt) for k, gt in enumerate(gts)]
+    for sample in samples:
+        sample.moving = np.zeros(sample.depth.shape, bool)
+    variants, work = ["per-frame", "{1,25}"], tmp_path / "work"
+    whole = evaluate(FakePipe(predictions), samples, variants)
+    quick = evaluate(FakePipe(predictions), samples, variants, work_dir=work, temporal=False)
+    for space in ("disparity", "depth"):
+        for name in variants:
+            full, fast = whole["summary"][name][space], quick["summary"][name][space]
+            assert full["tae"] > 0 and full["tae_static"] is not None
+            assert (fast["abs_rel"], fast["delta1"]) == (full["abs_rel"], full["delta1"])
+            assert fast["tae"] is fast["tae_static"] is fast["tae_flow"] is None
+    assert whole["ground_truth_tae"] is not None and quick["ground_truth_tae"] is None
+    table = markdown_table(quick["summary"], quick)
+    assert "static" not in table and "ground truth" not in table and table.count("n/a") == 4
+    pipe = FakePipe(predictions)  # results saved without TAE are not taken for a full evaluation's
+    assert without_seconds(evaluate(pipe, samples, variants, work_dir=work)) == without_seconds(whole)
+    assert len(pipe.calls) == 4
+
+
 def test_per_frame_variant_ignores_the_other_frames(tiny_checkpoint):
     pipe = RollingDepthPipeline.from_pretrained(tiny_checkpoint)
     video = pattern_frames(6, seed=1)

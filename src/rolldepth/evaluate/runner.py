@@ -63,10 +63,11 @@ def depth_like(pred_inv: np.ndarray) -> np.ndarray:
     return (1.0 / np.clip(unit, 1e-3, None)).astype(np.float32)
 
 
-def score(pred_inv: np.ndarray, sample) -> dict[str, dict]:
-    """Metrics of one prediction ([N, h, w] inverse depth) against one sample, in both alignment spaces."""
-    common = dict(max_depth=sample.max_depth, min_depth=sample.min_depth, poses=sample.poses, K=sample.K,
-                  moving=sample.moving, motion=_motion(sample))
+def score(pred_inv: np.ndarray, sample, temporal: bool = True) -> dict[str, dict]:
+    """Metrics of one prediction ([N, h, w] inverse depth) against one sample, in both alignment spaces;
+    without ``temporal``, AbsRel and delta1 only (the TAE entries are None)."""
+    common = dict(max_depth=sample.max_depth, min_depth=sample.min_depth, poses=sample.poses if temporal else None,
+                  K=sample.K, moving=sample.moving, motion=_motion(sample))
     return {
         "disparity": evaluate_video(pred_inv, sample.depth, sample.valid, space="disparity", **common),
         "depth": evaluate_video(depth_like(pred_inv), sample.depth, sample.valid, space="depth", **common),
@@ -80,7 +81,7 @@ def _motion(sample) -> tuple[np.ndarray, np.ndarray] | None:
 
 def evaluate(
     pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, progress=True, work_dir: Path | None = None,
-    coalign: str = DEFAULT_COALIGN, predictions_dir: Path | None = None,
+    coalign: str = DEFAULT_COALIGN, predictions_dir: Path | None = None, temporal: bool = True,
 ) -> dict:
     """Run every variant on every sample and score it.
 
@@ -111,6 +112,10 @@ def evaluate(
         before any alignment) to ``predictions_dir/<video name>/<variant>.npy``, so that other metrics can be
         computed later without running the model again. A saved result whose prediction file is missing is
         computed again.
+    temporal : bool
+        Also score TAE (all pixels, static, flow) and the ground truth's own TAE. Off, only AbsRel and delta1 are
+        scored: the TAE reprojections take most of the scoring time, which is what a quick choice between models
+        on a GPU waits for.
 
     Returns
     -------
@@ -126,7 +131,8 @@ def evaluate(
         frames = np.asarray(sample.frames)
         if len(frames) < 2:
             raise UserError(f"{sample.name} has {len(frames)} frame(s); a video needs at least 2")
-        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}, **_ground_truth_tae(sample)}
+        truth = _ground_truth_tae(sample) if temporal else dict.fromkeys(GROUND_TRUTH_KEYS)
+        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}, **truth}
         if work_dir:
             data = hashlib.sha1(frames.tobytes())
             data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
@@ -139,12 +145,13 @@ def evaluate(
             saved = record = None
             if work_dir:
                 record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps, coalign=coalign,
-                              seed=seed, shape=list(frames.shape), data=data.hexdigest())
+                              seed=seed, shape=list(frames.shape), data=data.hexdigest(), temporal=temporal)
                 saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json"
             prediction = Path(predictions_dir) / sample.name / f"{name}.npy" if predictions_dir else None
             result = None if prediction and not prediction.is_file() else _load_result(saved, record)
             if result is None:
-                result = _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved, record, prediction)
+                result = _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved, record, prediction,
+                                      temporal)
             else:
                 log.info("%s %s: done in an earlier run", sample.name, name)
             seconds[name] += result["seconds"]
@@ -192,7 +199,7 @@ def _ground_truth_tae(sample) -> dict[str, float | None]:
 
 
 def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: Path | None, record,
-                 prediction: Path | None = None) -> dict:
+                 prediction: Path | None = None, temporal: bool = True) -> dict:
     """Run and score one variant on one video; saved in ``saved`` (with its ``record``) when given, and the raw
     prediction in ``prediction``."""
     tic = time.perf_counter()
@@ -201,7 +208,7 @@ def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: P
         progress=False,
     )
     depth = np.asarray(out.depth, dtype=np.float32)
-    result = dict(score(depth, sample), seconds=time.perf_counter() - tic)
+    result = dict(score(depth, sample, temporal), seconds=time.perf_counter() - tic)
     if prediction:
         prediction.parent.mkdir(parents=True, exist_ok=True)
         tmp = prediction.with_name(f".{prediction.name}.partial")
@@ -282,10 +289,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     work_dir = args.out / WORK_DIR
     report = evaluate(pipe, samples, variants, res=args.res, refine_steps=args.refine_steps, seed=args.seed,
                       progress=not args.quiet, work_dir=work_dir, coalign=args.coalign,
-                      predictions_dir=args.out / "predictions" if args.save_predictions else None)
+                      predictions_dir=args.out / "predictions" if args.save_predictions else None,
+                      temporal=not args.no_tae)
     report["settings"] = dict(
         model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
         refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
+        tae=not args.no_tae,
     )
     table = markdown_table(report["summary"], report)
     _write_atomic(args.out / "eval.json", json.dumps(report, indent=1))
@@ -319,6 +328,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32", help="precision (default fp32)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared noise map (default 0)")
+    p.add_argument("--no-tae", action="store_true",
+                   help="score AbsRel and δ1 only: the temporal metrics (TAE) take most of the scoring time, which "
+                        "a quick choice between models does not need")
     p.add_argument("--save-predictions", action="store_true",
                    help="also write every raw prediction to OUT/predictions/<video>/<variant>.npy (float32 inverse "
                         "depth before alignment), to score it again without the model")
