@@ -1,0 +1,24 @@
+"""benchmarks/step_flops.py: the counts scale as closed forms say they must."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from rolldepth.model.pipeline import RollingDepthPipeline
+
+_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "step_flops.py"
+_spec = importlib.util.spec_from_file_location("step_flops", _SCRIPT)
+step_flops = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(step_flops)
+
+
+def test_encoder_work_grows_with_the_pixels_and_the_backward_pass_is_counted(tiny_checkpoint):
+    pipe = RollingDepthPipeline.from_pretrained(tiny_checkpoint)
+    encode, train = step_flops.step_flops(pipe, 32, 32)
+    encode_4x, _ = step_flops.step_flops(pipe, 64, 64)
+    _, forward = step_flops.step_flops(pipe, 32, 32, backward=False)
+    assert encode > 0 and encode_4x == pytest.approx(4 * encode, rel=0.02)  # convolutions: work per pixel
+    # A layer's backward pass does twice its forward work (input and weight gradients), less the first layer's
+    # input gradient, which nothing needs.
+    assert 2.5 * forward < train <= 3 * forward
