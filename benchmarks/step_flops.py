@@ -15,8 +15,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from rolldepth.model.pipeline import RollingDepthPipeline
-from rolldepth.train.trainer import encode_mean
+from rolldepth.data.synth import size_argument
+from rolldepth.model.attention import enable_multi_frame_attention
+from rolldepth.model.checkpoint import encode_empty_prompt, load_components
+from rolldepth.train.trainer import encode_mean, unet_loss
 from rolldepth.weights import default_model
 
 
@@ -28,33 +30,38 @@ def flops_per_frame(fn, frames: int) -> float:
     return counter.get_total_flops() / frames / 1e9
 
 
-def step_flops(pipe, width: int, height: int, backward: bool = True) -> tuple[float, float]:
-    """GFLOP per frame of the codec's encoder and of the UNet's forward (and, with ``backward``, backward) pass on
-    snippets of three ``width`` x ``height`` frames, as most training snippets are."""
+def step_flops(parts, width: int, height: int, backward: bool = True) -> tuple[float, float]:
+    """GFLOP per frame of the codec's encoder and of the UNet's forward (and, with ``backward``, backward) pass in
+    the trainer's own step (``unet_loss`` with the RGB latents given), on snippets of three ``width`` x ``height``
+    frames, as most training snippets are. The step's count less one encode (its depth target's) is the UNet's."""
+    unet, vae = parts["unet"].train().requires_grad_(True), parts["vae"].eval().requires_grad_(False)
+    context = encode_empty_prompt(parts["tokenizer"], parts["text_encoder"])
     frames, length = 6, 3
     rgb = torch.rand(frames, 3, height, width) * 2 - 1
+    target = torch.rand(frames, 1, height, width) * 2 - 1
     with torch.no_grad():
-        encode = flops_per_frame(lambda: encode_mean(pipe.vae, rgb), frames)
-        latents = encode_mean(pipe.vae, rgb)
-    unet = pipe.unet.train().requires_grad_(True)
-    x, steps = torch.cat([latents, latents], dim=1), torch.full((frames,), 999)
-    context = pipe.empty_embedding.expand(frames, -1, -1)
+        encode = flops_per_frame(lambda: encode_mean(vae, rgb), frames)
+        latents = encode_mean(vae, rgb)
 
-    def unet_pass():
-        out = unet(x, steps, encoder_hidden_states=context, cross_attention_kwargs={"num_frames": length}).sample
+    def step():
+        loss = unet_loss(unet, vae, parts["scheduler"], context, rgb, target, length, torch.Generator().manual_seed(0),
+                         0.7, latents)
         if backward:
-            out.square().mean().backward()
+            loss.backward()
 
-    return encode, flops_per_frame(unet_pass, frames)
+    return encode, flops_per_frame(step, frames) - encode
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(default_model()), help="checkpoint folder (default: the embedded model)")
-    parser.add_argument("--size", default="192x144", help="frame size WxH (default 192x144, the training size)")
+    parser.add_argument("--size", type=size_argument("192x144"), default=(192, 144),
+                        help="frame size WxH (default 192x144, the training size)")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
-    encode, unet_flops = step_flops(RollingDepthPipeline.from_pretrained(args.model), width, height)
+    width, height = args.size
+    parts = load_components(args.model)
+    enable_multi_frame_attention(parts["unet"])
+    encode, unet_flops = step_flops(parts, width, height)
     print(f"per frame at {width}x{height}: codec encoder {encode:.2f} GFLOP, UNet forward + backward {unet_flops:.2f} GFLOP")
     for cached in (1.0, 0.54, 0.0):
         total = unet_flops + encode * (2 - cached)
