@@ -11,7 +11,8 @@
 # SMOKE=1 rehearses every step on the CPU in a few minutes with tiny sizes.
 # INIT=MODEL continues the UNet of MODEL (its codec kept) on freshly rendered data instead of steps 2-3 from scratch:
 #   SEEDS="10 12" picks new training scenes, CROP=192x144 trains on whole frames, FPB=auto measures the step rate
-#   of a few batch sizes while the data renders (benchmarks/unet_step_rate.py) and takes the best.
+#   of a few batch sizes while the data renders (benchmarks/unet_step_rate.py) and takes the best; it then
+#   profiles a few steps of it (step_profile.txt in results.tgz: where a step's time goes on the device).
 # SYNTH="--realism --motion-blur 3" adds `rolldepth synth` options to the training renders (never to the test splits).
 # Training on whole frames (CROP=192x144) keeps each RGB frame's latent once encoded (`rolldepth train --cache-latents`).
 # FR=64 MAXDIL=25 renders 64-frame training shots and draws snippet dilations up to 25, the largest inference uses
@@ -64,7 +65,7 @@ stamp "render start"
 if [ -n "$INIT" ]; then
     render_tests &
     [ "$FPB" = auto ] && timeout 120 $PY benchmarks/unet_step_rate.py --model "$INIT" --crop $CROP \
-        --batches $BATCHES $CACHE > "$OUT/step_rate.log" 2>&1 &
+        --batches $BATCHES $CACHE --profile "$OUT/step_profile.txt" > "$OUT/step_rate.log" 2>&1 &
 fi
 # Time-outs grow with the shots' frames: the H100 rendered 500 x 64 frames in 94 s (2.9 ms a frame), so 5 ms a
 # frame leaves room; fixed 150 s would have cut SEQ=800 FR=64 (about 150 s) short. A stage never gets under 150/80 s.
@@ -80,7 +81,7 @@ if [ -n "$INIT" ]; then
     UNET_FROM=$INIT
     if [ "$FPB" = auto ]; then
         cat "$OUT/step_rate.log"
-        FPB=$(tail -1 "$OUT/step_rate.log")
+        FPB=$(grep -E '^[0-9]+$' "$OUT/step_rate.log" | tail -1)  # the probe's choice; the profiler logs after it
         [[ "$FPB" =~ ^[0-9]+$ ]] || FPB=${BATCHES%% *}
     fi
 else
