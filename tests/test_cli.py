@@ -251,6 +251,45 @@ def test_inputs_named_alike_are_refused_before_anything_is_written(tmp_path, tin
     assert not (tmp_path / "o").exists()
 
 
+def test_a_checkpoint_that_recommends_no_refinement_is_not_refined_unless_asked(tmp_path, tiny_checkpoint,
+                                                                             monkeypatch, caplog):
+    """`-p full` refines 10 steps; a model whose rolldepth.json says ``"refine_steps": 0`` (the embedded one) is
+    run without refinement, and is refined when ``--refine-steps`` asks for it."""
+    from rolldepth.model.pipeline import RollingDepthPipeline
+
+    model = shutil.copytree(tiny_checkpoint, tmp_path / "model")
+    (model / "rolldepth.json").write_text(json.dumps({"refine_steps": 0}))
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(8))
+    asked = []
+    real_run = RollingDepthPipeline.run
+    monkeypatch.setattr(RollingDepthPipeline, "run",
+                        lambda self, *a, **kw: asked.append(kw["refine_steps"]) or real_run(self, *a, **kw))
+    common = [str(video), "--model", str(model), "--res", "0", "-d", "1", "3", "-p", "full", "--no-save-sbs"]
+    with caplog.at_level("INFO", logger="rolldepth.process.runner"):
+        assert main(["-q", "run", *common, "-o", str(tmp_path / "plain")]) == 0
+    assert "as the model recommends" in caplog.text
+    assert main(["-q", "run", *common, "-o", str(tmp_path / "asked"), "--refine-steps", "2"]) == 0
+    assert asked == [0, 2]
+    # The refined depth is another computation than the unrefined one, and the recommendation did not change it.
+    plain, refined = (np.load(tmp_path / name / "clip_pred.npy") for name in ("plain", "asked"))
+    assert np.abs(plain - refined).max() > 1e-3
+    (model / "rolldepth.json").write_text(json.dumps({"refine_steps": "many"}))
+    assert main(["-q", "run", *common, "-o", str(tmp_path / "bad")]) == 2
+
+
+def test_the_embedded_model_recommends_no_refinement():
+    """Refinement made the embedded model's depth flicker more (MODEL_CARD.md); the presets that refine leave it
+    unrefined."""
+    from rolldepth.process.runner import ModelShape, RunOptions, with_model_defaults
+    from rolldepth.weights import DEFAULT_MODEL
+
+    shape = ModelShape.of_folder(DEFAULT_MODEL)
+    for preset in ("full", "paper"):
+        assert with_model_defaults(RunOptions(settings=resolve_settings(preset)), shape).settings.refine_steps == 0
+    explicit = RunOptions(settings=resolve_settings("full", refine_steps=10))
+    assert with_model_defaults(explicit, shape).settings.refine_steps == 10
+
+
 def test_an_input_named_twice_runs_once(tmp_path, tiny_checkpoint, monkeypatch):
     import rolldepth.process.runner
 

@@ -66,7 +66,7 @@ def add_run_parser(sub) -> None:
     p.add_argument("--cap-dilation", action=argparse.BooleanOptionalAction, default=None,
                    help="shrink dilations that do not fit short videos (default: preset)")
     p.add_argument("--refine-steps", "--refine-step", type=int, dest="refine_steps",
-                   help="refinement steps, 0 = off (default: preset)")
+                   help="refinement steps, 0 = off (default: the model's recommendation, else the preset's)")
     p.add_argument("--refine-snippet-length", type=int, help="snippet length during refinement (default 3)")
     p.add_argument("--refine-start-dilation", type=int, help="first refinement dilation (default 6)")
     p.add_argument("--coalign", choices=("official", "objective"),

@@ -32,14 +32,19 @@ from .refine import refine
 
 def read_model_defaults(folder: Path) -> dict:
     """The optional ``rolldepth.json`` of a checkpoint: inference defaults its authors recommend (e.g. the small
-    embedded model's ``processing_res``, far below the 768 px that suits the full SD2-based models)."""
+    embedded model's ``processing_res``, far below the 768 px that suits the full SD2-based models, and its
+    ``refine_steps``, 0, since refinement makes its depth flicker more)."""
     path = Path(folder) / "rolldepth.json"
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        defaults = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"{path} is not valid JSON: {exc}") from None
+    refine = defaults.get("refine_steps") if isinstance(defaults, dict) else None
+    if refine is not None and (not isinstance(refine, int) or isinstance(refine, bool) or not 0 <= refine <= 500):
+        raise UserError(f"{path}: refine_steps must be a whole number from 0 to 500, got {refine!r}")
+    return defaults
 
 
 @dataclass
@@ -108,7 +113,8 @@ class RollingDepthPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->unet->vae"
 
-    def __init__(self, unet, vae, scheduler, text_encoder, tokenizer, default_res: int | None = None):
+    def __init__(self, unet, vae, scheduler, text_encoder, tokenizer, default_res: int | None = None,
+                 default_refine_steps: int | None = None):
         super().__init__()
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
         enable_multi_frame_attention(self.unet)
@@ -116,6 +122,7 @@ class RollingDepthPipeline(DiffusionPipeline):
             for part in (self.unet, self.vae):
                 part.to(memory_format=torch.channels_last)
         self.default_res = default_res
+        self.default_refine_steps = default_refine_steps  # what presets that refine use instead (rolldepth.json)
         self._empty_embedding: torch.Tensor | None = None
         self._weights_digest: str | None = None
 
@@ -129,7 +136,9 @@ class RollingDepthPipeline(DiffusionPipeline):
         """
         folder = resolve_checkpoint(default_model() if name_or_path is None else name_or_path)
         components = load_components(folder, dtype=dtype, device=device)
-        return cls(**components, default_res=read_model_defaults(folder).get("processing_res"))
+        defaults = read_model_defaults(folder)
+        return cls(**components, default_res=defaults.get("processing_res"),
+                   default_refine_steps=defaults.get("refine_steps"))
 
     # ----------------------------------------------------------------------------------------------------------
     @property

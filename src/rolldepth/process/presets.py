@@ -1,8 +1,9 @@
 """Inference presets, the official ones, and how user options override them.
 
 A preset is only a set of defaults: any option the user gives explicitly wins. The checkpoint may carry its own
-recommended processing resolution (``rolldepth.json`` in the model folder, used by the small embedded model that is
-trained at a low resolution); it replaces the preset's resolution unless the user asked for one.
+recommendations (``rolldepth.json`` in the model folder): a processing resolution (the small embedded model is
+trained at a low one) and a number of refinement steps (the embedded model is worse refined); each replaces the
+preset's value unless the user asked for one.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Settings:
     refine_start_dilation: int = 6
     coalign: str = DEFAULT_COALIGN
     res_explicit: bool = field(default=False, compare=False)
+    refine_explicit: bool = field(default=False, compare=False)
 
 
 PRESETS: dict[str, Settings] = {
@@ -72,7 +74,7 @@ def resolve_settings(preset: str = "fast", **overrides) -> Settings:
     for key in ("dilations", "snippet_lengths"):
         if key in given:
             given[key] = tuple(int(v) for v in given[key])
-    settings = replace(PRESETS[preset], **given, res_explicit="res" in given)
+    settings = replace(PRESETS[preset], **given, res_explicit="res" in given, refine_explicit="refine_steps" in given)
     check_settings(settings)
     return settings
 

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -132,6 +132,7 @@ class ModelShape:
     """
 
     default_res: int | None = None
+    default_refine_steps: int | None = None
     vae_width: int = 128  # channels of the VAE's full-resolution blocks
     vae_factor: int = 8  # image pixels per latent pixel along each side
     latent_channels: int = 4
@@ -150,15 +151,27 @@ class ModelShape:
         except (OSError, ValueError, TypeError):
             shape = cls()
         try:
-            res = json.loads((folder / "rolldepth.json").read_text()).get("processing_res")
+            defaults = json.loads((folder / "rolldepth.json").read_text())
+            res, refine = defaults.get("processing_res"), defaults.get("refine_steps")
         except (OSError, ValueError, AttributeError):
-            res = None
-        return cls(res if isinstance(res, int) else None, shape.vae_width, shape.vae_factor, shape.latent_channels)
+            res = refine = None
+        return cls(res if isinstance(res, int) else None, refine if isinstance(refine, int) else None,
+                   shape.vae_width, shape.vae_factor, shape.latent_channels)
 
     @classmethod
     def of_pipe(cls, pipe) -> ModelShape:
         config = pipe.vae.config
-        return cls(pipe.default_res, int(config.block_out_channels[0]), pipe.vae_factor, int(config.latent_channels))
+        return cls(pipe.default_res, pipe.default_refine_steps, int(config.block_out_channels[0]), pipe.vae_factor,
+                   int(config.latent_channels))
+
+
+def with_model_defaults(options: RunOptions, model: ModelShape) -> RunOptions:
+    """``options`` with the checkpoint's recommended refinement in place of the preset's, unless the user asked for
+    a number of steps (``--refine-steps``); the resolution is resolved apart, by :func:`resolve_res`."""
+    s = options.settings
+    if s.refine_explicit or model.default_refine_steps is None or model.default_refine_steps == s.refine_steps:
+        return options
+    return replace(options, settings=replace(s, refine_steps=model.default_refine_steps))
 
 
 def output_stem(path: Path) -> str:
@@ -188,6 +201,8 @@ def check_input(
     """
     from ..video.reading import check_sequence, probe
 
+    if model is not None:
+        options = with_model_defaults(options, model)
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
     if options.start >= info.n_frames:
         raise UserError(f"--from {options.start} is past the end of {path} ({info.n_frames} frames)")
@@ -383,6 +398,7 @@ def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: i
 
     settings = asdict(options.settings)
     settings.pop("res_explicit", None)
+    settings.pop("refine_explicit", None)
     settings.pop("dtype", None)  # the dtype really used is the model's, below
     return {
         "rolldepth": __version__,
@@ -494,9 +510,15 @@ def process_video(
     from ..storage.workdir import DiskStore
 
     path, output_dir = Path(path), Path(output_dir)
+    shape = ModelShape.of_pipe(pipe)
+    refine_asked = options.settings.refine_steps
+    options = with_model_defaults(options, shape)
+    if options.settings.refine_steps != refine_asked:
+        log.info("refinement: %d steps, as the model recommends (its rolldepth.json) instead of the preset's %d; "
+                 "--refine-steps N sets them", options.settings.refine_steps, refine_asked)
     info = info or check_input(path, options)
     res = pipe.resolve_res(processing_res(pipe, options.settings))
-    check_resources(path, info, options, res, output_dir, ModelShape.of_pipe(pipe), pipe.device.type)
+    check_resources(path, info, options, res, output_dir, shape, pipe.device.type)
     n_frames = frame_window(info, options)
     stem = output_stem(path)
     try:
