@@ -29,6 +29,8 @@
 WORK_DEFAULT=/tmp/rolldepth-v2
 source "$(dirname "$0")/device_env.sh"
 STAMPS=$OUT/stamps.log  # the stages' timed lines come back in results.tgz too, not only in the call's output
+# A rehearsal after an earlier one would find its run there and stop at training, minutes in: refuse at once.
+[ ! -e "$W/run" ] || { echo "$W holds an earlier run: remove it or set WORK to a new folder"; exit 1; }
 left() { echo $(( ${DEADLINE:-555} - (SECONDS - T0) )); }
 
 CODECS=${CODECS:-l1 relative}
