@@ -49,30 +49,29 @@ def frames_per_second(parts, device, crop, frames, steps, warmup=5, length=3, ca
     target = torch.rand(frames, 1, height, width, device=device) * 2 - 1
     generator = torch.Generator().manual_seed(0)
     latent_cache = None if cache is None else LatentCache(20 * frames, pad_batches=cache)
-    profiler = contextlib.nullcontext()
-    for step in range(warmup + steps):
-        if step == warmup:
-            if cuda:
-                torch.cuda.synchronize()
-            if profile:
-                activities = [torch.profiler.ProfilerActivity.CPU] + [torch.profiler.ProfilerActivity.CUDA] * cuda
-                profiler = torch.profiler.profile(activities=activities)
-                profiler.__enter__()
-            tic = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            latents = None
-            if latent_cache is not None:
-                keys = torch.randint(0, latent_cache.n_images, (frames,), generator=generator)
-                latents = latent_cache(vae, rgb, keys)
-            loss = unet_loss(unet, vae, parts["scheduler"], context, rgb, target, length, generator, 0.7, latents)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - tic
-    if profile:
-        profiler.__exit__(None, None, None)
+    profiler = None
+    with contextlib.ExitStack() as profiling:  # the profiler, if any, stops at the end of the timed steps
+        for step in range(warmup + steps):
+            if step == warmup:
+                if cuda:
+                    torch.cuda.synchronize()
+                if profile:
+                    activities = [torch.profiler.ProfilerActivity.CPU] + [torch.profiler.ProfilerActivity.CUDA] * cuda
+                    profiler = profiling.enter_context(torch.profiler.profile(activities=activities))
+                tic = time.perf_counter()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                latents = None
+                if latent_cache is not None:
+                    keys = torch.randint(0, latent_cache.n_images, (frames,), generator=generator)
+                    latents = latent_cache(vae, rgb, keys)
+                loss = unet_loss(unet, vae, parts["scheduler"], context, rgb, target, length, generator, 0.7, latents)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - tic
+    if profiler is not None:
         write_profile(profiler, profile, frames, steps, seconds, cuda)
     return frames * steps / seconds
 

@@ -155,7 +155,8 @@ class ModelShape:
             res, refine = defaults.get("processing_res"), defaults.get("refine_steps")
         except (OSError, ValueError, AttributeError):
             res = refine = None
-        return cls(res if isinstance(res, int) else None, refine if isinstance(refine, int) else None,
+        return cls(res if isinstance(res, int) else None,
+                   refine if isinstance(refine, int) and not isinstance(refine, bool) else None,
                    shape.vae_width, shape.vae_factor, shape.latent_channels)
 
     @classmethod
