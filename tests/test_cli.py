@@ -273,8 +273,9 @@ def test_a_checkpoint_that_recommends_no_refinement_is_not_refined_unless_asked(
     # The refined depth is another computation than the unrefined one, and the recommendation did not change it.
     plain, refined = (np.load(tmp_path / name / "clip_pred.npy") for name in ("plain", "asked"))
     assert np.abs(plain - refined).max() > 1e-3
-    (model / "rolldepth.json").write_text(json.dumps({"refine_steps": "many"}))
-    assert main(["-q", "run", *common, "-o", str(tmp_path / "bad")]) == 2
+    for bad in ({"refine_steps": "many"}, [0]):  # a wrong value, and no JSON object at all: one line, exit 2
+        (model / "rolldepth.json").write_text(json.dumps(bad))
+        assert main(["-q", "run", *common, "-o", str(tmp_path / "bad")]) == 2
 
 
 def test_the_embedded_model_recommends_no_refinement():

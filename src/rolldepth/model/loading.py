@@ -1,16 +1,38 @@
-"""Loading a pipeline for the applications: device and precision choice, quiet weight loading.
+"""Loading a pipeline for the applications: device and precision choice, quiet weight loading, and the settings a
+checkpoint recommends (readable before the model loads, without importing diffusers).
 
 Below the applications (command line, web page, Ray workers, evaluation), so that none of them imports another.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 from ..errors import UserError
 from ..weights import default_model
 
 log = logging.getLogger("rolldepth")
+
+
+def read_model_defaults(folder: Path) -> dict:
+    """The optional ``rolldepth.json`` of a checkpoint: inference defaults its authors recommend (e.g. the small
+    embedded model's ``processing_res``, far below the 768 px that suits the full SD2-based models, and its
+    ``refine_steps``, 0, since refinement makes its depth flicker more)."""
+    path = Path(folder) / "rolldepth.json"
+    if not path.is_file():
+        return {}
+    try:
+        defaults = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(defaults, dict):
+        raise UserError(f"{path} must hold a JSON object, e.g. {{\"processing_res\": 192}}")
+    refine = defaults.get("refine_steps")
+    if refine is not None and (not isinstance(refine, int) or isinstance(refine, bool) or not 0 <= refine <= 500):
+        raise UserError(f"{path}: refine_steps must be a whole number from 0 to 500, got {refine!r}")
+    return defaults
 
 
 def quiet_weight_loading() -> None:

@@ -8,7 +8,6 @@ in :mod:`.stages`. The model parts are passed in (``unet``, ``vae``, ``scheduler
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,24 +26,8 @@ from . import codec, inference, stages
 from .attention import enable_multi_frame_attention
 from .checkpoint import encode_empty_prompt, load_components, resolve_checkpoint
 from .digest import weights_digest
+from .loading import read_model_defaults
 from .refine import refine
-
-
-def read_model_defaults(folder: Path) -> dict:
-    """The optional ``rolldepth.json`` of a checkpoint: inference defaults its authors recommend (e.g. the small
-    embedded model's ``processing_res``, far below the 768 px that suits the full SD2-based models, and its
-    ``refine_steps``, 0, since refinement makes its depth flicker more)."""
-    path = Path(folder) / "rolldepth.json"
-    if not path.is_file():
-        return {}
-    try:
-        defaults = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not valid JSON: {exc}") from None
-    refine = defaults.get("refine_steps") if isinstance(defaults, dict) else None
-    if refine is not None and (not isinstance(refine, int) or isinstance(refine, bool) or not 0 <= refine <= 500):
-        raise UserError(f"{path}: refine_steps must be a whole number from 0 to 500, got {refine!r}")
-    return defaults
 
 
 @dataclass

@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..method.metric_scale import AnchorError
 from .presets import Settings
 from ..video.reading import VideoInfo
+from ..model.loading import read_model_defaults
 from ..model.vram import CPU_BATCH
 
 log = logging.getLogger(__name__)
@@ -151,13 +152,12 @@ class ModelShape:
         except (OSError, ValueError, TypeError):
             shape = cls()
         try:
-            defaults = json.loads((folder / "rolldepth.json").read_text())
-            res, refine = defaults.get("processing_res"), defaults.get("refine_steps")
-        except (OSError, ValueError, AttributeError):
-            res = refine = None
-        return cls(res if isinstance(res, int) else None,
-                   refine if isinstance(refine, int) and not isinstance(refine, bool) else None,
-                   shape.vae_width, shape.vae_factor, shape.latent_channels)
+            defaults = read_model_defaults(folder)
+        except UserError:  # reported when the model loads
+            defaults = {}
+        res = defaults.get("processing_res")
+        return cls(res if isinstance(res, int) else None, defaults.get("refine_steps"), shape.vae_width,
+                   shape.vae_factor, shape.latent_channels)
 
     @classmethod
     def of_pipe(cls, pipe) -> ModelShape:
