@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rolldepth.data.benchmarks import load_dataset
-from rolldepth.evaluate.metrics import eval_mask
+from rolldepth.evaluate.metrics import abs_rel, eval_mask
 
 GRID = np.round(np.arange(-1.0, 1.0001, 0.1), 10)
 
@@ -52,8 +52,9 @@ def main() -> None:
                            lo=1.0 / sample.max_depth, hi=1.0 / sample.min_depth, scores={}))
 
     def score(video, c2=0.0, c3=0.0, degree=1, pick=slice(None)):
-        fitted = polynomial_fit(curve(video["pred"][pick], c2, c3), video["depth"][pick], degree, video["lo"], video["hi"])
-        return float(np.mean(np.abs(fitted - video["depth"][pick]) / video["depth"][pick]) * 100)
+        depth = video["depth"][pick]
+        fitted = polynomial_fit(curve(video["pred"][pick], c2, c3), depth, degree, video["lo"], video["hi"])
+        return abs_rel(fitted, depth, np.ones(depth.shape, dtype=bool)) * 100  # the pixels are the masked ones
 
     for video in videos:
         video["scores"].update({"degree 1": score(video), "degree 3": score(video, degree=3)})
