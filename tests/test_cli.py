@@ -197,10 +197,14 @@ def test_native_resolution_of_a_huge_input_is_refused_with_a_memory_estimate(tmp
     args = ["-q", "run", str(huge), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "-d", "1"]
     assert main([*args, "--res", "0"]) == 2
     err = one_line_error(capsys)
-    # VAE batch: 4 frames x 81e6 px x 16 channels (tiny VAE) x 4 bytes x 3 live tensors = 62.208e9; co-alignment:
-    # 1 snippet x 3 frames x 81e6 / 100 px x 4 bytes x 3 = 29.16e6; total 62.237e9 bytes
-    assert "3 frames at 9000x9000 (--res 0 keeps the native size)" in err and "62.2 GB of memory" in err
-    assert "16.0 GB is available" in err and "--res" in err
+    # The costliest call at batch 1 (on the CPU the batches are then chosen to fit): the UNet, 1 snippet x 3 frames x
+    # 81e6 / 2^2 latent px x 16 channels (tiny UNet) x 120 bytes = 116.64e9 (a VAE decode: 81e6 x 16 x 34 = 44.06e9);
+    # co-alignment: 1 snippet x 3 frames x 81e6 / 100 px x 4 bytes x 3 = 29.16e6; total 116.669e9 bytes
+    assert "3 frames at 9000x9000 (--res 0 keeps the native size)" in err and "116.7 GB of memory" in err
+    assert "16.0 GB is available" in err and err.endswith("lower --res")
+    assert main([*args, "--res", "0", "--batch-size", "2"]) == 2  # 2 x 116.64e9 + 29.16e6
+    err = one_line_error(capsys)
+    assert "233.3 GB of memory" in err and err.endswith("lower --res or the batch sizes")
     options = runner.RunOptions(settings=resolve_settings("fast", res=768, dilations=[1]))
     runner.check_input(huge, options, output_dir=tmp_path / "o", model=runner.ModelShape.of_folder(tiny_checkpoint))
 

@@ -98,9 +98,10 @@ def add_run_parser(sub) -> None:
                    help="write the RGB|depth side-by-side video (default on)")
     p.add_argument("--save-snippets", action="store_true", help="write the raw snippet predictions <stem>_snippets.npz")
     p.add_argument("--batch-size", type=int, help="snippets per UNet call (default: as many as fit the GPU's "
-                   "free memory; 4 on the CPU)")
+                   "free memory; on the CPU up to 4 that fit its memory)")
     p.add_argument("--vae-batch-size", "--max-vae-bs", type=int, dest="vae_batch_size",
-                   help="frames per VAE call (default: as many as fit the GPU's free memory; 4 on the CPU)")
+                   help="frames per VAE call (default: as many as fit the GPU's free memory; on the CPU up to 4 "
+                   "that fit its memory)")
     p.add_argument("--max-vram", type=float, metavar="GB",
                    help="GPU memory the automatic batch sizes may plan for, in GB (default: what is free)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared noise map (default 0)")

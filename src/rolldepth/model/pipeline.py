@@ -202,8 +202,8 @@ class RollingDepthPipeline(DiffusionPipeline):
         minimum of its loss, see :mod:`rolldepth.method.coalign`). ``processing_res``: max side for inference (0 =
         native; default the checkpoint's recommendation, else 768); ``restore_res`` resizes the result back to the
         input size. ``batch_size``, ``vae_batch_size``: snippets per UNet call and frames per VAE call (default: on a
-        GPU the largest that fit its free memory, or ``max_vram`` GB, see :mod:`rolldepth.model.vram`; 4 on the
-        CPU). ``generator``: seed of the one noise map shared by all frames. ``return_snippets`` keeps the raw
+        GPU the largest that fit its free memory, or ``max_vram`` GB; on the CPU the largest up to 4 that fit its
+        memory; see :mod:`rolldepth.model.vram`). ``generator``: seed of the one noise map shared by all frames. ``return_snippets`` keeps the raw
         predictions; ``progress`` shows bars; ``on_stage`` is told "reading frames" and "estimating depth".
 
         Every stage records its progress in the store and skips what an interrupted run already recorded (see

@@ -1,15 +1,20 @@
-"""Batch sizes from the accelerator's free memory, so the same command fits a 6 GB card and fills an 80 GB one.
+"""Batch sizes from the memory at hand, so the same command fits a 6 GB card and fills an 80 GB one, and a big frame
+on a small CPU machine runs in smaller batches instead of being killed by the OS.
 
-The memory one more snippet (UNet) or one more frame (VAE) costs is measured, not guessed: a probe runs each model
-on one and on two items and reads the allocator's peak, which gives a fixed part (workspaces) and a part per item.
-The largest batch whose predicted peak fits the budget is then used. On the CPU nothing is probed and the given
-defaults apply.
+On a GPU the memory one more snippet (UNet) or one more frame (VAE) costs is measured, not guessed: a probe runs each
+model on one and on two items and reads the allocator's peak, which gives a fixed part (workspaces) and a part per
+item. The largest batch whose predicted peak fits the budget is then used. The CPU has no allocator statistics to
+read, so there the cost per item comes from :func:`cpu_item_bytes`, a per-pixel rate measured once for both model
+sizes this project runs (``python benchmarks/cpu_memory.py``), and the batches are the largest up to
+:data:`CPU_BATCH` that fit the memory the OS can give.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -18,9 +23,16 @@ from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
-CPU_BATCH = 4  # snippets per UNet call and frames per VAE call when nothing is measured
+CPU_BATCH = 4  # most snippets per UNet call and frames per VAE call on the CPU, where larger batches are no faster
 MAX_BATCH = 32  # beyond this a bigger batch no longer speeds anything up, only holds memory
 HEADROOM = 0.9  # share of the budget planned for: the allocator rounds and fragments
+# Bytes one item holds at its peak on the CPU, per pixel and per channel of the model's first block
+# (``block_out_channels[0]``): a VAE encode and decode per image pixel of one frame, the UNet per latent pixel of each
+# frame of a snippet. The largest rate for one item of the three model shapes measured, rounded up, since a further
+# item costs no more (embedded / SD2-sized / the tests' tiny one at 256x384: encode 17.4 / 20.2 / 22.0, decode
+# 30.4 / 30.4 / 33.5, UNet 60.6 / 114.2 / 103.2; ``python benchmarks/cpu_memory.py --models embedded,sd2,tiny``,
+# whose sampling of the resident size varies by a few per cent between runs).
+CPU_BYTES_PER_PIXEL = {"encode": 23, "decode": 34, "unet": 120}
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,56 @@ def linear_cost(peak_one: int, peak_two: int) -> tuple[int, int]:
     return max(peak_one - per_item, 0), per_item
 
 
+def cpu_item_bytes(image_hw: tuple[int, int], vae_factor: int, vae_width: int, unet_width: int,
+                   snippet_len: int) -> dict[str, int]:
+    """Peak bytes on the CPU of one item of each model call at an image size: a frame for ``"encode"`` and
+    ``"decode"``, a snippet of ``snippet_len`` frames for ``"unet"``."""
+    pixels = image_hw[0] * image_hw[1]
+    rate = CPU_BYTES_PER_PIXEL
+    return {"encode": rate["encode"] * vae_width * pixels, "decode": rate["decode"] * vae_width * pixels,
+            "unet": rate["unet"] * unet_width * snippet_len * (pixels // vae_factor**2)}
+
+
+def available_memory() -> int | None:
+    """Memory the OS can give this process without swapping (``MemAvailable``), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def plan_cpu_batches(costs: dict[str, int], batch_size: int | None, vae_batch_size: int | None,
+                     available: int | None) -> BatchPlan:
+    """The given batch sizes, else the largest up to :data:`CPU_BATCH` whose items (``costs``, from
+    :func:`cpu_item_bytes`) fit ``available`` bytes; :data:`CPU_BATCH` where the memory is unknown.
+
+    Raises
+    ------
+    UserError
+        When a batch left to choose cannot hold even one item.
+    """
+    if available is None:
+        return BatchPlan(batch_size or CPU_BATCH, vae_batch_size or CPU_BATCH)
+    fit = {op: largest_batch(HEADROOM * available, 0, cost, cap=CPU_BATCH) for op, cost in costs.items()}
+    batch = batch_size or fit["unet"]
+    vae_batch = vae_batch_size or min(fit["encode"], fit["decode"])
+    if not batch or not vae_batch:
+        need = costs["unet"] if not batch else max(costs["encode"], costs["decode"])
+        raise UserError(f"not enough memory: one {'snippet' if not batch else 'frame'} at this resolution needs "
+                        f"about {need / 1e9:.1f} GB, {available / 1e9:.1f} GB is available; lower --res")
+    peak = max(batch * costs["unet"], vae_batch * max(costs["encode"], costs["decode"]))
+    if (batch, vae_batch) != (batch_size or CPU_BATCH, vae_batch_size or CPU_BATCH):
+        log.info("CPU batches lowered to fit the memory: %d snippet(s) per UNet call, %d frame(s) per VAE call "
+                 "(%.1f GB available, predicted peak %.1f GB)", batch, vae_batch, available / 1e9, peak / 1e9)
+    return BatchPlan(batch, vae_batch, peak)
+
+
 def measure_peak(fn: Callable[[], object], device: torch.device) -> int:
     """Peak bytes allocated by ``fn`` above what was allocated before it."""
     torch.cuda.synchronize(device)
@@ -71,21 +133,26 @@ def vram_budget(device: torch.device, max_vram_gb: float | None) -> tuple[int, i
 @torch.no_grad()
 def plan_batches(pipe, latent_hw: tuple[int, int], snippet_len: int, batch_size: int | None,
                  vae_batch_size: int | None, max_vram_gb: float | None = None) -> BatchPlan:
-    """Batch sizes for one run: the given ones, else measured to fit the device's memory (``max_vram_gb`` caps it).
+    """Batch sizes for one run: the given ones, else measured to fit the GPU's memory (``max_vram_gb`` caps it), or
+    on the CPU the largest that :func:`plan_cpu_batches` finds fit the memory available.
 
     Raises
     ------
     UserError
-        When even one snippet cannot fit under the cap.
+        When even one snippet or frame cannot fit.
     """
     device = pipe.device
-    if device.type != "cuda" or (batch_size and vae_batch_size):  # nothing to measure, or nothing left to choose
-        return BatchPlan(batch_size or CPU_BATCH, vae_batch_size or CPU_BATCH)
+    h, w = latent_hw
+    scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    if batch_size and vae_batch_size:  # nothing left to choose
+        return BatchPlan(batch_size, vae_batch_size)
+    if device.type != "cuda":
+        costs = cpu_item_bytes((h * scale, w * scale), scale, int(pipe.vae.config.block_out_channels[0]),
+                               int(pipe.unet.config.block_out_channels[0]), snippet_len)
+        return plan_cpu_batches(costs, batch_size, vae_batch_size, available_memory())
     budget, in_use = vram_budget(device, max_vram_gb)
     available = HEADROOM * budget - in_use
-    h, w = latent_hw
     channels = int(pipe.vae.config.latent_channels)
-    scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     dtype = pipe.unet.dtype
     timestep = torch.tensor(999, device=device)
 

@@ -30,14 +30,11 @@ from ..method.metric_scale import AnchorError
 from .presets import Settings
 from ..video.reading import VideoInfo
 from ..model.loading import read_model_defaults
-from ..model.vram import CPU_BATCH
+from ..model.vram import HEADROOM, available_memory, cpu_item_bytes
 
 log = logging.getLogger(__name__)
 
 WORK_SUFFIX = ".rolldepth-work"
-# Bytes live per pixel per frame while the VAE decodes at the processing size: the full-resolution blocks hold about
-# three float32 tensors of ``vae_width`` channels (input, output and a normalisation/skip temporary).
-VAE_LIVE_TENSORS = 3
 
 
 @dataclass
@@ -58,7 +55,7 @@ class RunOptions:
     save_exr: bool = False
     save_sbs: bool = True
     save_snippets: bool = False
-    batch_size: int | None = None  # None: planned from the GPU's free memory (4 on the CPU)
+    batch_size: int | None = None  # None: planned from the free memory (GPU: measured; CPU: up to 4 that fit)
     vae_batch_size: int | None = None
     max_vram: float | None = None  # GB the planned batches may use
     seed: int = 0
@@ -129,7 +126,7 @@ class RunOptions:
 class ModelShape:
     """What the resource estimate needs to know about a model, readable from its folder before loading it.
 
-    Defaults are those of the Stable Diffusion 2 VAE that RollingDepth uses (the most demanding case).
+    Defaults are those of the Stable Diffusion 2 UNet and VAE that RollingDepth uses (the most demanding case).
     """
 
     default_res: int | None = None
@@ -137,6 +134,7 @@ class ModelShape:
     vae_width: int = 128  # channels of the VAE's full-resolution blocks
     vae_factor: int = 8  # image pixels per latent pixel along each side
     latent_channels: int = 4
+    unet_width: int = 320  # channels of the UNet's first block
 
     @classmethod
     def of_folder(cls, folder: str | Path | None) -> ModelShape:
@@ -147,23 +145,25 @@ class ModelShape:
         try:
             vae = json.loads((folder / "vae" / "config.json").read_text())
             widths = list(vae.get("block_out_channels", [128]))
+            unet = json.loads((folder / "unet" / "config.json").read_text())
             shape = cls(vae_width=int(widths[0]), vae_factor=2 ** (len(widths) - 1),
-                        latent_channels=int(vae.get("latent_channels", 4)))
-        except (OSError, ValueError, TypeError):
+                        latent_channels=int(vae.get("latent_channels", 4)),
+                        unet_width=int(list(unet.get("block_out_channels", [320]))[0]))
+        except (OSError, ValueError, TypeError, IndexError, AttributeError):
             shape = cls()
         try:
             defaults = read_model_defaults(folder)
         except UserError:  # reported when the model loads
             defaults = {}
         res = defaults.get("processing_res")
-        return cls(res if isinstance(res, int) else None, defaults.get("refine_steps"), shape.vae_width,
-                   shape.vae_factor, shape.latent_channels)
+        return replace(shape, default_res=res if isinstance(res, int) else None,
+                       default_refine_steps=defaults.get("refine_steps"))
 
     @classmethod
     def of_pipe(cls, pipe) -> ModelShape:
         config = pipe.vae.config
         return cls(pipe.default_res, pipe.default_refine_steps, int(config.block_out_channels[0]), pipe.vae_factor,
-                   int(config.latent_channels))
+                   int(config.latent_channels), int(pipe.unet.config.block_out_channels[0]))
 
 
 def with_model_defaults(options: RunOptions, model: ModelShape) -> RunOptions:
@@ -293,9 +293,10 @@ def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: Mo
     """What processing one input costs, from its size and the options alone.
 
     Disk: RGB latents, every snippet prediction (float32 at the processing size), the merged depth (and the refined
-    and restored ones when asked for) and the 16-bit PNGs. Memory: one VAE batch at the processing size (the part
-    that grows with the resolution), the subsampled co-alignment data and, with refinement, the video's latents
-    (kept in memory while refining). The model's own weights come on top.
+    and restored ones when asked for) and the 16-bit PNGs. Memory: the model call that needs most at the smallest
+    batches the run may use (the given batch sizes, else one item: on the CPU the pipeline then takes the largest
+    batches that fit, see :func:`rolldepth.model.vram.plan_cpu_batches`), the subsampled co-alignment data and,
+    with refinement, the video's latents (kept in memory while refining). The model's own weights come on top.
     """
     from ..method.snippets import build_snippet_groups
     from ..video.reading import processing_size
@@ -313,25 +314,14 @@ def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: Mo
         disk += n_frames * in_pixels * 4
     per_pixel = 2 * options.save_png + 4 * options.save_exr  # PNG 2 bytes, EXR at most 4 (uncompressed)
     disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
-    memory = (options.vae_batch_size or CPU_BATCH) * pixels * model.vae_width * 4 * VAE_LIVE_TENSORS
+    longest = max([*s.snippet_lengths, s.refine_snippet_length if s.refine_steps > 0 else 1])
+    costs = cpu_item_bytes((height, width), model.vae_factor, model.vae_width, model.unet_width, longest)
+    memory = max((options.vae_batch_size or 1) * max(costs["encode"], costs["decode"]),
+                 (options.batch_size or 1) * costs["unet"])
     memory += slots * pixels // 100 * 4 * 3  # subsampled predictions, float32 plus float64 working copies
     if s.refine_steps > 0:
         memory += 4 * latent_bytes  # RGB, clean, noisy and summed latents
     return Estimate(disk=disk, memory=memory, size=(height, width))
-
-
-def available_memory() -> int | None:
-    """Memory the OS can give this process without swapping (``MemAvailable``), or None where unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def free_disk(folder: Path) -> int:
@@ -366,10 +356,11 @@ def check_resources(
             f"{output_dir} has {human_bytes(free)} free; lower --res or process fewer frames (--from/--frames)"
         )
     memory = available_memory() if device_type == "cpu" else None
-    if memory is not None and estimate.memory > memory:
+    if memory is not None and estimate.memory > HEADROOM * memory:  # the batch planner's margin
         raise UserError(
             f"{what} need about {human_bytes(estimate.memory)} of memory besides the model, but "
-            f"{human_bytes(memory)} is available; lower --res or --vae-batch-size"
+            f"{human_bytes(memory)} is available; lower --res"
+            + (" or the batch sizes" if options.batch_size or options.vae_batch_size else "")
         )
     return estimate
 
