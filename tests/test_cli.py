@@ -131,6 +131,18 @@ def image_sequence(folder, n_frames=6, sizes=None):
     return folder
 
 
+@pytest.mark.parametrize("n_frames", [1, 2])
+def test_a_video_shorter_than_a_snippet_runs_as_the_error_says(tmp_path, tiny_checkpoint, capsys, n_frames):
+    video = encode_video(tmp_path / "short.mp4", pattern_frames(n_frames))
+    args = ["-q", "run", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--res", "26"]
+    assert main(args) == 2
+    err = one_line_error(capsys)
+    assert ("--snippet-lengths 2 runs it" in err) == (n_frames == 2) and "--snippet-lengths 1" in err
+    for length in range(1, n_frames + 1):
+        assert main([*args, "--snippet-lengths", str(length)]) == 0
+        assert np.load(tmp_path / "o" / "short_pred.npy").shape[0] == n_frames
+
+
 @pytest.mark.parametrize(
     "make, extra, message",
     [

@@ -57,7 +57,9 @@ def test_groups_one_length_per_dilation():
         (30, [1, True], (3,), True, "positive integer"),
         (30, [1, 10], (0,), True, "positive integer"),
         (30, [1, 10], (3, 3, 3), True, "one snippet length or one per dilation"),
-        (2, [1], (3,), True, "snippets of 3 frames need at least 3 frames, the video has 2"),
+        (2, [1], (3,), True, "snippets of 3 frames need at least 3 frames, the video has 2; --snippet-lengths 2 "
+                             "runs it; --snippet-lengths 1 gives per-frame depth"),
+        (1, [1], (3,), True, "the video has 1; --snippet-lengths 1 gives per-frame depth"),
     ],
 )
 def test_groups_reject_bad_settings(n_frames, dilations, lens, cap, message):

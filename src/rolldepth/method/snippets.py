@@ -105,7 +105,9 @@ def build_snippet_groups(
         needed = (length - 1) * dilation + 1
         if n_frames < needed:
             if dilation == 1:
-                raise UserError(f"snippets of {length} frames need at least {length} frames, the video has {n_frames}")
+                raise UserError(f"snippets of {length} frames need at least {length} frames, the video has {n_frames}"
+                                + (f"; --snippet-lengths {n_frames} runs it" if n_frames > 1 else "")
+                                + "; --snippet-lengths 1 gives per-frame depth")
             raise UserError(
                 f"dilation {dilation} needs at least {needed} frames, the video has {n_frames}; "
                 "use --cap-dilation or a smaller dilation"
