@@ -165,6 +165,22 @@ def test_fine_tuning_keeps_the_codec_and_fp16_halves_the_files(tmp_path, tiny_ch
     assert size(model) < 0.6 * size(tiny_checkpoint)
 
 
+@pytest.mark.parametrize("option, message", [
+    (["--lr", "0"], "--lr must be a positive number, got 0.0"),  # 0 used to mean "the default"
+    (["--lr", "-1"], "--lr must be a positive number"),  # used to be torch's ValueError traceback
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--unet-minutes", "-1"], "--unet-minutes must be a positive number of minutes"),
+    (["--vae-minutes", "0"], "--vae-minutes must be a positive number of minutes"),
+    (["--processing-res", "-1"], "--processing-res must be >= 0"),
+])
+def test_impossible_training_options_are_one_line_before_any_work(tmp_path, tiny_parts, capsys, option, message):
+    data = write_videos(tmp_path / "d")
+    code = main(["-q", "train", "--data", str(data), "-o", str(tmp_path / "run"), "--crop", "32x24", *option])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("rolldepth: error:") and "\n" not in err and message in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_with_other_settings_and_bad_data_are_user_errors(tmp_path, tiny_parts, capsys):
     data = write_videos(tmp_path / "d")
     train(tiny_config(data, unet_steps=0, vae_steps=1), tmp_path / "run", progress=False)

@@ -516,6 +516,14 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
         raise UserError(f"--max-dilation must be at least 1, got {cfg.max_dilation}")
     if not 0.0 <= cfg.one_step_fraction <= 1.0:
         raise UserError(f"--one-step-fraction must be within [0, 1], got {cfg.one_step_fraction}")
+    for what, lr in (("--lr", cfg.unet_lr), ("the codec's learning rate", cfg.vae_lr)):
+        if not (math.isfinite(lr) and lr > 0):
+            raise UserError(f"{what} must be a positive number, got {lr}")
+    for flag, minutes in (("--vae-minutes", cfg.vae_minutes), ("--unet-minutes", cfg.unet_minutes)):
+        if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+            raise UserError(f"{flag} must be a positive number of minutes, got {minutes}")
+    if cfg.processing_res < 0:
+        raise UserError(f"--processing-res must be >= 0 (0 keeps the input size), got {cfg.processing_res}")
     data = SyntheticVideos(cfg.data)
     frames = data.frame_size()
     if cache_latents and frames != tuple(cfg.crop):
@@ -610,7 +618,7 @@ def register_cli(subparsers) -> None:
 def _cmd_train(args) -> int:
     cfg = TrainConfig(
         data=";".join(args.data), init=args.init, vae_steps=args.vae_steps, unet_steps=args.unet_steps,
-        unet_lr=args.lr or (3e-5 if args.init else TrainConfig.unet_lr), frames_per_batch=args.frames_per_batch,
+        unet_lr=args.lr if args.lr is not None else (3e-5 if args.init else TrainConfig.unet_lr), frames_per_batch=args.frames_per_batch,
         crop=tuple(args.crop), processing_res=args.processing_res, save_every=max(1, args.save_every), seed=args.seed,
         save_fp16=args.save_fp16, workers=max(0, args.workers), vae_minutes=args.vae_minutes,
         unet_minutes=args.unet_minutes, codec_loss=args.codec_loss, vae_batch=args.vae_batch,
