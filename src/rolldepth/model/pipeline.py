@@ -203,8 +203,9 @@ class RollingDepthPipeline(DiffusionPipeline):
         native; default the checkpoint's recommendation, else 768); ``restore_res`` resizes the result back to the
         input size. ``batch_size``, ``vae_batch_size``: snippets per UNet call and frames per VAE call (default: on a
         GPU the largest that fit its free memory, or ``max_vram`` GB; on the CPU the largest up to 4 that fit its
-        memory; see :mod:`rolldepth.model.vram`). ``generator``: seed of the one noise map shared by all frames. ``return_snippets`` keeps the raw
-        predictions; ``progress`` shows bars; ``on_stage`` is told "reading frames" and "estimating depth".
+        memory; see :mod:`rolldepth.model.vram`). ``generator``: seed of the one noise map shared by all frames.
+        ``return_snippets`` keeps the raw predictions; ``progress`` shows bars; ``on_stage`` is told "reading
+        frames" and "estimating depth".
 
         Every stage records its progress in the store and skips what an interrupted run already recorded (see
         :mod:`.stages`), so a resumed run computes exactly what an uninterrupted one would; with a

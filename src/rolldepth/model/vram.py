@@ -4,8 +4,8 @@ on a small CPU machine runs in smaller batches instead of being killed by the OS
 On a GPU the memory one more snippet (UNet) or one more frame (VAE) costs is measured, not guessed: a probe runs each
 model on one and on two items and reads the allocator's peak, which gives a fixed part (workspaces) and a part per
 item. The largest batch whose predicted peak fits the budget is then used. The CPU has no allocator statistics to
-read, so there the cost per item comes from :func:`cpu_item_bytes`, a per-pixel rate measured once for both model
-sizes this project runs (``python benchmarks/cpu_memory.py``), and the batches are the largest up to
+read, so there the cost per item comes from :func:`cpu_item_bytes`, per-pixel rates measured once on the model
+shapes this project runs (``python benchmarks/cpu_memory.py``), and the batches are the largest up to
 :data:`CPU_BATCH` that fit the memory the OS can give.
 """
 

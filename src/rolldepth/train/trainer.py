@@ -618,7 +618,8 @@ def register_cli(subparsers) -> None:
 def _cmd_train(args) -> int:
     cfg = TrainConfig(
         data=";".join(args.data), init=args.init, vae_steps=args.vae_steps, unet_steps=args.unet_steps,
-        unet_lr=args.lr if args.lr is not None else (3e-5 if args.init else TrainConfig.unet_lr), frames_per_batch=args.frames_per_batch,
+        unet_lr=args.lr if args.lr is not None else (3e-5 if args.init else TrainConfig.unet_lr),
+        frames_per_batch=args.frames_per_batch,
         crop=tuple(args.crop), processing_res=args.processing_res, save_every=max(1, args.save_every), seed=args.seed,
         save_fp16=args.save_fp16, workers=max(0, args.workers), vae_minutes=args.vae_minutes,
         unet_minutes=args.unet_minutes, codec_loss=args.codec_loss, vae_batch=args.vae_batch,
