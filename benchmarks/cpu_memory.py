@@ -24,8 +24,9 @@ import time
 SNIPPET = 3
 
 
-def measure(model: str, op: str, items: int, height: int, width: int) -> int:
-    """Peak resident bytes above the level before one ``op`` call on ``items`` items (run in this process)."""
+def measure(model: str, op: str, items: int, height: int, width: int) -> dict:
+    """Peak resident bytes above the level before one ``op`` call on ``items`` items (run in this process), and
+    the model's widths that the planner's rates are per channel of."""
     import torch
 
     torch.set_num_threads(2)
@@ -71,24 +72,11 @@ def measure(model: str, op: str, items: int, height: int, width: int) -> int:
     call(items, height, width)
     done.set()
     sampler.join()
-    return max(peak[0], resident()) - base
+    from rolldepth.process.runner import ModelShape
 
-
-def widths(model: str) -> tuple[int, int, int]:
-    """(VAE width, UNet width, VAE factor) of ``model``."""
-    if model == "embedded":
-        from pathlib import Path
-
-        from rolldepth.weights import default_model
-
-        folder = Path(default_model())
-        vae = json.loads((folder / "vae" / "config.json").read_text())["block_out_channels"]
-        unet = json.loads((folder / "unet" / "config.json").read_text())["block_out_channels"]
-    else:
-        from rolldepth.apps.bench_gpu import SHAPES
-
-        unet, vae = (SHAPES[model][i]["block_out_channels"] for i in (0, 1))
-    return int(vae[0]), int(unet[0]), 2 ** (len(vae) - 1)
+    shape = ModelShape.of_pipe(pipe)
+    return {"peak": max(peak[0], resident()) - base, "vae_width": shape.vae_width, "unet_width": shape.unet_width,
+            "vae_factor": shape.vae_factor}
 
 
 def main(argv=None) -> int:
@@ -97,10 +85,10 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="embedded,sd2,tiny", help="any of embedded, sd2, tiny (the tests' shapes)")
     parser.add_argument("--one", nargs=4, metavar=("MODEL", "OP", "ITEMS", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.one:  # the child process: one measurement, printed as a number
+    if args.one:  # the child process: one measurement, printed as one JSON line
         model, op, items, size = args.one
         height, width = (int(v) for v in size.split("x"))
-        print(measure(model, op, int(items), height, width))
+        print(json.dumps(measure(model, op, int(items), height, width)))
         return 0
 
     from rolldepth.model.vram import CPU_BYTES_PER_PIXEL
@@ -113,17 +101,18 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|")
     worst = 0.0
     for model in args.models.split(","):
-        vae_width, unet_width, factor = widths(model)
         for op in ("encode", "decode", "unet"):
-            peaks = []
+            runs = []
             for items in (1, 2):
                 out = subprocess.run([sys.executable, __file__, "--one", model, op, str(items), args.size], env=env,
                                      capture_output=True, text=True, check=True)
-                peaks.append(int(out.stdout.strip().splitlines()[-1]))
+                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            peaks = [run["peak"] for run in runs]
+            factor = runs[0]["vae_factor"]
             if op == "unet":
-                per = SNIPPET * (height // factor) * (width // factor) * unet_width
+                per = SNIPPET * (height // factor) * (width // factor) * runs[0]["unet_width"]
             else:
-                per = height * width * vae_width
+                per = height * width * runs[0]["vae_width"]
             one, further = peaks[0] / per, (peaks[1] - peaks[0]) / per
             worst = max(worst, one / CPU_BYTES_PER_PIXEL[op], further / CPU_BYTES_PER_PIXEL[op])
             print(f"| {model} | {op} | {peaks[0] / 1e9:.3f} | {peaks[1] / 1e9:.3f} | {one:.1f} | {further:.1f} | "
