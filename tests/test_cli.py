@@ -294,17 +294,20 @@ def test_a_checkpoint_that_recommends_no_refinement_is_not_refined_unless_asked(
         assert main(["-q", "run", *common, "-o", str(tmp_path / "bad")]) == 2
 
 
-def test_the_embedded_model_recommends_no_refinement():
+def test_the_embedded_model_recommends_its_resolution_and_no_refinement():
     """Refinement made the embedded model's depth flicker more (MODEL_CARD.md); the presets that refine leave it
-    unrefined."""
+    unrefined, and every preset runs it at its native 192 px, unless the user sets either."""
     from rolldepth.process.runner import ModelShape, RunOptions, with_model_defaults
     from rolldepth.weights import DEFAULT_MODEL
 
     shape = ModelShape.of_folder(DEFAULT_MODEL)
-    for preset in ("full", "paper"):
-        assert with_model_defaults(RunOptions(settings=resolve_settings(preset)), shape).settings.refine_steps == 0
-    explicit = RunOptions(settings=resolve_settings("full", refine_steps=10))
-    assert with_model_defaults(explicit, shape).settings.refine_steps == 10
+    for preset in ("fast", "full", "paper"):
+        settings = with_model_defaults(RunOptions(settings=resolve_settings(preset)), shape).settings
+        assert (settings.res, settings.refine_steps) == (192, 0)
+    explicit = RunOptions(settings=resolve_settings("full", refine_steps=10, res=256))
+    settings = with_model_defaults(explicit, shape).settings
+    assert (settings.res, settings.refine_steps) == (256, 10)
+    assert with_model_defaults(explicit, ModelShape()).settings == explicit.settings  # a model that recommends nothing
 
 
 def test_an_input_named_twice_runs_once(tmp_path, tiny_checkpoint, monkeypatch):

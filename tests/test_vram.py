@@ -47,11 +47,11 @@ def test_cpu_batches_are_the_largest_that_fit_the_memory():
     from rolldepth.errors import UserError
     from rolldepth.model.vram import HEADROOM, plan_cpu_batches
 
-    costs = {"encode": 100, "decode": 200, "unet": 300}
+    costs = {"vae": 200, "unet": 300}
     plan = plan_cpu_batches(costs, None, None, available=int(1000 / HEADROOM))  # plans for 1000 bytes
     assert (plan.batch_size, plan.vae_batch_size, plan.predicted_peak) == (3, 4, 900)  # 3 x 300; 4 x 200 (cap 4)
     plan = plan_cpu_batches(costs, None, None, available=int(450 / HEADROOM))
-    assert (plan.batch_size, plan.vae_batch_size) == (1, 2)  # the decode, not the encode, bounds the VAE batch
+    assert (plan.batch_size, plan.vae_batch_size) == (1, 2)
     assert plan_cpu_batches(costs, 3, None, available=int(450 / HEADROOM)).batch_size == 3  # given sizes stand
     assert plan_cpu_batches(costs, None, None, available=None).batch_size == CPU_BATCH  # memory unknown
     with pytest.raises(UserError, match="one snippet at this resolution needs about 0.0 GB"):

@@ -171,7 +171,7 @@ def bench_memory(
         for n_frames in frame_counts:
             video = write_video(tmp / f"bench{n_frames}.mp4", moving_pattern_frames(n_frames, *size, seed), 30)
             options = RunOptions(settings=settings, save_png=False)
-            work = estimate_resources(probe(video), options, res, ModelShape.of_folder(model)).disk / 2**20
+            work = estimate_resources(probe(video), options, ModelShape.of_folder(model)).disk / 2**20
             command = [sys.executable, "-m", "rolldepth.cli", "-q", "run", str(video), "-o", str(tmp / "out"),
                        "--model", str(model), "--res", str(res), "-d", *map(str, dilations), "--seed", str(seed)]
             code, seconds, peak = run_measured(command)

@@ -61,11 +61,11 @@ def linear_cost(peak_one: int, peak_two: int) -> tuple[int, int]:
 
 def cpu_item_bytes(image_hw: tuple[int, int], vae_factor: int, vae_width: int, unet_width: int,
                    snippet_len: int) -> dict[str, int]:
-    """Peak bytes on the CPU of one item of each model call at an image size: a frame for ``"encode"`` and
-    ``"decode"``, a snippet of ``snippet_len`` frames for ``"unet"``."""
+    """Peak bytes on the CPU of one item of each model at an image size: a frame for ``"vae"`` (the costlier of its
+    encode and decode, which share one batch size), a snippet of ``snippet_len`` frames for ``"unet"``."""
     pixels = image_hw[0] * image_hw[1]
     rate = CPU_BYTES_PER_PIXEL
-    return {"encode": rate["encode"] * vae_width * pixels, "decode": rate["decode"] * vae_width * pixels,
+    return {"vae": max(rate["encode"], rate["decode"]) * vae_width * pixels,
             "unet": rate["unet"] * unet_width * snippet_len * (pixels // vae_factor**2)}
 
 
@@ -97,12 +97,12 @@ def plan_cpu_batches(costs: dict[str, int], batch_size: int | None, vae_batch_si
         return BatchPlan(batch_size or CPU_BATCH, vae_batch_size or CPU_BATCH)
     fit = {op: largest_batch(HEADROOM * available, 0, cost, cap=CPU_BATCH) for op, cost in costs.items()}
     batch = batch_size or fit["unet"]
-    vae_batch = vae_batch_size or min(fit["encode"], fit["decode"])
+    vae_batch = vae_batch_size or fit["vae"]
     if not batch or not vae_batch:
-        need = costs["unet"] if not batch else max(costs["encode"], costs["decode"])
+        need = costs["unet"] if not batch else costs["vae"]
         raise UserError(f"not enough memory: one {'snippet' if not batch else 'frame'} at this resolution needs "
                         f"about {need / 1e9:.1f} GB, {available / 1e9:.1f} GB is available; lower --res")
-    peak = max(batch * costs["unet"], vae_batch * max(costs["encode"], costs["decode"]))
+    peak = max(batch * costs["unet"], vae_batch * costs["vae"])
     if (batch, vae_batch) != (batch_size or CPU_BATCH, vae_batch_size or CPU_BATCH):
         log.info("CPU batches lowered to fit the memory: %d snippet(s) per UNet call, %d frame(s) per VAE call "
                  "(%.1f GB available, predicted peak %.1f GB)", batch, vae_batch, available / 1e9, peak / 1e9)

@@ -167,12 +167,15 @@ class ModelShape:
 
 
 def with_model_defaults(options: RunOptions, model: ModelShape) -> RunOptions:
-    """``options`` with the checkpoint's recommended refinement in place of the preset's, unless the user asked for
-    a number of steps (``--refine-steps``); the resolution is resolved apart, by :func:`resolve_res`."""
+    """``options`` with the checkpoint's recommended resolution and refinement (its ``rolldepth.json``) in place of
+    the preset's, except where the user set them (``--res``, ``--refine-steps``)."""
     s = options.settings
-    if s.refine_explicit or model.default_refine_steps is None or model.default_refine_steps == s.refine_steps:
-        return options
-    return replace(options, settings=replace(s, refine_steps=model.default_refine_steps))
+    given = {}
+    if not s.res_explicit and model.default_res is not None:
+        given["res"] = model.default_res
+    if not s.refine_explicit and model.default_refine_steps is not None:
+        given["refine_steps"] = model.default_refine_steps
+    return replace(options, settings=replace(s, **given)) if given else options
 
 
 def output_stem(path: Path) -> str:
@@ -221,7 +224,7 @@ def check_input(
     check_3d_input(path, info, options, n_frames)
     if output_dir is not None:
         model = model or ModelShape()
-        check_resources(path, info, options, resolve_res(s, model.default_res), output_dir, model, device_type)
+        check_resources(path, info, options, output_dir, model, device_type)
     return info
 
 
@@ -268,16 +271,6 @@ def check_3d_input(path: Path, info: VideoInfo, options: RunOptions, n_frames: i
         raise UserError(f"{path}: {exc}") from None
 
 
-def resolve_res(settings: Settings, default_res: int | None) -> int:
-    """The preset's resolution unless the checkpoint recommends its own and the user did not ask for one."""
-    return settings.res if (settings.res_explicit or default_res is None) else default_res
-
-
-def processing_res(pipe, settings: Settings) -> int | None:
-    """:func:`resolve_res` for a loaded pipeline."""
-    return resolve_res(settings, pipe.default_res)
-
-
 # ------------------------------------------------------------------------------------------------------------------
 # Resource estimate
 @dataclass(frozen=True)
@@ -289,8 +282,9 @@ class Estimate:
     size: tuple[int, int]  # processing (height, width)
 
 
-def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: ModelShape) -> Estimate:
-    """What processing one input costs, from its size and the options alone.
+def estimate_resources(info: VideoInfo, options: RunOptions, model: ModelShape) -> Estimate:
+    """What processing one input costs, from its size and the options alone (with the model's defaults applied,
+    see :func:`with_model_defaults`).
 
     Disk: RGB latents, every snippet prediction (float32 at the processing size), the merged depth (and the refined
     and restored ones when asked for) and the 16-bit PNGs. Memory: the model call that needs most at the smallest
@@ -303,7 +297,7 @@ def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: Mo
 
     s = options.settings
     n_frames = frame_window(info, options)
-    height, width = processing_size(info.height, info.width, res)
+    height, width = processing_size(info.height, info.width, s.res)
     pixels, in_pixels = height * width, info.height * info.width
     groups = build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
     slots = sum(g.indices.size for g in groups)
@@ -316,8 +310,7 @@ def estimate_resources(info: VideoInfo, options: RunOptions, res: int, model: Mo
     disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
     longest = max([*s.snippet_lengths, s.refine_snippet_length if s.refine_steps > 0 else 1])
     costs = cpu_item_bytes((height, width), model.vae_factor, model.vae_width, model.unet_width, longest)
-    memory = max((options.vae_batch_size or 1) * max(costs["encode"], costs["decode"]),
-                 (options.batch_size or 1) * costs["unet"])
+    memory = max((options.vae_batch_size or 1) * costs["vae"], (options.batch_size or 1) * costs["unet"])
     memory += slots * pixels // 100 * 4 * 3  # subsampled predictions, float32 plus float64 working copies
     if s.refine_steps > 0:
         memory += 4 * latent_bytes  # RGB, clean, noisy and summed latents
@@ -341,11 +334,12 @@ def human_bytes(n: float) -> str:
 
 
 def check_resources(
-    path: Path, info: VideoInfo, options: RunOptions, res: int, output_dir: Path, model: ModelShape,
+    path: Path, info: VideoInfo, options: RunOptions, output_dir: Path, model: ModelShape,
     device_type: str = "cpu",
 ) -> Estimate:
     """Refuse a run that cannot fit on the disk of ``output_dir`` or (on the CPU) in the available memory."""
-    estimate = estimate_resources(info, options, res, model)
+    estimate = estimate_resources(info, options, model)
+    res = options.settings.res
     height, width = estimate.size
     what = (f"{path}: {frame_window(info, options)} frames at {width}x{height} "
             f"({'--res 0 keeps the native size' if res == 0 else f'--res {res}'})")
@@ -509,8 +503,8 @@ def process_video(
         log.info("refinement: %d steps, as the model recommends (its rolldepth.json) instead of the preset's %d; "
                  "--refine-steps N sets them", options.settings.refine_steps, refine_asked)
     info = info or check_input(path, options)
-    res = pipe.resolve_res(processing_res(pipe, options.settings))
-    check_resources(path, info, options, res, output_dir, shape, pipe.device.type)
+    res = options.settings.res
+    check_resources(path, info, options, output_dir, shape, pipe.device.type)
     n_frames = frame_window(info, options)
     stem = output_stem(path)
     try:
