@@ -172,6 +172,8 @@ def test_fine_tuning_keeps_the_codec_and_fp16_halves_the_files(tmp_path, tiny_ch
     (["--unet-minutes", "-1"], "--unet-minutes must be a positive number of minutes"),
     (["--vae-minutes", "0"], "--vae-minutes must be a positive number of minutes"),
     (["--processing-res", "-1"], "--processing-res must be >= 0"),
+    (["--save-every", "0"], "--save-every must be at least 1"),  # used to be raised to 1 without a word
+    (["--workers", "-2"], "--workers at least 0, got 100 and -2"),  # used to train without workers
 ])
 def test_impossible_training_options_are_one_line_before_any_work(tmp_path, tiny_parts, capsys, option, message):
     data = write_videos(tmp_path / "d")

@@ -524,6 +524,9 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
             raise UserError(f"{flag} must be a positive number of minutes, got {minutes}")
     if cfg.processing_res < 0:
         raise UserError(f"--processing-res must be >= 0 (0 keeps the input size), got {cfg.processing_res}")
+    if cfg.save_every < 1 or cfg.workers < 0:
+        raise UserError(f"--save-every must be at least 1 and --workers at least 0, got {cfg.save_every} and "
+                        f"{cfg.workers}")
     data = SyntheticVideos(cfg.data)
     frames = data.frame_size()
     if cache_latents and frames != tuple(cfg.crop):
@@ -620,8 +623,8 @@ def _cmd_train(args) -> int:
         data=";".join(args.data), init=args.init, vae_steps=args.vae_steps, unet_steps=args.unet_steps,
         unet_lr=args.lr if args.lr is not None else (3e-5 if args.init else TrainConfig.unet_lr),
         frames_per_batch=args.frames_per_batch,
-        crop=tuple(args.crop), processing_res=args.processing_res, save_every=max(1, args.save_every), seed=args.seed,
-        save_fp16=args.save_fp16, workers=max(0, args.workers), vae_minutes=args.vae_minutes,
+        crop=tuple(args.crop), processing_res=args.processing_res, save_every=args.save_every, seed=args.seed,
+        save_fp16=args.save_fp16, workers=args.workers, vae_minutes=args.vae_minutes,
         unet_minutes=args.unet_minutes, codec_loss=args.codec_loss, vae_batch=args.vae_batch,
         one_step_fraction=args.one_step_fraction, max_dilation=args.max_dilation, accumulate=args.accumulate,
     )
