@@ -60,6 +60,16 @@ def test_cpu_batches_are_the_largest_that_fit_the_memory():
         plan_cpu_batches(costs, 1, None, available=int(150 / HEADROOM))
 
 
+def test_the_longest_snippet_counts_the_refinement_only_when_it_runs():
+    """The UNet batch is planned for the longest snippet of the run: the planner and the pre-load estimate both read
+    it from the kernels."""
+    from rolldepth.model.stages import Kernels
+
+    assert Kernels((1, 10), (3, 2), True, 10, 5, 6).longest_snippet == 5
+    assert Kernels((1, 10), (3, 2), True, 0, 5, 6).longest_snippet == 3
+    assert Kernels((1,), (1,), True, 0, 5, 6).longest_snippet == 1
+
+
 def test_a_cpu_short_of_memory_runs_in_smaller_batches_with_the_same_depth(tiny_checkpoint, monkeypatch):
     """Smaller batches must change nothing but the memory: same noise, same snippets, same depth."""
     import numpy as np

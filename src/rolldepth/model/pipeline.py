@@ -226,7 +226,7 @@ class RollingDepthPipeline(DiffusionPipeline):
         res = self.resolve_res(processing_res)
         size = processing_size(source.height, source.width, res)
         timings: dict[str, float] = {}
-        batch, vae_batch = stages.batch_sizes(self, store, kernels, groups, size, batch_size, vae_batch_size, max_vram)
+        batch, vae_batch = stages.batch_sizes(self, store, kernels, size, batch_size, vae_batch_size, max_vram)
 
         with stages.timed(timings, "encode"):  # 1. frames streamed in VAE batches, encoded once each
             if on_stage:

@@ -42,6 +42,11 @@ class Kernels:
             check_refine_coverage(self.refine_steps, self.refine_start, n_frames, self.refine_length, self.cap)
         return groups
 
+    @property
+    def longest_snippet(self) -> int:
+        """Frames in the longest snippet any model call of the run takes (the refinement's included)."""
+        return max([*self.snippet_lengths, self.refine_length if self.refine_steps > 0 else 1])
+
 
 @contextmanager
 def timed(timings: dict[str, float], key: str):
@@ -51,13 +56,13 @@ def timed(timings: dict[str, float], key: str):
     timings[key] = time.perf_counter() - tic
 
 
-def batch_sizes(pipe, store, kernels: Kernels, groups, size, batch_size, vae_batch_size, max_vram) -> tuple[int, int]:
+def batch_sizes(pipe, store, kernels: Kernels, size, batch_size, vae_batch_size, max_vram) -> tuple[int, int]:
     """Snippets per UNet call and frames per VAE call: planned once per run and recorded, so a resumed run
     batches exactly as the first one did."""
     batches = store.get("batches")
     if batches is None:
-        longest = max([group.snippet_len for group in groups] + [kernels.refine_length if kernels.refine_steps else 1])
-        plan = plan_batches(pipe, pipe.latent_shape(*size)[1:], longest, batch_size, vae_batch_size, max_vram)
+        plan = plan_batches(pipe, pipe.latent_shape(*size)[1:], kernels.longest_snippet, batch_size, vae_batch_size,
+                            max_vram)
         batches = [plan.batch_size, plan.vae_batch_size]
         store.set("batches", batches)
     batch_size, vae_batch_size = (int(b) for b in batches)

@@ -228,12 +228,17 @@ def check_input(
     return info
 
 
-def check_shot(n_frames: int, s: Settings) -> None:
-    """Refuse a video (or shot) of ``n_frames`` that these kernels or this refinement cannot process."""
+def kernels_of(s: Settings):
+    """The :class:`rolldepth.model.stages.Kernels` these settings run."""
     from ..model.stages import Kernels
 
-    Kernels(s.dilations, s.snippet_lengths, s.cap_dilation, s.refine_steps, s.refine_snippet_length,
-            s.refine_start_dilation).groups(n_frames)
+    return Kernels(s.dilations, s.snippet_lengths, s.cap_dilation, s.refine_steps, s.refine_snippet_length,
+                   s.refine_start_dilation)
+
+
+def check_shot(n_frames: int, s: Settings) -> None:
+    """Refuse a video (or shot) of ``n_frames`` that these kernels or this refinement cannot process."""
+    kernels_of(s).groups(n_frames)
 
 
 def shots_from_file(options: RunOptions, info: VideoInfo, n_frames: int) -> list[tuple[int, int]]:
@@ -292,14 +297,14 @@ def estimate_resources(info: VideoInfo, options: RunOptions, model: ModelShape) 
     batches that fit, see :func:`rolldepth.model.vram.plan_cpu_batches`), the subsampled co-alignment data and,
     with refinement, the video's latents (kept in memory while refining). The model's own weights come on top.
     """
-    from ..method.snippets import build_snippet_groups
     from ..video.reading import processing_size
 
     s = options.settings
     n_frames = frame_window(info, options)
     height, width = processing_size(info.height, info.width, s.res)
     pixels, in_pixels = height * width, info.height * info.width
-    groups = build_snippet_groups(n_frames, s.dilations, s.snippet_lengths, cap=s.cap_dilation)
+    kernels = kernels_of(s)
+    groups = kernels.groups(n_frames)
     slots = sum(g.indices.size for g in groups)
     latent_bytes = n_frames * model.latent_channels * pixels // model.vae_factor**2 * 4
     depth_arrays = 1 + (s.refine_steps > 0)
@@ -308,8 +313,8 @@ def estimate_resources(info: VideoInfo, options: RunOptions, model: ModelShape) 
         disk += n_frames * in_pixels * 4
     per_pixel = 2 * options.save_png + 4 * options.save_exr  # PNG 2 bytes, EXR at most 4 (uncompressed)
     disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
-    longest = max([*s.snippet_lengths, s.refine_snippet_length if s.refine_steps > 0 else 1])
-    costs = cpu_item_bytes((height, width), model.vae_factor, model.vae_width, model.unet_width, longest)
+    costs = cpu_item_bytes((height, width), model.vae_factor, model.vae_width, model.unet_width,
+                           kernels.longest_snippet)
     memory = max((options.vae_batch_size or 1) * costs["vae"], (options.batch_size or 1) * costs["unet"])
     memory += slots * pixels // 100 * 4 * 3  # subsampled predictions, float32 plus float64 working copies
     if s.refine_steps > 0:
