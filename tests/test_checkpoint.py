@@ -215,6 +215,33 @@ def test_hub_id_offline_without_cache(tmp_path, monkeypatch):
         assert "offline" in message
 
 
+def test_hub_id_without_network_fails_at_once_in_one_line(tmp_path, monkeypatch):
+    """An unreachable hub used to cost 5 retries (23 s) and a dozen logged lines before the error."""
+    import time
+
+    from rolldepth.model.checkpoint import hub_unreachable
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "ENDPOINT", "http://127.0.0.1:1")  # nothing listens on port 1
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    def no_request(*args, **kwargs):
+        raise AssertionError("the hub's API was asked although the probe found it unreachable")
+
+    monkeypatch.setattr(HfApi, "list_repo_files", no_request)
+    monkeypatch.chdir(tmp_path)
+    tic = time.perf_counter()
+    with pytest.raises(UserError) as info:
+        resolve_checkpoint("someone/some-depth-model")
+    message = str(info.value)
+    assert time.perf_counter() - tic < 5 and "\n" not in message
+    assert "cannot connect to 127.0.0.1:1" in message and "pass a checkpoint folder" in message
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # the direct route says nothing behind a proxy
+    assert hub_unreachable() is None
+
+
 def test_empty_prompt_is_deterministic(ckpt):
     tok_a, tok_b = byte_level_tokenizer(), byte_level_tokenizer()
     vocab = ck.byte_level_vocab()

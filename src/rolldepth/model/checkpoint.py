@@ -16,9 +16,11 @@ import logging
 import os
 import re
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import diffusers
 import httpx2
@@ -135,8 +137,8 @@ def list_hub_files(repo_id: str, offline: bool) -> tuple[list[str] | None, str |
     Without the hub the list comes from the hub cache's record of an earlier download (``None`` if there is none),
     so a cached snapshot is still used with the same file selection.
     """
-    reason = "offline mode (HF_HUB_OFFLINE or local_files_only)" if offline else None
-    if not offline:
+    reason = "offline mode (HF_HUB_OFFLINE or local_files_only)" if offline else hub_unreachable()
+    if reason is None:
         try:
             return HfApi().list_repo_files(repo_id), None
         except (RepositoryNotFoundError, RevisionNotFoundError):
@@ -147,6 +149,24 @@ def list_hub_files(repo_id: str, offline: bool) -> tuple[list[str] | None, str |
         return [f.path for f in get_cached_repo_tree(repo_id)], reason
     except (CachedRepoTreeNotFoundError, OSError, ValueError):
         return None, reason
+
+
+def hub_unreachable(timeout: float = 5.0) -> str | None:
+    """Why the hub cannot be reached, found within ``timeout`` seconds, or None when it may be.
+
+    huggingface_hub retries a connection that fails for about 25 s, logging each try; a machine without network
+    should hear at once, in one line, and go to the cache. Behind a proxy (``HTTPS_PROXY``, ``ALL_PROXY``) the
+    direct route says nothing about the hub, so nothing is probed there.
+    """
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(hub_constants.ENDPOINT)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"cannot connect to {host}:{port}: {exc.strerror or exc or type(exc).__name__}"
+    return None
 
 
 def select_hub_files(repo_id: str, files: list[str], variant: str | None = None) -> list[str]:
