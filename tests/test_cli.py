@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +16,7 @@ from PIL import Image
 
 from conftest import encode_video, pattern_frames
 from rolldepth.apps.cli import build_parser, main
+from rolldepth.errors import UserError
 from rolldepth.process.presets import resolve_settings
 from test_video_io import write_header_only_mkv
 
@@ -106,6 +108,27 @@ def one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert err.startswith("rolldepth: error:") and "\n" not in err and "Traceback" not in err, err
     return err
+
+
+@pytest.mark.parametrize("name, message", [
+    ("tpu", "unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps"),
+    ("cuda", "device 'cuda' is not usable here"),
+    ("cuda:1", "device 'cuda:1' is not usable here"),
+    ("mps", "device 'mps' is not usable here: MPS needs Apple silicon"),  # was torch's 1500-character dispatch list
+])
+def test_a_device_this_machine_lacks_is_one_short_line(name, message):
+    import torch
+
+    from rolldepth.model.loading import pick_device
+
+    gpus = torch.cuda.device_count()
+    mps = torch.backends.mps.is_available()
+    if (name == "cuda" and gpus >= 1) or (name == "cuda:1" and gpus >= 2) or (name == "mps" and mps):
+        pytest.skip(f"{name} exists here")
+    with pytest.raises(UserError, match=re.escape(message)) as info:
+        pick_device(name)
+    assert len(str(info.value)) < 130 and "\n" not in str(info.value)
+    assert pick_device("cpu") == torch.device("cpu")
 
 
 @pytest.fixture

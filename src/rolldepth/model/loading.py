@@ -53,9 +53,18 @@ def pick_device(name: str):
         return torch.device("cpu")
     try:
         device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        why = "no CUDA GPU is visible" if torch.version.cuda else f"this torch ({torch.__version__}) is a CPU build"
+        raise UserError(f"device {name!r} is not usable here: {why}; --device cpu (or auto) runs on the CPU")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device {name!r} is not usable here: MPS needs Apple silicon and a torch built for it")
+    try:
         torch.empty(1, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise UserError(f"device {name!r} is not usable here: {str(exc).splitlines()[0]}") from None
+    except (RuntimeError, AssertionError) as exc:  # e.g. cuda:3 on a machine with two GPUs
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"device {name!r} is not usable here: {first[:200]}") from None
     return device
 
 
