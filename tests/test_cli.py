@@ -110,6 +110,18 @@ def one_line_error(capsys) -> str:
     return err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--frames", "0"], "bench videos need at least 3 frames (one snippet), got 0"),  # printed a table header first
+    (["--what", "memory", "--memory-frames", "2", "100"], "at least 3 frames"),
+    (["--res", "-1"], "--res must be >= 0"),
+])
+def test_impossible_bench_options_are_one_line_before_any_output(capsys, args, message):
+    code = main(["bench", *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.startswith("rolldepth: error:") and err.count("\n") == 1, err
+    assert message in err
+
+
 @pytest.mark.parametrize("name, message", [
     ("tpu", "unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps"),
     ("cuda", "device 'cuda' is not usable here"),

@@ -251,6 +251,7 @@ def test_eval_cli_writes_json_and_table(tmp_path, tiny_checkpoint, capsys):
         (["--data", "{tmp}/missing", "--kind", "synth"], "not a folder"),
         (["--data", "{tmp}", "--kind", "nyu"], "unknown dataset"),
         (["--data", "{tmp}", "--kind", "synth", "--variants", "{2}"], "unknown variant"),
+        (["--data", "{tmp}", "--kind", "synth", "--max-frames", "1"], "--max-frames must be at least 2"),
     ],
 )
 def test_eval_bad_input_is_one_error_line(tmp_path, capsys, args, message):

@@ -229,6 +229,12 @@ def add_bench_parser(sub) -> None:
 def cmd_bench(args) -> int:
     from .bench import bench_coalign, bench_memory, bench_pipeline
 
+    lengths = [*args.frames, args.video_frames, *args.memory_frames, args.fast_frames, args.paper_frames]
+    if min(lengths) < 3:
+        raise UserError(f"bench videos need at least 3 frames (one snippet), got {min(lengths)}")
+    if args.res is not None and args.res < 0:
+        raise UserError(f"--res must be >= 0 (0 keeps the input size), got {args.res}")
+
     if args.what in ("coalign", "all"):
         bench_coalign(args.frames, args.dilations, args.seed)
     if args.what in ("pipeline", "all"):

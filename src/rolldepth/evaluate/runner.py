@@ -279,6 +279,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     variants = parse_variants(args.variants)
     if args.refine_steps < 0 or (args.max_videos is not None and args.max_videos < 1):
         raise UserError("--refine-steps must be >= 0 and --max-videos >= 1")
+    if args.max_frames is not None and args.max_frames < 2:
+        raise UserError(f"--max-frames must be at least 2 (a video's first two frames), got {args.max_frames}")
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"output {args.out} exists and is not a folder")
     samples = list(load_dataset(args.kind, args.data, max_frames=args.max_frames))[: args.max_videos]
