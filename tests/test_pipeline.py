@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -116,9 +118,44 @@ def test_too_short_video_is_a_user_error(pipe, n_frames):
         pipe(pattern_frames(n_frames), dilations=(1,), processing_res=16, progress=False)
 
 
-def test_wrong_frame_array_is_a_user_error(pipe):
-    with pytest.raises(UserError, match="uint8"):
-        pipe(np.zeros((4, 8, 8, 3), dtype=np.float32), progress=False)
+def test_frames_in_the_layouts_of_other_libraries_give_the_same_depth(pipe, tmp_path):
+    """Floats in [0, 1], diffusers' [N, 3, H, W] tensors, PIL images, RGBA, grey and a file path are the same video."""
+    from PIL import Image
+
+    from conftest import encode_video
+    from rolldepth.video.reading import read_frames
+
+    frames = pattern_frames(5)
+    kw = dict(dilations=(1,), processing_res=20, generator=0, progress=False)
+    depth = pipe(frames, **kw).depth
+    same = {
+        "float": frames / 255.0,
+        "NCHW float tensor": torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255,
+        "PIL images": [Image.fromarray(f) for f in frames],
+        "RGBA": np.concatenate([frames, np.full_like(frames[..., :1], 7)], axis=-1),
+        "list of arrays": list(frames),
+    }
+    for name, given in same.items():
+        assert np.array_equal(pipe(given, **kw).depth, depth), name
+    grey = pipe(frames[..., 0], **kw).depth
+    assert np.array_equal(grey, pipe(np.repeat(frames[..., :1], 3, axis=-1), **kw).depth)
+    assert not np.array_equal(grey, depth)
+    video = encode_video(tmp_path / "clip.mp4", frames)  # decoded as the stages need it, as rolldepth run does
+    assert np.array_equal(pipe(str(video), **kw).depth, pipe(read_frames(video), **kw).depth)
+
+
+@pytest.mark.parametrize("frames, message", [
+    (np.full((4, 8, 8, 3), 200.0), "float frames must lie within [0, 1]"),
+    (np.full((4, 8, 8, 3), 1000, dtype=np.uint16), "within 0..255"),
+    (np.full((4, 8, 8, 3), np.nan), "NaN"),
+    (np.zeros((1, 4, 8, 8, 3), dtype=np.uint8), "frames must be [N, H, W, 3]"),
+    (np.zeros((4, 8, 8, 2), dtype=np.uint8), "frames must be [N, H, W, 3]"),
+    ([np.zeros((8, 8, 3), np.uint8), np.zeros((6, 8, 3), np.uint8)], "different sizes"),
+    ([], "no frames"),
+])
+def test_frames_that_are_not_a_video_are_a_user_error(pipe, frames, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        pipe(frames, progress=False)
 
 
 def test_official_coalign_mode_merges_with_the_official_fixed_point(pipe):

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
 from ..method.snippets import SnippetGroup
 from ..storage.workdir import MemoryStore
-from ..video.reading import processing_size
+from ..video.reading import as_rgb_frames, iter_frames, probe, processing_size
 from ..weights import default_model
 from . import codec, inference, stages
 from .attention import enable_multi_frame_attention
@@ -171,17 +171,22 @@ class RollingDepthPipeline(DiffusionPipeline):
 
     # ----------------------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def __call__(self, frames: np.ndarray, **options) -> RollingDepthOutput:
-        """Estimate a temporally consistent depth video from [N, H, W, 3] uint8 RGB ``frames``.
+    def __call__(self, frames, **options) -> RollingDepthOutput:
+        """Estimate a temporally consistent depth video from ``frames``: a video file or image-sequence folder
+        (decoded as the stages need it, upright as ``rolldepth run`` turns it), or the frames themselves, uint8
+        [N, H, W, 3] RGB or any layout :func:`~rolldepth.video.reading.as_rgb_frames` accepts (floats in [0, 1],
+        [N, 3, H, W] tensors, grey, RGBA, a list of PIL images).
 
         Keyword arguments as for :meth:`run` (``dilations``, ``refine_steps``, ``processing_res``, ``generator``, ...).
-        Everything stays in memory here; :meth:`run` with a :class:`~rolldepth.storage.workdir.DiskStore` runs the
-        same steps with the intermediate arrays on disk (what ``rolldepth run`` does), giving the same result.
+        The intermediate arrays stay in memory here; :meth:`run` with a :class:`~rolldepth.storage.workdir.DiskStore`
+        runs the same steps with them on disk (what ``rolldepth run`` does), giving the same result.
         """
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise UserError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {list(frames.shape)}")
-        source = FrameSource(len(frames), frames.shape[1], frames.shape[2], lambda first: iter(frames[first:]))
+        if isinstance(frames, (str, Path)):
+            info = probe(frames)
+            source = FrameSource(info.n_frames, info.height, info.width, lambda first: iter_frames(frames, first))
+        else:
+            frames = as_rgb_frames(frames)
+            source = FrameSource(len(frames), frames.shape[1], frames.shape[2], lambda first: iter(frames[first:]))
         return self.run(source, MemoryStore(), **options)
 
     @torch.no_grad()

@@ -395,6 +395,57 @@ def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
         raise UserError(f"image {path} has an unsupported pixel format ({image.mode})") from None
 
 
+def as_rgb_frames(frames) -> np.ndarray:
+    """Frames given in memory, in the layouts image libraries use, as one uint8 [N, H, W, 3] RGB array.
+
+    Accepted: numpy arrays or torch tensors, channels last ([N, H, W, C]) or first ([N, C, H, W], diffusers'
+    layout), with 3 (RGB), 4 (RGBA: alpha dropped) or 1 channel, or grey [N, H, W]; uint8, other integers within
+    0..255, or floats within [0, 1] (rounded to 8 bits, as video frames are); or a list of such frames or of PIL
+    images. A uint8 [N, H, W, 3] array is returned as it is, without a copy.
+
+    Raises
+    ------
+    UserError
+        For another shape, values out of range, or frames of different sizes.
+    """
+    if isinstance(frames, (list, tuple)):
+        if not frames:
+            raise UserError("no frames given")
+        frames = [_to_rgb8(f, f"frame {i}") if isinstance(f, Image.Image) else as_rgb_frames(f[None])[0]
+                  for i, f in enumerate(frames)]
+        if len({f.shape for f in frames}) > 1:
+            raise UserError(f"frames of different sizes: {sorted({f.shape[:2] for f in frames})}")
+        return np.stack(frames)
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu()
+        frames = (frames.float() if frames.is_floating_point() else frames).numpy()  # numpy has no bfloat16
+    frames = np.asarray(frames)
+    what = f"{frames.dtype} {list(frames.shape)}"
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    elif frames.ndim == 4 and frames.shape[-1] not in (1, 3, 4) and frames.shape[1] in (1, 3, 4):
+        frames = frames.transpose(0, 2, 3, 1)
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
+        raise UserError(f"frames must be [N, H, W, 3] (or [N, 3, H, W], [N, H, W], RGBA), got {what}")
+    if frames.dtype != np.uint8:
+        if frames.dtype.kind == "f":
+            if not np.isfinite(frames).all():
+                raise UserError(f"frames hold NaN or infinite values ({what})")
+            if frames.size and (frames.min() < 0 or frames.max() > 1):
+                raise UserError(f"float frames must lie within [0, 1], got {what} from {frames.min():g} to "
+                                f"{frames.max():g}; uint8 frames are 0..255")
+            frames = np.rint(frames * 255)
+        elif frames.dtype.kind in "iub":
+            if frames.size and (frames.min() < 0 or frames.max() > 255):
+                raise UserError(f"integer frames must lie within 0..255 (8 bits), got {what} up to {frames.max()}")
+        else:
+            raise UserError(f"frames must be numbers, got {what}")
+        frames = frames.astype(np.uint8)
+    if frames.shape[-1] == 1:
+        return np.repeat(frames, 3, axis=-1)
+    return np.ascontiguousarray(frames[..., :3]) if frames.shape[-1] == 4 else frames
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Resizing
 def processing_size(height: int, width: int, res: int) -> tuple[int, int]:
