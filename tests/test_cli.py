@@ -110,6 +110,22 @@ def one_line_error(capsys) -> str:
     return err
 
 
+def test_the_cpu_says_it_runs_fp32_only_when_fp16_was_asked_for(caplog):
+    """The presets' fp16 is meant for GPUs: every CPU run told a new user it had not asked for fp16."""
+    import logging
+
+    import torch
+
+    from rolldepth.model.loading import pick_dtype
+
+    cpu = torch.device("cpu")
+    with caplog.at_level(logging.INFO, logger="rolldepth"):
+        assert pick_dtype("fp16", cpu, asked=False) == torch.float32
+        assert "fp16" not in caplog.text
+        assert pick_dtype("fp16", cpu) == torch.float32
+        assert "fp16 is slow on the CPU: running in fp32" in caplog.text
+
+
 @pytest.mark.parametrize("args, message", [
     (["--frames", "0"], "bench videos need at least 3 frames (one snippet), got 0"),  # printed a table header first
     (["--what", "memory", "--memory-frames", "2", "100"], "at least 3 frames"),

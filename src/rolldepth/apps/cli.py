@@ -185,7 +185,7 @@ def cmd_run(args) -> int:
         run_on_ray(args.ray, list(zip(inputs, infos)), str(model), args.output_dir, options,
                    dtype=settings.dtype, device=args.device, cpus_per_video=args.ray_cpus)
         return 0
-    pipe = load_pipeline(model, settings.dtype, args.device)
+    pipe = load_pipeline(model, settings.dtype, args.device, dtype_asked=args.dtype is not None)
     try:
         for number, (path, info) in enumerate(zip(inputs, infos), 1):
             log.info("[%d/%d] %s", number, len(inputs), path)

@@ -68,20 +68,21 @@ def pick_device(name: str):
     return device
 
 
-def pick_dtype(name: str, device):
-    """fp16 only where it helps: on the CPU it is many times slower than fp32, so fp32 is used there."""
+def pick_dtype(name: str, device, asked: bool = True):
+    """fp16 only where it helps: on the CPU it is many times slower than fp32, so fp32 is used there (said only
+    when the user ``asked`` for fp16; a preset's fp16 is meant for GPUs)."""
     import torch
 
     if name == "fp16" and device.type == "cpu":
-        log.info("fp16 is slow on the CPU: running in fp32")
+        log.log(logging.INFO if asked else logging.DEBUG, "fp16 is slow on the CPU: running in fp32")
         return torch.float32
     return torch.float16 if name == "fp16" else torch.float32
 
 
-def load_pipeline(model: str | None, dtype_name: str, device_name: str):
+def load_pipeline(model: str | None, dtype_name: str, device_name: str, dtype_asked: bool = True):
     from .pipeline import RollingDepthPipeline
 
     device = pick_device(device_name)
     return RollingDepthPipeline.from_pretrained(
-        model or default_model(), dtype=pick_dtype(dtype_name, device), device=device
+        model or default_model(), dtype=pick_dtype(dtype_name, device, dtype_asked), device=device
     )
