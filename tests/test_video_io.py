@@ -14,6 +14,7 @@ from PIL import Image
 
 from rolldepth.errors import UserError
 from rolldepth.video.reading import (
+    frame_times,
     iter_frames,
     list_inputs,
     load_rgb8,
@@ -53,6 +54,24 @@ def encode(
     return path
 
 
+def encode_vfr(path: Path, frames: np.ndarray, times_ms: list[int]) -> Path:
+    """H.264 with each frame at its own time (milliseconds), as phones record: a variable frame rate."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"qp": "0"})
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv444p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for frame, t in zip(frames, times_ms):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts, video_frame.time_base = t, Fraction(1, 1000)
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+VFR_MS = [33 * i for i in range(12)] + [363 + 100 * i for i in range(1, 13)]  # 30 fps, then 10 fps
+
+
 def write_audio_only(path: Path) -> Path:
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("aac", rate=16000)
@@ -84,6 +103,21 @@ def video(tmp_path_factory, frames) -> Path:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Videos
+def test_frame_times_of_a_variable_rate_video_and_none_for_a_constant_one(tmp_path, frames, video):
+    vfr = encode_vfr(tmp_path / "vfr.mp4", frames, VFR_MS)
+    info = probe(vfr)
+    times = frame_times(info, 0, info.n_frames)
+    assert len(times) == 24 and np.allclose([float(t) for t in times], np.array(VFR_MS) / 1000, atol=1e-4)
+    window = frame_times(info, 10, 20)  # seconds from the window's first frame
+    assert np.allclose([float(t) for t in window], (np.array(VFR_MS[10:20]) - VFR_MS[10]) / 1000, atol=1e-4)
+    assert frame_times(probe(video), 0, 24) is None  # 30000/1001 times every frame: nothing to keep
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i, frame in enumerate(frames[:3]):
+        Image.fromarray(frame).save(folder / f"{i}.png")
+    assert frame_times(probe(folder), 0, 3) is None
+
+
 @pytest.mark.parametrize("fps, fmt, suffix", [(Fraction(30000, 1001), None, "mp4"), (Fraction(25), "matroska", "mkv")])
 def test_probe_and_read_back_what_was_encoded(tmp_path, frames, fps, fmt, suffix):
     path = encode(tmp_path / f"clip.{suffix}", frames, fps, fmt)

@@ -198,6 +198,27 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
     return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path)
 
 
+def frame_times(info: VideoInfo, start: int, stop: int) -> list[Fraction] | None:
+    """Presentation times (seconds from frame ``start``) of frames ``start .. stop-1`` of a variable-frame-rate
+    video, so the depth videos can keep them; None where ``info.fps`` already times every frame to within half a
+    frame (the usual case), for image sequences, and where the container has no timestamps.
+
+    The times come from demuxing, not decoding: the packets' timestamps sorted are the frames' in display order.
+    """
+    if info.path.is_dir():
+        return None
+    with _open_video(info.path) as (container, stream):
+        stamps = sorted(p.pts for p in _until_eof(container.demux(stream)) if p.size > 0 and p.pts is not None)
+        time_base = stream.time_base
+    if len(stamps) != info.n_frames or len(set(stamps)) != len(stamps) or time_base is None or stop > len(stamps):
+        return None
+    times = [(pts - stamps[start]) * time_base for pts in stamps[start:stop]]
+    period = 1 / info.fps
+    if all(abs(t - i * period) <= period / 2 for i, t in enumerate(times)):
+        return None
+    return times
+
+
 def check_sequence(folder: str | Path, start: int = 0, count: int = 0) -> None:
     """Read the header of every image of a sequence window, so an unreadable file or one of another size is
     reported before any work starts rather than when decoding reaches it (headers only: fast for long sequences).

@@ -18,7 +18,7 @@ import os
 import secrets
 import shutil
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -167,7 +167,8 @@ def _as_depth(depth: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Files
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, crf: int = 18) -> Path:
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, crf: int = 18,
+                times: Sequence[Fraction] | None = None) -> Path:
     """Encode uint8 RGB frames as an H.264 (libx264, yuv420p) mp4 that any player opens.
 
     Frames are consumed one at a time (any iterable, e.g. a generator). yuv420p needs even sides, so an odd
@@ -184,6 +185,9 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
         Frame rate.
     crf : int
         x264 constant rate factor: 0 lossless (in YUV), 18 visually lossless, 23 x264's default.
+    times : sequence of Fraction, optional
+        Each frame's time in seconds, for a variable-frame-rate video (see
+        :func:`~rolldepth.video.reading.frame_times`); ``fps`` is then only the stream's nominal rate.
     """
     rate = as_rate(fps)
     path = Path(path)
@@ -195,11 +199,11 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
                 raise ValueError(f"frame {index} must be uint8 [H, W, 3], got {frame.dtype} {list(frame.shape)}")
             if stream is None:
                 size = frame.shape[:2]
-                stream = _add_h264_stream(container, rate, size, crf)
+                stream = _add_h264_stream(container, rate, size, crf, variable=times is not None)
             elif frame.shape[:2] != size:
                 raise ValueError(f"frame {index} is {list(frame.shape[:2])}, frame 0 was {list(size)}")
             video_frame = av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24")
-            video_frame.pts = index
+            video_frame.pts = index if times is None else round(times[index] / stream.codec_context.time_base)
             video_frame.time_base = stream.codec_context.time_base
             container.mux(stream.encode(video_frame))
         if stream is None:
@@ -208,13 +212,17 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
     return path
 
 
+VFR_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: fine enough for any frame's timestamp
+
+
 def _add_h264_stream(
-    container: av.container.OutputContainer, rate: Fraction, size: tuple[int, int], crf: int
+    container: av.container.OutputContainer, rate: Fraction, size: tuple[int, int], crf: int, variable: bool = False
 ) -> av.VideoStream:
     stream = container.add_stream("libx264", rate=rate, options={"crf": str(crf)})
     stream.height, stream.width = (side + side % 2 for side in size)
     stream.pix_fmt = "yuv420p"
-    stream.codec_context.time_base = 1 / rate  # one tick per frame: timestamps are exact frame indices
+    # one tick per frame, so timestamps are exact frame indices; a variable rate needs a finer clock
+    stream.codec_context.time_base = VFR_TIME_BASE if variable else 1 / rate
     return stream
 
 
@@ -330,13 +338,15 @@ def save_outputs(
     cmaps: Iterable[str] = ("Spectral_r", "Greys_r"),
     save_sbs: bool = True,
     snippets: Mapping[str, np.ndarray] | None = None,
+    times: Sequence[Fraction] | None = None,
 ) -> dict[str, Path]:
     """Write every requested output of one video into ``out_dir``.
 
     Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_exr/``, ``<stem>_<cmap>.mp4`` per colormap,
     ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz`` when ``snippets``
     is given. Colormap names and shapes are checked before anything is written, so a typo in a colormap name
-    leaves no partial set of outputs behind.
+    leaves no partial set of outputs behind. The videos play at ``fps``, or keep each frame's time from ``times``
+    (a variable-frame-rate input).
 
     Everything is written frame by frame, so ``depth`` may be disk-backed (``NpyArray``) and ``rgb`` any iterable
     of uint8 [H, W, 3] frames (e.g. decoded again from the input), read once, for the side-by-side video.
@@ -357,6 +367,8 @@ def save_outputs(
             raise ValueError(
                 f"rgb must be uint8 [{len(depth)}, H, W, 3] to match the depth, got {rgb.dtype} {list(rgb.shape)}"
             )
+    if times is not None and len(times) != len(depth):
+        raise ValueError(f"{len(times)} frame times for {len(depth)} frames")
     rate = as_rate(fps)
     lo, hi = value_range(depth)
     out_dir = Path(out_dir)
@@ -370,11 +382,12 @@ def save_outputs(
     if save_exr:
         written["exr"] = write_exr(out_dir / f"{stem}_exr", depth)
     for name, colormap in selected.items():
-        written[name] = write_video(out_dir / f"{stem}_{name}.mp4", _colorized_frames(depth, colormap, lo, hi), rate)
+        written[name] = write_video(out_dir / f"{stem}_{name}.mp4", _colorized_frames(depth, colormap, lo, hi), rate,
+                                    times=times)
     if save_sbs and rgb is not None and selected:
         first = next(iter(selected.values()))
         frames = side_by_side(rgb, _colorized_frames(depth, first, lo, hi))
-        written["rgbd"] = write_video(out_dir / f"{stem}_rgbd.mp4", frames, rate)
+        written["rgbd"] = write_video(out_dir / f"{stem}_rgbd.mp4", frames, rate, times=times)
     if snippets is not None:
         written["snippets"] = write_npz(out_dir / f"{stem}_snippets.npz", snippets)
     log.debug("wrote %s", ", ".join(str(p) for p in written.values()))
