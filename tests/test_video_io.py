@@ -14,6 +14,7 @@ from PIL import Image
 
 from rolldepth.errors import UserError
 from rolldepth.video.reading import (
+    check_sequence,
     frame_times,
     iter_frames,
     list_inputs,
@@ -262,6 +263,44 @@ def test_corrupt_image_in_sequence_names_it(tmp_path, frames, data):
     (seq / "2.png").write_bytes(data)
     with pytest.raises(UserError, match=r"2\.png"):
         read_frames(seq)
+
+
+def write_exr(path: Path, channels: dict[str, np.ndarray]) -> Path:
+    import OpenEXR
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, channels) as image:
+        image.write(str(path))
+    return path
+
+
+def test_exr_plates_are_read_as_srgb_sequences(tmp_path):
+    """VFX plates are scene-linear EXR: each value goes through the sRGB curve, written out here in float64."""
+    linear = np.array([0.0, 0.002, 0.0031308, 0.18, 0.5, 1.0, 4.0, np.nan], dtype=np.float64)
+    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.abs(linear) ** (1 / 2.4) - 0.055)
+    expected = np.rint(np.nan_to_num(srgb.clip(0, 1)) * 255).astype(np.uint8)  # 0.18 -> 118, 4.0 -> 255, nan -> 0
+    assert list(expected[[0, 3, 5]]) == [0, 118, 255]
+    seq = tmp_path / "plate"
+    seq.mkdir()
+    row = np.tile(linear.astype(np.float32), (3, 1))  # 3 x 8 pixels
+    for i in range(3):
+        rgb = np.stack([row, np.roll(row, i, axis=1), row[:, ::-1]], axis=-1).astype(np.float16)
+        write_exr(seq / f"plate.{1001 + i}.exr", {"RGB": rgb})
+    write_exr(tmp_path / "grey.exr", {"Y": row})
+    info = probe(seq)
+    assert (info.n_frames, info.width, info.height) == (3, 8, 3)
+    check_sequence(seq)
+    frames = read_frames(seq)
+    assert frames.shape == (3, 3, 8, 3) and frames.dtype == np.uint8
+    np.testing.assert_array_equal(frames[2, 0, :, 0], expected)
+    np.testing.assert_array_equal(frames[2, 0, :, 1], np.roll(expected, 2))
+    np.testing.assert_array_equal(load_rgb8(tmp_path / "grey.exr")[1], np.repeat(expected[:, None], 3, axis=1))
+    write_exr(seq / "plate.1004.exr", {"Z": row})
+    with pytest.raises(UserError, match=r"plate\.1004\.exr has no R, G, B or Y channels \(it has Z\)"):
+        read_frames(seq)
+    (seq / "plate.1004.exr").write_bytes(b"v/1\x01" + b"\x00" * 40)
+    with pytest.raises(UserError, match=r"cannot read image .*plate\.1004\.exr"):
+        check_sequence(seq)
 
 
 def test_gray_rgba_palette_and_16bit_images_become_rgb8(tmp_path):

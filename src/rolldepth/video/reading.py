@@ -33,7 +33,7 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv",
      ".3gp", ".ogv", ".gif"}
 )
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr"})
 LIST_EXTENSION = ".txt"
 DEFAULT_SEQUENCE_FPS = Fraction(30)
 _RESIZE_CHUNK = 16  # frames per interpolate call: bounds the float32 copy of a long video
@@ -285,6 +285,10 @@ def _sequence_files(folder: Path) -> list[Path]:
 
 def _image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header only."""
+    if path.suffix.lower() == ".exr":
+        with _open_exr(path, header_only=True) as exr:
+            low, high = exr.header()["dataWindow"]
+            return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
     try:
         with Image.open(path) as image:
             return image.size
@@ -395,13 +399,47 @@ def load_rgb8(path: Path) -> np.ndarray:
     Gray, palette and CMYK images are converted by Pillow and alpha is dropped. 16-bit gray (``I;16``) and 32-bit
     integer (``I``, taken as 16-bit data) images are scaled by 1/257, which maps 65535 to 255 and recovers ``v`` from
     the usual 8-to-16-bit expansion ``v * 257``; Pillow's own conversion would clip them to 0/255 instead.
+    OpenEXR plates are scene-linear: see :func:`load_exr_rgb8`.
     """
+    if path.suffix.lower() == ".exr":
+        return load_exr_rgb8(path)
     try:
         with Image.open(path) as image:
             image.load()
             return _to_rgb8(image, path)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+@contextmanager
+def _open_exr(path: Path, header_only: bool = False):
+    import OpenEXR
+
+    try:
+        exr = OpenEXR.File(str(path), separate_channels=True, header_only=header_only)
+    except Exception as exc:  # OpenEXR raises plain RuntimeErrors and others for damaged files
+        raise UserError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    with exr:
+        yield exr
+
+
+def load_exr_rgb8(path: Path) -> np.ndarray:
+    """An OpenEXR plate (first part; R, G, B channels, or Y for grey) as uint8 sRGB [H, W, 3].
+
+    The model learnt from display-referred images, and EXR plates hold scene-linear light, so the values go through
+    the sRGB transfer curve (IEC 61966-2-1) after clipping to [0, 1], as an sRGB viewer shows them; NaN becomes 0.
+    """
+    with _open_exr(path) as exr:
+        channels = {name: channel.pixels for name, channel in exr.channels().items()}
+    if {"R", "G", "B"} <= channels.keys():
+        linear = np.stack([channels[c] for c in "RGB"], axis=-1)
+    elif "Y" in channels:
+        linear = np.repeat(channels["Y"][..., None], 3, axis=-1)
+    else:
+        raise UserError(f"image {path} has no R, G, B or Y channels (it has {', '.join(sorted(channels))})")
+    linear = np.nan_to_num(linear.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0).clip(0, 1)
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+    return np.rint(encoded * 255).astype(np.uint8)
 
 
 def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
