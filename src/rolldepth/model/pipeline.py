@@ -101,9 +101,8 @@ class RollingDepthPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
         enable_multi_frame_attention(self.unet)
-        if self.unet.device.type == "cuda":  # NHWC convolutions: cuDNN's fast path for the UNet and the VAE
-            for part in (self.unet, self.vae):
-                part.to(memory_format=torch.channels_last)
+        for part in (self.unet, self.vae):  # NHWC convolutions: the fast path of cuDNN and of the CPU's oneDNN
+            part.to(memory_format=torch.channels_last)  # (python benchmarks/channels_last_cpu.py)
         self.default_res = default_res
         self.default_refine_steps = default_refine_steps  # what presets that refine use instead (rolldepth.json)
         self._empty_embedding: torch.Tensor | None = None

@@ -29,9 +29,10 @@ HEADROOM = 0.9  # share of the budget planned for: the allocator rounds and frag
 # Bytes one item holds at its peak on the CPU, per pixel and per channel of the model's first block
 # (``block_out_channels[0]``): a VAE encode and decode per image pixel of one frame, the UNet per latent pixel of each
 # frame of a snippet. The largest rate for one item of the three model shapes measured, rounded up, since a further
-# item costs no more (embedded / SD2-sized / the tests' tiny one at 256x384: encode 17.4 / 20.2 / 22.0, decode
-# 30.4 / 30.4 / 33.5, UNet 60.6 / 114.2 / 103.2; ``python benchmarks/cpu_memory.py --models embedded,sd2,tiny``,
-# whose sampling of the resident size varies by a few per cent between runs).
+# item costs no more (embedded / SD2-sized / the tests' tiny one at 256x384, in PyTorch's default layout: encode
+# 17.4 / 20.2 / 22.0, decode 30.4 / 30.4 / 33.5, UNet 60.6 / 114.2 / 103.2; in the channels-last layout the pipeline
+# now uses, at most these: encode 16.2 / 20.1 / 21.4, decode 24.1 / 24.2 / 29.9, UNet 60.0 / 116.2 / 103.1;
+# ``python benchmarks/cpu_memory.py``, whose sampling of the resident size varies by a few per cent between runs).
 CPU_BYTES_PER_PIXEL = {"encode": 23, "decode": 34, "unet": 120}
 
 
