@@ -216,7 +216,7 @@ def test_hub_id_offline_without_cache(tmp_path, monkeypatch):
 
 
 def test_hub_id_without_network_fails_at_once_in_one_line(tmp_path, monkeypatch):
-    """An unreachable hub used to cost 5 retries (23 s) and a dozen logged lines before the error."""
+    """An unreachable hub used to cost 5 retries (23 s) and 22 logged lines (11 messages, each twice) first."""
     import time
 
     from rolldepth.model.checkpoint import hub_unreachable
