@@ -100,6 +100,29 @@ def test_image_sequence_folder_and_frame_window(tmp_path, tiny_checkpoint):
     assert sorted(p.name for p in out.iterdir()) == ["shot01_pred.npy"]
 
 
+def test_frames_of_an_image_sequence_keep_their_names(tmp_path, tiny_checkpoint):
+    """plate.1001.png gives plate.1001.png / .exr / .ply, so a compositor's frame numbers carry over; a video, or a
+    sequence where two images share a name, gives frame_000000, ..."""
+    seq = tmp_path / "plate"
+    seq.mkdir()
+    for i, frame in enumerate(pattern_frames(6)):
+        Image.fromarray(frame).save(seq / f"plate.{1001 + i}.png")
+    out = tmp_path / "out"
+    code = main(["-q", "run", str(seq), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "26", "-d", "1",
+                 "--from", "1", "--save-exr", "--save-ply", "--fov", "60", "--ply-every", "2", "--cmap"])
+    assert code == 0
+    depth = np.load(out / "plate_pred.npy")
+    assert sorted(p.name for p in (out / "plate_png16").glob("*.png")) == [f"plate.{n}.png" for n in range(1002, 1007)]
+    assert sorted(p.name for p in (out / "plate_exr").iterdir()) == [f"plate.{n}.exr" for n in range(1002, 1007)]
+    assert sorted(p.name for p in (out / "plate_ply").iterdir()) == [f"plate.{n}.ply" for n in (1002, 1004, 1006)]
+    with OpenEXR.File(str(out / "plate_exr" / "plate.1004.exr")) as image:  # input frame 1004 is output frame 2
+        np.testing.assert_array_equal(image.channels()["Y"].pixels, depth[2])
+    Image.fromarray(pattern_frames(1)[0]).save(seq / "plate.1003.jpg")  # two images named plate.1003
+    code = main(["-q", "run", str(seq), "-o", str(tmp_path / "clash"), "--model", str(tiny_checkpoint), "--res", "26",
+                 "-d", "1", "--save-exr", "--cmap"])
+    assert code == 0 and (tmp_path / "clash" / "plate_exr" / "frame_000006.exr").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -618,7 +618,7 @@ def fit_anchors(depth, shots, info: VideoInfo, options: RunOptions):
 def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, info: VideoInfo, options: RunOptions,
                   res: int, fit, store) -> dict[str, Path]:
     """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``."""
-    from ..video.reading import frame_times
+    from ..video.reading import frame_times, sequence_names
     from ..video.writers import save_outputs
 
     n_done = len(depth)
@@ -634,10 +634,11 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
             snippets |= {f"{prefix}dilation{g.dilation}_{i}_indices": g.indices for i, g in enumerate(out.groups)}
     fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
     times = None if options.fps else frame_times(info, options.start, options.start + n_done)  # a variable rate
+    names = sequence_names(path, options.start, n_done) if path.is_dir() else None  # plate.1001 stays plate.1001
     written = save_outputs(
         output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
         save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
-        times=times,
+        times=times, names=names,
     )
     if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
         written["shots"] = write_shots_json(output_dir / f"{stem}_shots.json", shots, depth, options)
@@ -647,7 +648,7 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
         rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
                           autorotate=options.autorotate) if (options.save_ply or options.save_rrd) else None
         written |= write_3d_outputs(output_dir, stem, depth, rgb, options.export3d(), fit,
-                                    (info.width, info.height), options.start)
+                                    (info.width, info.height), options.start, names)
     if options.save_npy:  # the finished depth file becomes the output: a rename, not a copy
         final = output_dir / f"{stem}_pred.npy"
         store.close()

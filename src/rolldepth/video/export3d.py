@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..method.metric_scale import INVALID_MEANING, MetricFit, MetricView, assumed_range_map
 from .pointcloud import frame_points, intrinsics_from_fov, read_intrinsics, scale_intrinsics, write_ply
 from ..storage.workdir import rows_in_blocks
-from .writers import atomic_path, value_range, write_exr, write_npy
+from .writers import atomic_path, frame_name, value_range, write_exr, write_npy
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def write_3d_outputs(
     fit: MetricFit | None,
     image_size: tuple[int, int],
     first_frame: int = 0,
+    names: Sequence[str] | None = None,
 ) -> dict[str, Path]:
     """Write the metric and 3-D outputs of one video (see the module notes); returns them keyed by name.
 
@@ -97,6 +98,8 @@ def write_3d_outputs(
         (width, height) of the input frames (anchor and intrinsics coordinates).
     first_frame : int
         Input frame number of ``pred[0]``.
+    names : sequence of str, optional
+        File names (no extension) of the frames' EXR and PLY files; ``frame_000000``, ... without.
     """
     output_dir = Path(output_dir)
     written: dict[str, Path] = {}
@@ -119,12 +122,12 @@ def write_3d_outputs(
         if export.save_npy:
             written["depth_m"] = write_npy(output_dir / f"{stem}_depth_m.npy", view)
         if export.save_exr:
-            written["depth_m_exr"] = write_exr(output_dir / f"{stem}_depth_m_exr", view, METRIC_EXR_MEANING)
+            written["depth_m_exr"] = write_exr(output_dir / f"{stem}_depth_m_exr", view, METRIC_EXR_MEANING, names)
         written["metric"] = write_metric_json(output_dir / f"{stem}_metric.json", fit, view, image_size, depth_size,
                                               first_frame, [p.name for p in written.values()])
     if export.needs_camera:
         K = depth_intrinsics(export.fov, export.intrinsics, image_size, depth_size)
-        written |= write_points(output_dir, stem, view, rgb, K, export, depth_note, first_frame)
+        written |= write_points(output_dir, stem, view, rgb, K, export, depth_note, first_frame, names)
     return written
 
 
@@ -155,7 +158,8 @@ def write_metric_json(path: Path, fit: MetricFit, view: MetricView, image_size: 
 
 
 def write_points(output_dir: Path, stem: str, view: MetricView, rgb: Iterable[np.ndarray] | None, K: np.ndarray,
-                 export: Export3D, depth_note: str, first_frame: int) -> dict[str, Path]:
+                 export: Export3D, depth_note: str, first_frame: int,
+                 names: Sequence[str] | None = None) -> dict[str, Path]:
     """Every ``export.ply_every``-th frame as a PLY point cloud in ``<stem>_ply/`` and/or a Rerun recording."""
     if export.ply_every < 1:
         raise UserError(f"--ply-every must be >= 1, got {export.ply_every}")
@@ -180,7 +184,7 @@ def write_points(output_dir: Path, stem: str, view: MetricView, rgb: Iterable[np
                 comments = (f"rolldepth point cloud of {stem}, frame {index} (input frame {first_frame + index})",
                             "camera coordinates, OpenCV axes: x right, y down, z forward; metres",
                             f"depth: {depth_note}", camera)
-                write_ply(tmp / f"frame_{index:06d}.ply", points, colours, comments)
+                write_ply(tmp / f"{frame_name(index, names)}.ply", points, colours, comments)
             if recorder is not None:
                 recorder.log_frame(index, colour, metres, points, colours)
     if export.save_ply:

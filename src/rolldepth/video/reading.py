@@ -219,6 +219,13 @@ def frame_times(info: VideoInfo, start: int, stop: int) -> list[Fraction] | None
     return times
 
 
+def sequence_names(folder: Path, start: int, count: int) -> list[str] | None:
+    """The names without extension of a sequence window's images (``plate.1001.exr`` -> ``plate.1001``), for the
+    per-frame outputs, so a compositor's frame numbers carry over; None where two images share a name."""
+    names = [file.stem for file in _sequence_files(folder)[start : start + count]]
+    return names if len(set(names)) == len(names) else None
+
+
 def check_sequence(folder: str | Path, start: int = 0, count: int = 0) -> None:
     """Read the header of every image of a sequence window, so an unreadable file or one of another size is
     reported before any work starts rather than when decoding reaches it (headers only: fast for long sequences).

@@ -268,10 +268,16 @@ def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
     return path
 
 
+def frame_name(index: int, names: Sequence[str] | None = None) -> str:
+    """The file name (no extension) of output frame ``index``: ``names[index]``, else ``frame_000000``, ..."""
+    return names[index] if names is not None else f"frame_{index:06d}"
+
+
 def write_png16(
-    folder: str | Path, depth: np.ndarray, vmin: float | None = None, vmax: float | None = None
+    folder: str | Path, depth: np.ndarray, vmin: float | None = None, vmax: float | None = None,
+    names: Sequence[str] | None = None,
 ) -> Path:
-    """Save depth as 16-bit grayscale PNGs ``frame_000000.png, ...`` plus ``depth_range.json``.
+    """Save depth as 16-bit grayscale PNGs ``frame_000000.png, ...`` (or ``names``) plus ``depth_range.json``.
 
     ``png = round((d - vmin) / (vmax - vmin) * 65535)`` with one range for the whole video (video-global min/max
     unless given; values outside are clipped), so frames stay comparable and ``d = vmin + png / 65535 *
@@ -283,7 +289,7 @@ def write_png16(
     with atomic_path(folder, directory=True) as tmp:
         for index, frame in enumerate(depth):
             values = np.rint(_normalised(frame, lo, hi) * 65535).astype(np.uint16)
-            Image.fromarray(values).save(tmp / f"frame_{index:06d}.png")
+            Image.fromarray(values).save(tmp / f"{frame_name(index, names)}.png")
         meta = {
             "vmin": lo,
             "vmax": hi,
@@ -294,8 +300,9 @@ def write_png16(
     return folder
 
 
-def write_exr(folder: str | Path, depth: np.ndarray, meaning: str = EXR_MEANING) -> Path:
-    """Save depth as float32 OpenEXR images ``frame_000000.exr, ...`` (one ``Y`` channel, ZIP compressed).
+def write_exr(folder: str | Path, depth: np.ndarray, meaning: str = EXR_MEANING,
+              names: Sequence[str] | None = None) -> Path:
+    """Save depth as float32 OpenEXR images ``frame_000000.exr, ...`` (or ``names``; one ``Y`` channel, ZIP).
 
     The values are exactly those of ``depth`` (for ``<stem>_pred.npy``: relative inverse depth, larger = nearer; no
     remapping), so compositing tools (Nuke, Resolve, Blender) read the full float precision. ``Y`` makes viewers
@@ -311,7 +318,7 @@ def write_exr(folder: str | Path, depth: np.ndarray, meaning: str = EXR_MEANING)
         for index, frame in enumerate(depth):
             pixels = np.ascontiguousarray(frame, dtype=np.float32)
             with OpenEXR.File(header, {"Y": pixels}) as image:
-                image.write(str(tmp / f"frame_{index:06d}.exr"))
+                image.write(str(tmp / f"{frame_name(index, names)}.exr"))
     return folder
 
 
@@ -339,6 +346,7 @@ def save_outputs(
     save_sbs: bool = True,
     snippets: Mapping[str, np.ndarray] | None = None,
     times: Sequence[Fraction] | None = None,
+    names: Sequence[str] | None = None,
 ) -> dict[str, Path]:
     """Write every requested output of one video into ``out_dir``.
 
@@ -346,7 +354,8 @@ def save_outputs(
     ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz`` when ``snippets``
     is given. Colormap names and shapes are checked before anything is written, so a typo in a colormap name
     leaves no partial set of outputs behind. The videos play at ``fps``, or keep each frame's time from ``times``
-    (a variable-frame-rate input).
+    (a variable-frame-rate input). Image files are named ``names`` (an image sequence's own names), else
+    ``frame_000000``, ...
 
     Everything is written frame by frame, so ``depth`` may be disk-backed (``NpyArray``) and ``rgb`` any iterable
     of uint8 [H, W, 3] frames (e.g. decoded again from the input), read once, for the side-by-side video.
@@ -367,8 +376,9 @@ def save_outputs(
             raise ValueError(
                 f"rgb must be uint8 [{len(depth)}, H, W, 3] to match the depth, got {rgb.dtype} {list(rgb.shape)}"
             )
-    if times is not None and len(times) != len(depth):
-        raise ValueError(f"{len(times)} frame times for {len(depth)} frames")
+    for what, given in (("frame times", times), ("frame names", names)):
+        if given is not None and len(given) != len(depth):
+            raise ValueError(f"{len(given)} {what} for {len(depth)} frames")
     rate = as_rate(fps)
     lo, hi = value_range(depth)
     out_dir = Path(out_dir)
@@ -378,9 +388,9 @@ def save_outputs(
     if save_npy:
         written["pred"] = write_npy(out_dir / f"{stem}_pred.npy", depth)
     if save_png:
-        written["png16"] = write_png16(out_dir / f"{stem}_png16", depth, lo, hi)
+        written["png16"] = write_png16(out_dir / f"{stem}_png16", depth, lo, hi, names)
     if save_exr:
-        written["exr"] = write_exr(out_dir / f"{stem}_exr", depth)
+        written["exr"] = write_exr(out_dir / f"{stem}_exr", depth, names=names)
     for name, colormap in selected.items():
         written[name] = write_video(out_dir / f"{stem}_{name}.mp4", _colorized_frames(depth, colormap, lo, hi), rate,
                                     times=times)
