@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, connect_error
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +45,9 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit():
         raise UserError(f"--ray {address!r}: expected auto, local, host:port or ray://host:port")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise UserError(f"cannot connect to the Ray cluster at {address!r}: {exc.strerror or exc}") from None
+    reason = connect_error(host.strip("[]"), int(port), timeout)
+    if reason is not None:
+        raise UserError(f"cannot connect to the Ray cluster at {address!r}: {reason}")
 
 
 def connect(address: str, quiet: bool) -> None:

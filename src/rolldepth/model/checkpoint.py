@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from huggingface_hub.utils import validate_repo_id
 from tokenizers import pre_tokenizers
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from ..errors import UserError
+from ..errors import UserError, connect_error, first_line
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +161,8 @@ def hub_unreachable(timeout: float = 5.0) -> str | None:
         return None
     url = urlparse(hub_constants.ENDPOINT)
     host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
-        return f"cannot connect to {host}:{port}: {exc.strerror or exc or type(exc).__name__}"
-    return None
+    reason = connect_error(host, port, timeout)
+    return None if reason is None else f"cannot connect to {host}:{port}: {reason}"
 
 
 def select_hub_files(repo_id: str, files: list[str], variant: str | None = None) -> list[str]:
@@ -206,12 +202,6 @@ def select_weights(names: list[str], variant: str | None = None) -> list[str]:
         if match and (match["variant"] or match["index_variant"]) == variant:
             by_format[match["format"]].append(name)
     return sorted(by_format["safetensors"] or by_format["bin"])
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception as one short line, for a UserError message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 # ------------------------------------------------------------------------------------------------------------------

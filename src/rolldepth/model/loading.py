@@ -10,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..weights import default_model
 
 log = logging.getLogger("rolldepth")
@@ -63,8 +63,7 @@ def pick_device(name: str):
     try:
         torch.empty(1, device=device)
     except (RuntimeError, AssertionError) as exc:  # e.g. cuda:3 on a machine with two GPUs
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"device {name!r} is not usable here: {first[:200]}") from None
+        raise UserError(f"device {name!r} is not usable here: {first_line(exc)[:200]}") from None
     return device
 
 

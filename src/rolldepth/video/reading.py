@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -425,7 +425,7 @@ def _open_exr(path: Path, header_only: bool = False):
     try:
         exr = OpenEXR.File(str(path), separate_channels=True, header_only=header_only)
     except Exception as exc:  # OpenEXR raises plain RuntimeErrors and others for damaged files
-        raise UserError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        raise UserError(f"cannot read image {path}: {first_line(exc)}") from None
     with exr:
         yield exr
 
