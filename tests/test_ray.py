@@ -61,3 +61,16 @@ def test_malformed_address_is_one_error_line(tmp_path, videos, tiny_checkpoint, 
                  "--ray", "headnode"])
     err = capsys.readouterr().err
     assert code == 2 and "expected auto, local, host:port" in err and "Traceback" not in err
+
+
+def test_a_ray_init_error_without_text_is_still_one_line(monkeypatch):
+    # Ray's init can raise with an empty message; the error line then names the exception's type.
+    from rolldepth.apps import ray_cluster
+    from rolldepth.errors import UserError
+
+    def fail(**kwargs):
+        raise ConnectionError("")
+
+    monkeypatch.setattr(ray, "init", fail)
+    with pytest.raises(UserError, match=r"cluster at 'local': ConnectionError$"):
+        ray_cluster.connect("local", quiet=True)

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from ..errors import UserError, connect_error
+from ..errors import UserError, connect_error, first_line
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def connect(address: str, quiet: bool) -> None:
         else:
             ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UserError(f"cannot connect to the Ray cluster at {address!r}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot connect to the Ray cluster at {address!r}: {first_line(exc)}") from None
 
 
 def run_on_ray(
