@@ -261,6 +261,41 @@ def test_time_budget_fixes_the_steps_and_resume_keeps_them(tmp_path, tiny_parts)
     assert len(lines) == saved["total"]
 
 
+def test_a_stage_whose_steps_slow_down_ends_on_time_with_its_state_saved(tmp_path, tiny_parts, monkeypatch):
+    """The step count is planned from the first steps' rate; when later steps run slower (a busy machine) the stage
+    still ends within its time, saved, instead of overrunning until a caller's timeout kills it with nothing kept."""
+    import time
+
+    import rolldepth.train.trainer as module
+
+    plan, loss, info = [], module.unet_loss, module.log.info
+
+    def note_plan(message, *args):  # "%s stage: %.3g steps/s, %d steps in %.1f minutes"
+        if "steps in" in message:
+            plan.append(args[2])
+        info(message, *args)
+
+    def slowing_loss(*args, **kwargs):
+        if plan:  # once the plan is made, each step takes 1 s more
+            time.sleep(1.0)
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(module.log, "info", note_plan)
+    monkeypatch.setattr(module, "unet_loss", slowing_loss)
+    data = write_videos(tmp_path / "d")
+    cfg = tiny_config(data, vae_steps=0, unet_steps=10_000, unet_minutes=0.1, save_every=10_000)
+    tic = time.perf_counter()
+    train(cfg, tmp_path / "run", progress=False)
+    elapsed = time.perf_counter() - tic
+    saved = json.loads((tmp_path / "run" / "state_unet" / "step.json").read_text())
+    # The plan fills the 6 s budget at the first steps' rate (the tiny model runs several steps a second), so the
+    # last 3 s hold some of its steps that, slowed down, take 1 s each: without the cut they run on for seconds.
+    assert saved["step"] == saved["total"] < plan[0] - 3
+    assert elapsed < 6 + 1 + 3  # the budget, one slow step, start-up and saving
+    assert len((tmp_path / "run" / "loss.jsonl").read_text().splitlines()) == saved["total"]
+    assert (tmp_path / "run" / "model" / "unet").is_dir()
+
+
 def test_several_datasets_are_sampled_as_one(tmp_path):
     a = write_videos(tmp_path / "a", n_sequences=2)
     b = write_videos(tmp_path / "b", n_sequences=3, seed=1)

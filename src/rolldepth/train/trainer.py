@@ -412,7 +412,8 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
     generator)`` computes its loss on the model's device; both generators come from :func:`step_rng`. On a GPU
     the model runs in bf16 autocast with channels-last tensors. With ``minutes``, the stage's length is set by
     time: after a few steps the step rate is measured and the stage is given as many steps (at most ``total``) as
-    fit in that time; the number is saved with the state, so a resumed run keeps the same schedule. With
+    fit in that time, and ends early if they do not (the rate fell); the number is saved with the state, so a
+    resumed run keeps the same schedule. With
     ``accumulate`` = k, a step averages the gradients of k batches (drawn in turn from the step's generators) before
     it updates: k times the batch at the memory, and on a CPU the speed per frame, of one; the loss logged is their
     mean.
@@ -471,6 +472,11 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
             calibrate = 0
             bar.total = total
             log.info("%s stage: %.3g steps/s, %d steps in %.1f minutes", stage, rate, total, minutes)
+        elif minutes and not calibrate and now - started > minutes * 60 and step + 1 < total:
+            # Steps slowed down after the rate was timed: end here, saved, rather than overrun the budget and be
+            # cut off by whatever waits on it (the accelerator scripts' timeout) with nothing written.
+            log.info("%s stage: out of time after %d of %d steps", stage, step + 1, total)
+            total = bar.total = step + 1
         if accelerator.is_main_process:
             run.log_loss(stage, step, value)
             if (step + 1) % cfg.save_every == 0 or step + 1 == total:
