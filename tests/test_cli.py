@@ -102,7 +102,8 @@ def test_image_sequence_folder_and_frame_window(tmp_path, tiny_checkpoint):
 
 def test_frames_of_an_image_sequence_keep_their_names(tmp_path, tiny_checkpoint):
     """plate.1001.png gives plate.1001.png / .exr / .ply, so a compositor's frame numbers carry over; a video, or a
-    sequence where two images share a name, gives frame_000000, ..."""
+    sequence where two images share a name, gives frame_000000, ... numbered by the input frame (--from 1 starts at
+    frame_000001)."""
     seq = tmp_path / "plate"
     seq.mkdir()
     for i, frame in enumerate(pattern_frames(6)):
@@ -121,6 +122,17 @@ def test_frames_of_an_image_sequence_keep_their_names(tmp_path, tiny_checkpoint)
     code = main(["-q", "run", str(seq), "-o", str(tmp_path / "clash"), "--model", str(tiny_checkpoint), "--res", "26",
                  "-d", "1", "--save-exr", "--cmap"])
     assert code == 0 and (tmp_path / "clash" / "plate_exr" / "frame_000006.exr").exists()
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(6))
+    code = main(["-q", "run", str(video), "-o", str(tmp_path / "video"), "--model", str(tiny_checkpoint), "--res", "26",
+                 "-d", "1", "--from", "1", "--save-exr", "--save-ply", "--fov", "60", "--ply-every", "2", "--cmap"])
+    assert code == 0
+    out, depth = tmp_path / "video", np.load(tmp_path / "video" / "clip_pred.npy")
+    numbers = [f"frame_{n:06d}" for n in range(1, 6)]
+    assert sorted(p.name for p in (out / "clip_png16").glob("*.png")) == [f"{n}.png" for n in numbers]
+    assert sorted(p.name for p in (out / "clip_exr").iterdir()) == [f"{n}.exr" for n in numbers]
+    assert sorted(p.name for p in (out / "clip_ply").iterdir()) == [f"{n}.ply" for n in numbers[::2]]
+    with OpenEXR.File(str(out / "clip_exr" / "frame_000003.exr")) as image:  # input frame 3 is output frame 2
+        np.testing.assert_array_equal(image.channels()["Y"].pixels, depth[2])
 
 
 @pytest.mark.parametrize(

@@ -618,7 +618,7 @@ def fit_anchors(depth, shots, info: VideoInfo, options: RunOptions):
 def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, info: VideoInfo, options: RunOptions,
                   res: int, fit, store) -> dict[str, Path]:
     """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``."""
-    from ..video.reading import frame_times, sequence_names
+    from ..video.reading import frame_names, frame_times
     from ..video.writers import save_outputs
 
     n_done = len(depth)
@@ -634,7 +634,7 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
             snippets |= {f"{prefix}dilation{g.dilation}_{i}_indices": g.indices for i, g in enumerate(out.groups)}
     fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
     times = None if options.fps else frame_times(info, options.start, options.start + n_done)  # a variable rate
-    names = sequence_names(path, options.start, n_done) if path.is_dir() else None  # plate.1001 stays plate.1001
+    names = frame_names(path, options.start, n_done)  # plate.1001 stays plate.1001, --from 100 starts at 100
     written = save_outputs(
         output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
         save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,

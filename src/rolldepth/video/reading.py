@@ -219,11 +219,15 @@ def frame_times(info: VideoInfo, start: int, stop: int) -> list[Fraction] | None
     return times
 
 
-def sequence_names(folder: Path, start: int, count: int) -> list[str] | None:
-    """The names without extension of a sequence window's images (``plate.1001.exr`` -> ``plate.1001``), for the
-    per-frame outputs, so a compositor's frame numbers carry over; None where two images share a name."""
-    names = [file.stem for file in _sequence_files(folder)[start : start + count]]
-    return names if len(set(names)) == len(names) else None
+def frame_names(path: Path, start: int, count: int) -> list[str]:
+    """The file names (no extension) of a window's per-frame outputs, so a compositor's frame numbers carry over:
+    an image sequence's own names (``plate.1001.exr`` -> ``plate.1001``), else ``frame_000100``, ... numbered by
+    the input frame (``--from 100``), also for a sequence where two images share a name."""
+    if path.is_dir():
+        names = [file.stem for file in _sequence_files(path)[start : start + count]]
+        if len(set(names)) == len(names):
+            return names
+    return [f"frame_{start + i:06d}" for i in range(count)]
 
 
 def check_sequence(folder: str | Path, start: int = 0, count: int = 0) -> None:
