@@ -343,3 +343,33 @@ def test_registry_caps_and_override_validation(tmp_path):
     with pytest.raises(UserError, match="is not a folder"):
         load_dataset("scannet", tmp_path / "nope")
     assert datasets.nearest(np.array([0.9, 2.6]), np.array([3.0, 1.0, 2.0]))[0].tolist() == [1, 0]
+
+
+def test_own_videos_wrong_layouts_are_one_line_each(tmp_path):
+    """--kind video: every way the pairs can be wrong names the file and what was expected."""
+    from conftest import encode_video, pattern_frames
+
+    def expect(message):
+        with pytest.raises(UserError, match=message):
+            list(load_dataset("video", tmp_path))
+
+    expect("no NAME_depth.npy files")
+    depth = np.full((6, 36, 52), 2.0, dtype=np.float32)
+    np.save(tmp_path / "shot_depth.npy", depth)
+    expect("needs exactly one input named shot .* found none")
+    encode_video(tmp_path / "shot.mp4", pattern_frames(6))
+    encode_video(tmp_path / "shot.mkv", pattern_frames(6))
+    expect("found shot.mkv, shot.mp4")
+    (tmp_path / "shot.mkv").unlink()
+    np.save(tmp_path / "shot_depth.npy", depth[:5])
+    expect(r"shot_depth.npy is \[5, 36, 52\]: expected \[6, H, W\]")
+    np.save(tmp_path / "shot_depth.npy", np.zeros_like(depth))
+    expect("no depth above")
+    np.save(tmp_path / "shot_depth.npy", depth)
+    np.save(tmp_path / "shot_K.npy", np.eye(3))
+    expect("missing file .*shot_poses.npy")
+    np.save(tmp_path / "shot_poses.npy", np.tile(np.eye(4), (5, 1, 1)))
+    expect(r"shot_poses.npy must be \[6, 4, 4\]")
+    np.save(tmp_path / "shot_poses.npy", np.tile(np.eye(4), (6, 1, 1)))
+    (sample,) = load_dataset("video", tmp_path, max_frames=4)
+    assert sample.depth.shape == (4, 36, 52) and sample.poses.shape == (4, 4, 4) and sample.max_depth == 2.0

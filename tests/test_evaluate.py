@@ -245,6 +245,52 @@ def test_eval_cli_writes_json_and_table(tmp_path, tiny_checkpoint, capsys):
             assert rescored["disparity"]["tae_flow"] is not None
 
 
+def test_eval_of_your_own_videos_beside_their_depth(tmp_path, tiny_checkpoint, capsys):
+    """--kind video: an image folder NAME/ or a video NAME.mp4 beside NAME_depth.npy, with NAME_poses.npy and
+    NAME_K.npy for TAE, scored as a benchmark is, each video capped at its farthest measured depth."""
+    from PIL import Image
+
+    from conftest import encode_video
+
+    synth = write_dataset(tmp_path / "synth", 2, 6, (48, 32), seed=4, progress=False)
+    first, second = sorted(synth.glob("seq_*"))
+    own = tmp_path / "own"
+    (own / "shot_a").mkdir(parents=True)
+    frames = np.load(first / "frames.npy")
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(own / "shot_a" / f"{i:04d}.png")
+    depth_a = np.load(first / "depth.npy")
+    depth_a[0, :3, :3] = 0  # no measurement there
+    np.save(own / "shot_a_depth.npy", depth_a)
+    np.save(own / "shot_a_poses.npy", np.load(first / "poses.npy"))
+    np.save(own / "shot_a_K.npy", np.load(first / "intrinsics.npy"))
+    encode_video(own / "shot_b.mp4", np.load(second / "frames.npy"))
+    depth_b = np.load(second / "depth.npy")
+    np.save(own / "shot_b_depth.npy", depth_b)
+
+    samples = list(load_dataset("video", own))
+    assert [s.name for s in samples] == ["video/shot_a", "video/shot_b"]
+    np.testing.assert_array_equal(samples[0].frames, frames)
+    assert samples[1].frames.shape == (6, 32, 48, 3)
+    assert (samples[0].fps, samples[1].fps) == (30.0, 25.0)  # an image sequence's default rate, the video's own
+    measured = depth_a[np.isfinite(depth_a) & (depth_a > 0)]
+    assert samples[0].max_depth == measured.max() and not samples[0].valid[0, :3, :3].any()
+    assert samples[0].poses is not None and samples[1].poses is None and samples[1].K is None
+
+    out = tmp_path / "eval"
+    code = main(["-q", "eval", "--data", str(own), "--kind", "video", "-o", str(out), "-m", str(tiny_checkpoint),
+                 "--res", "0", "--variants", "per-frame,{1}", "--save-predictions"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "eval.json").read_text())
+    for video, sample, gt in zip(report["videos"], samples, (depth_a, depth_b)):
+        for variant in ("per-frame", "{1}"):
+            pred = np.load(out / "predictions" / video["name"] / f"{variant}.npy")
+            result = video["variants"][variant]
+            expected = reference_abs_rel(pred, gt, sample.max_depth)  # aligned in disparity, as the paper does
+            assert result["disparity"]["abs_rel"] == pytest.approx(expected, rel=1e-4)
+            assert (result["disparity"]["tae"] is None) == (sample.poses is None)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

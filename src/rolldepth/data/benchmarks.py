@@ -8,11 +8,13 @@ are decoded lazily: a benchmark run usually wants one video's pixels at a time.
 Splits default to the protocol DepthCrafter introduced (as reproduced by Video Depth Anything's benchmark
 scripts), whose frame counts RollingDepth's Table 1 quotes: ScanNet 90 frames taken every 3rd frame, Bonn
 frames 30-139, KITTI the first 110 frames, Sintel whole sequences; PointOdyssey the first 250 frames
-(RollingDepth). :func:`load_dataset` can override start, stride and length.
+(RollingDepth). :func:`load_dataset` can override start, stride and length. ``video`` reads the user's own
+footage with ground-truth depth (:func:`_load_videos`).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -109,6 +111,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "sintel_clean": DatasetSpec(max_depth=70.0, fps=24.0),
     "pointodyssey": DatasetSpec(max_depth=100.0, fps=30.0, frames=250),
     "synth": DatasetSpec(max_depth=100.0, fps=30.0),
+    "video": DatasetSpec(max_depth=np.inf, fps=30.0),  # each video's cap is its farthest measured depth
 }
 
 # Bonn RGB-D Dynamic: one calibrated Asus Xtion for every sequence (fx, fy, cx, cy from the dataset page).
@@ -492,6 +495,60 @@ def _load_synth(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSampl
         )
 
 
+def _load_videos(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSample]:
+    """Your own footage: ``NAME_depth.npy`` (float [N, H, W] depth in any unit; 0, NaN or inf where there is none)
+    beside the input it measures, ``NAME.mp4`` (any video) or an image-sequence folder ``NAME/``, read as
+    ``rolldepth run`` reads them. Optional ``NAME_poses.npy`` (camera-to-world [N, 4, 4], OpenCV axes) with
+    ``NAME_K.npy`` ([3, 3] or [N, 3, 3], at the depth's resolution) add TAE. Each video's depth cap is its farthest
+    measured depth."""
+    from ..video.reading import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, image_files, probe
+
+    depth_files = sorted(root.glob("*_depth.npy"))
+    if not depth_files:
+        raise UserError(f"no NAME_depth.npy files in {root}: --kind video expects each video NAME.mp4 (or an image "
+                        "folder NAME/) beside NAME_depth.npy, float [N, H, W] depth")
+    for depth_file in depth_files:
+        name = depth_file.name[: -len("_depth.npy")]
+        sources = sorted(p for p in root.glob(f"{glob.escape(name)}.*")
+                         if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+        if (root / name).is_dir() and image_files(root / name):
+            sources.append(root / name)
+        if len(sources) != 1:
+            found = "none" if not sources else ", ".join(p.name for p in sources)
+            raise UserError(f"{depth_file.name} needs exactly one input named {name} (a video, or a folder of "
+                            f"{'/'.join(sorted(IMAGE_EXTENSIONS))} images) in {root}; found {found}")
+        source = sources[0]
+        info = probe(source)
+        depth = _load_array(depth_file, mmap=True)  # only the evaluated frames are read
+        if depth.ndim != 3 or len(depth) != info.n_frames:
+            raise UserError(f"{depth_file.name} is {list(depth.shape)}: expected [{info.n_frames}, H, W], a depth map "
+                            f"for each of the {info.n_frames} frames of {source.name}")
+        index = _pick(len(depth), spec, source)
+        depth = depth[index].astype(np.float32)
+        valid = np.isfinite(depth) & (depth > spec.min_depth)
+        if not valid.any():
+            raise UserError(f"{depth_file.name} has no depth above {spec.min_depth} in the frames evaluated")
+        poses = K = None
+        pose_file, k_file = root / f"{name}_poses.npy", root / f"{name}_K.npy"
+        if pose_file.exists() or k_file.exists():
+            poses, K = _load_array(pose_file).astype(np.float64), _load_array(k_file).astype(np.float64)
+            if poses.shape != (info.n_frames, 4, 4) or K.shape not in ((3, 3), (info.n_frames, 3, 3)):
+                raise UserError(f"{pose_file.name} must be [{info.n_frames}, 4, 4] and {k_file.name} [3, 3] or "
+                                f"[{info.n_frames}, 3, 3]; they are {list(poses.shape)} and {list(K.shape)}")
+            poses, K = poses[index], (K if K.ndim == 2 else K[index])
+        video_spec = replace(spec, fps=float(info.fps), max_depth=float(depth[valid].max()))
+        yield _sample(kind, name, video_spec, [], depth=np.where(valid, depth, 0), valid=valid, poses=poses, K=K,
+                      frame_loader=partial(_video_rows, source, index))
+
+
+def _video_rows(source: Path, rows: list[int]) -> np.ndarray:
+    """Selected frames of a video or image sequence, decoded only when asked for."""
+    from ..video.reading import read_frames
+
+    frames = read_frames(source, rows[0], rows[-1] + 1 - rows[0])
+    return frames[np.asarray(rows) - rows[0]]
+
+
 def _array_rows(array: np.ndarray, rows: list[int]) -> np.ndarray:
     """Selected frames of a memory-mapped array, read only when asked for."""
     return np.asarray(array[rows], dtype=np.uint8)
@@ -505,6 +562,7 @@ _LOADERS: dict[str, Callable[[Path, DatasetSpec, str], Iterator[VideoSample]]] =
     "sintel_clean": _load_sintel,
     "pointodyssey": _load_pointodyssey,
     "synth": _load_synth,
+    "video": _load_videos,
 }
 
 
