@@ -413,10 +413,9 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
     the model runs in bf16 autocast with channels-last tensors. With ``minutes``, the stage's length is set by
     time: after a few steps the step rate is measured and the stage is given as many steps (at most ``total``) as
     fit in that time, and ends early if they do not (the rate fell); the number is saved with the state, so a
-    resumed run keeps the same schedule. With
-    ``accumulate`` = k, a step averages the gradients of k batches (drawn in turn from the step's generators) before
-    it updates: k times the batch at the memory, and on a CPU the speed per frame, of one; the loss logged is their
-    mean.
+    resumed run keeps the same schedule. With ``accumulate`` = k, a step averages the gradients of k batches (drawn
+    in turn from the step's generators) before it updates: k times the batch at the memory, and on a CPU the speed
+    per frame, of one; the loss logged is their mean.
     """
     from accelerate import Accelerator
     from accelerate.utils import send_to_device
