@@ -291,6 +291,34 @@ def test_eval_of_your_own_videos_beside_their_depth(tmp_path, tiny_checkpoint, c
             assert (result["disparity"]["tae"] is None) == (sample.poses is None)
 
 
+def test_eval_lets_each_video_go_once_it_is_scored(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    """A benchmark's frames and depth do not fit in memory together (ScanNet's 90-frame videos hold some 0.5 GB
+    each): the command must not keep the videos it has scored."""
+    import gc
+    import weakref
+
+    import rolldepth.data.benchmarks as benchmarks
+
+    data = write_dataset(tmp_path / "synth", 3, 4, (48, 32), seed=4, progress=False)
+    load, first_alive_at_third = benchmarks.load_dataset, []
+
+    def tracked(*args, **kwargs):
+        refs = []
+        for sample in load(*args, **kwargs):
+            if len(refs) == 2:
+                gc.collect()
+                first_alive_at_third.append(refs[0]() is not None)
+            refs.append(weakref.ref(sample))
+            yield sample
+
+    monkeypatch.setattr(benchmarks, "load_dataset", tracked)
+    code = main(["-q", "eval", "--data", str(data), "--kind", "synth", "-o", str(tmp_path / "eval"), "-m",
+                 str(tiny_checkpoint), "--res", "32", "--variants", "per-frame", "--no-tae"])
+    assert code == 0, capsys.readouterr().err
+    assert first_alive_at_third == [False]
+    assert len(json.loads((tmp_path / "eval" / "eval.json").read_text())["videos"]) == 3
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

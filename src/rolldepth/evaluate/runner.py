@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -283,9 +284,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise UserError(f"--max-frames must be at least 2 (a video's first two frames), got {args.max_frames}")
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"output {args.out} exists and is not a folder")
-    samples = list(load_dataset(args.kind, args.data, max_frames=args.max_frames))[: args.max_videos]
-    if not samples:
-        raise UserError(f"no videos in {args.data}")
+    # One video at a time: a benchmark's frames and depth would not all fit in memory at once (each video's
+    # frames stay with its sample once decoded). A broken video is therefore reported when it is reached, and a
+    # re-run after fixing it resumes there.
+    if next(load_dataset(args.kind, args.data, max_frames=args.max_frames), None) is None:  # before the model loads:
+        raise UserError(f"no videos in {args.data}")  # a wrong folder or layout (the first video's, read twice)
+    samples = itertools.islice(load_dataset(args.kind, args.data, max_frames=args.max_frames), args.max_videos)
     model = args.model or str(default_model())
     pipe = load_pipeline(model, args.dtype, args.device)
     work_dir = args.out / WORK_DIR
