@@ -296,6 +296,39 @@ def test_a_stage_whose_steps_slow_down_ends_on_time_with_its_state_saved(tmp_pat
     assert (tmp_path / "run" / "model" / "unet").is_dir()
 
 
+def test_processes_whose_clocks_disagree_stop_at_the_same_step(tmp_path, tiny_checkpoint):
+    """With several processes (`accelerate launch`, torchrun), a stage planned by time must end at the same step in
+    every one, or the first to stop leaves the others waiting for its gradients (here gloo raises "Connection
+    closed by peer" and nothing is saved). Two CPU processes, the second one's clock three times fast, so alone it
+    would plan fewer steps and run out of time sooner."""
+    import os
+    import subprocess
+    import sys
+
+    data = write_videos(tmp_path / "d", n_frames=8, size=(32, 24))
+    script = tmp_path / "fast_clock.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"open(os.path.join({str(tmp_path)!r}, 'rank' + os.environ['RANK']), 'w').close()\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    real = time.perf_counter; t0 = real()\n"
+        "    time.perf_counter = lambda: t0 + 3 * (real() - t0)\n"
+        "from rolldepth.apps.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+               "-q", "train", "--data", str(data), "-o", str(tmp_path / "run"), "--init", str(tiny_checkpoint),
+               "--vae-steps", "0", "--unet-steps", "100000", "--unet-minutes", "0.25", "--crop", "32x24",
+               "--frames-per-batch", "6"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.glob("rank*")) == ["rank0", "rank1"]  # two processes trained
+    saved = json.loads((tmp_path / "run" / "state_unet" / "step.json").read_text())
+    assert saved["step"] == saved["total"] < 100000
+    assert (tmp_path / "run" / "model" / "unet").is_dir()
+
+
 def test_several_datasets_are_sampled_as_one(tmp_path):
     a = write_videos(tmp_path / "a", n_sequences=2)
     b = write_videos(tmp_path / "b", n_sequences=3, seed=1)

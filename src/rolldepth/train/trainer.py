@@ -418,7 +418,7 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
     per frame, of one; the loss logged is their mean.
     """
     from accelerate import Accelerator
-    from accelerate.utils import send_to_device
+    from accelerate.utils import broadcast, send_to_device
     from tqdm.auto import tqdm
 
     cfg = run.cfg
@@ -476,6 +476,9 @@ def fit(run: Run, stage: str, model, total: int, lr: float, make_batch, loss_fn,
             # cut off by whatever waits on it (the accelerator scripts' timeout) with nothing written.
             log.info("%s stage: out of time after %d of %d steps", stage, step + 1, total)
             total = bar.total = step + 1
+        if minutes and accelerator.num_processes > 1:  # the main process's clock decides for all of them: processes
+            # that planned apart would part ways at the end, one waiting forever for the others' gradients
+            total = bar.total = int(broadcast(torch.tensor([total], device=accelerator.device))[0])
         if accelerator.is_main_process:
             run.log_loss(stage, step, value)
             if (step + 1) % cfg.save_every == 0 or step + 1 == total:
