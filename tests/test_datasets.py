@@ -373,3 +373,45 @@ def test_own_videos_wrong_layouts_are_one_line_each(tmp_path):
     np.save(tmp_path / "shot_poses.npy", np.tile(np.eye(4), (6, 1, 1)))
     (sample,) = load_dataset("video", tmp_path, max_frames=4)
     assert sample.depth.shape == (4, 36, 52) and sample.poses.shape == (4, 4, 4) and sample.max_depth == 2.0
+
+
+def test_own_videos_depth_as_an_image_folder(tmp_path):
+    """NAME_depth/ holds one depth image per frame: a 16-bit PNG's integers as they are (millimetres stay
+    millimetres: the scores align scale anyway), an OpenEXR render pass's Z channel; only the evaluated frames are
+    read."""
+    import OpenEXR
+
+    from conftest import encode_video, pattern_frames
+
+    rng = np.random.default_rng(3)
+    millimetres = rng.integers(0, 9000, (6, 36, 52), dtype=np.uint16)
+    encode_video(tmp_path / "phone.mp4", pattern_frames(6))
+    (tmp_path / "phone_depth").mkdir()
+    for i, frame in enumerate(millimetres):
+        Image.fromarray(frame).save(tmp_path / "phone_depth" / f"depth{i}.png")
+    metres = rng.uniform(0.5, 30.0, (6, 36, 52)).astype(np.float32)
+    metres[2, 0, 0] = np.inf  # the sky
+    encode_video(tmp_path / "render.mp4", pattern_frames(6, seed=1))
+    (tmp_path / "render_depth").mkdir()
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    for i, frame in enumerate(metres):
+        channels = {"R": np.zeros_like(frame), "Z": frame}
+        with OpenEXR.File(header, channels) as image:
+            image.write(str(tmp_path / "render_depth" / f"render.{1001 + i}.exr"))
+    phone, render = load_dataset("video", tmp_path, max_frames=4)
+    assert (phone.name, render.name) == ("video/phone", "video/render")
+    np.testing.assert_array_equal(phone.depth, np.where(millimetres[:4] > 0, millimetres[:4], 0))
+    assert phone.max_depth == millimetres[:4].max() and not phone.valid[millimetres[:4] == 0].any()
+    np.testing.assert_array_equal(render.depth[render.valid], metres[:4][np.isfinite(metres[:4])])
+    assert not render.valid[2, 0, 0]
+
+    Image.fromarray(millimetres[0, :, :50]).save(tmp_path / "phone_depth" / "depth3.png")
+    with pytest.raises(UserError, match="depth3.png is not the size of"):
+        list(load_dataset("video", tmp_path))
+    (tmp_path / "phone_depth" / "depth3.png").unlink()
+    with pytest.raises(UserError, match="phone_depth/ holds 5 depth images: expected 6"):
+        list(load_dataset("video", tmp_path))
+    Image.fromarray(millimetres[3]).save(tmp_path / "phone_depth" / "depth3.png")
+    np.save(tmp_path / "phone_depth.npy", millimetres.astype(np.float32))
+    with pytest.raises(UserError, match="phone_depth.npy and phone_depth/ both"):
+        list(load_dataset("video", tmp_path))

@@ -495,20 +495,64 @@ def _load_synth(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSampl
         )
 
 
+DEPTH_EXR_CHANNELS = ("Z", "depth.Z", "Y", "R")  # a render's depth pass, then a one-channel image's
+
+
+def read_depth_image(path: Path) -> np.ndarray:
+    """One depth map from an image file as float32 [H, W]: a PNG or TIFF's integer values as they are (16-bit
+    millimetres stay millimetres), a float TIFF's values, or an OpenEXR's Z channel (else depth.Z, Y or R)."""
+    from ..video.reading import open_exr
+
+    if path.suffix.lower() == ".exr":
+        with open_exr(path) as exr:
+            channels = {name: channel.pixels for name, channel in exr.channels().items()}
+        found = next((channels[c] for c in DEPTH_EXR_CHANNELS if c in channels), None)
+        if found is None:
+            raise UserError(f"{path} has none of the depth channels {', '.join(DEPTH_EXR_CHANNELS)} (it has "
+                            f"{', '.join(sorted(channels))})")
+        return np.asarray(found, dtype=np.float32)
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UserError(f"cannot read depth image {path}: {exc}") from None
+    if array.ndim != 2:
+        raise UserError(f"{path} is not a one-channel depth image (shape {list(array.shape)})")
+    return array.astype(np.float32)
+
+
+def _depth_images(folder: Path, rows: list[int]) -> np.ndarray:
+    """The selected frames of a folder of depth images (natural order), as float32 [n, H, W]."""
+    from ..video.reading import image_files
+
+    files = image_files(folder)
+    maps = [read_depth_image(files[row]) for row in rows]
+    odd = next((files[row] for row, m in zip(rows, maps) if m.shape != maps[0].shape), None)
+    if odd is not None:
+        raise UserError(f"depth image {odd} is not the size of {files[rows[0]]}: all of a video's must be the same")
+    return np.stack(maps)
+
+
 def _load_videos(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSample]:
-    """Your own footage: ``NAME_depth.npy`` (float [N, H, W] depth in any unit; 0, NaN or inf where there is none)
-    beside the input it measures, ``NAME.mp4`` (any video) or an image-sequence folder ``NAME/``, read as
-    ``rolldepth run`` reads them. Optional ``NAME_poses.npy`` (camera-to-world [N, 4, 4], OpenCV axes) with
+    """Your own footage: its depth, ``NAME_depth.npy`` (float [N, H, W] in any unit; 0, NaN or inf where there is
+    none) or a folder ``NAME_depth/`` of one depth image per frame (:func:`read_depth_image`), beside the input it
+    measures, ``NAME.mp4`` (any video) or an image-sequence folder ``NAME/``, read as ``rolldepth run`` reads them.
+    Optional ``NAME_poses.npy`` (camera-to-world [N, 4, 4], OpenCV axes, translations in the depth's unit) with
     ``NAME_K.npy`` ([3, 3] or [N, 3, 3], at the depth's resolution) add TAE. Each video's depth cap is its farthest
     measured depth."""
     from ..video.reading import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, image_files, probe
 
-    depth_files = sorted(root.glob("*_depth.npy"))
+    depth_files = sorted(p for p in root.glob("*_depth*")
+                         if p.name.endswith("_depth.npy") or (p.name.endswith("_depth") and p.is_dir()))
     if not depth_files:
-        raise UserError(f"no NAME_depth.npy files in {root}: --kind video expects each video NAME.mp4 (or an image "
-                        "folder NAME/) beside NAME_depth.npy, float [N, H, W] depth")
-    for depth_file in depth_files:
-        name = depth_file.name[: -len("_depth.npy")]
+        raise UserError(f"no NAME_depth.npy files or NAME_depth/ folders in {root}: --kind video expects each video "
+                        "NAME.mp4 (or an image folder NAME/) beside its depth, NAME_depth.npy (float [N, H, W]) or "
+                        "NAME_depth/ (one image per frame)")
+    names = [p.name.removesuffix(".npy").removesuffix("_depth") for p in depth_files]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"{twice[0]}_depth.npy and {twice[0]}_depth/ both in {root}: keep one")
+    for depth_file, name in zip(depth_files, names):
         sources = sorted(p for p in root.glob(f"{glob.escape(name)}.*")
                          if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
         if (root / name).is_dir() and image_files(root / name):
@@ -519,12 +563,20 @@ def _load_videos(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSamp
                             f"{'/'.join(sorted(IMAGE_EXTENSIONS))} images) in {root}; found {found}")
         source = sources[0]
         info = probe(source)
-        depth = _load_array(depth_file, mmap=True)  # only the evaluated frames are read
-        if depth.ndim != 3 or len(depth) != info.n_frames:
-            raise UserError(f"{depth_file.name} is {list(depth.shape)}: expected [{info.n_frames}, H, W], a depth map "
-                            f"for each of the {info.n_frames} frames of {source.name}")
-        index = _pick(len(depth), spec, source)
-        depth = depth[index].astype(np.float32)
+        if depth_file.is_dir():
+            n_maps = len(image_files(depth_file))
+            if n_maps != info.n_frames:
+                raise UserError(f"{depth_file.name}/ holds {n_maps} depth images: expected {info.n_frames}, one for "
+                                f"each frame of {source.name}")
+            index = _pick(n_maps, spec, source)
+            depth = _depth_images(depth_file, index)  # only the evaluated frames are read
+        else:
+            depth = _load_array(depth_file, mmap=True)  # only the evaluated frames are read
+            if depth.ndim != 3 or len(depth) != info.n_frames:
+                raise UserError(f"{depth_file.name} is {list(depth.shape)}: expected [{info.n_frames}, H, W], a depth "
+                                f"map for each of the {info.n_frames} frames of {source.name}")
+            index = _pick(len(depth), spec, source)
+            depth = depth[index].astype(np.float32)
         valid = np.isfinite(depth) & (depth > spec.min_depth)
         if not valid.any():
             raise UserError(f"{depth_file.name} has no depth above {spec.min_depth} in the frames evaluated")

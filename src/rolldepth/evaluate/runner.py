@@ -323,8 +323,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset root folder")
     p.add_argument("--kind", required=True,
                    help="synth, scannet, bonn, sintel, kitti, pointodyssey, or video: your own, each NAME.mp4 (or "
-                   "image folder NAME/) beside NAME_depth.npy, float [N, H, W] depth, and optionally NAME_poses.npy "
-                   "(camera-to-world [N, 4, 4]) and NAME_K.npy (3x3) for TAE")
+                   "image folder NAME/) beside its depth, NAME_depth.npy (float [N, H, W]) or NAME_depth/ (a PNG, "
+                   "TIFF or EXR per frame), and optionally NAME_poses.npy (camera-to-world [N, 4, 4], translations in "
+                   "the depth's unit) and NAME_K.npy (3x3) for TAE")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("-m", "--model", help="checkpoint folder or hub id (default: the embedded model)")
     p.add_argument("--variants", help=f"comma-separated subset of {', '.join(VARIANTS)} (default all)")

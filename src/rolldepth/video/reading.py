@@ -297,7 +297,7 @@ def _sequence_files(folder: Path) -> list[Path]:
 def _image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header only."""
     if path.suffix.lower() == ".exr":
-        with _open_exr(path, header_only=True) as exr:
+        with open_exr(path, header_only=True) as exr:
             low, high = exr.header()["dataWindow"]
             return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
     try:
@@ -423,7 +423,8 @@ def load_rgb8(path: Path) -> np.ndarray:
 
 
 @contextmanager
-def _open_exr(path: Path, header_only: bool = False):
+def open_exr(path: Path, header_only: bool = False):
+    """An OpenEXR file as a context manager; a damaged one is a UserError naming it."""
     import OpenEXR
 
     try:
@@ -440,7 +441,7 @@ def load_exr_rgb8(path: Path) -> np.ndarray:
     The model learnt from display-referred images, and EXR plates hold scene-linear light, so the values go through
     the sRGB transfer curve (IEC 61966-2-1) after clipping to [0, 1], as an sRGB viewer shows them; NaN becomes 0.
     """
-    with _open_exr(path) as exr:
+    with open_exr(path) as exr:
         channels = {name: channel.pixels for name, channel in exr.channels().items()}
     if {"R", "G", "B"} <= channels.keys():
         linear = np.stack([channels[c] for c in "RGB"], axis=-1)
