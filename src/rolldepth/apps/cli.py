@@ -1,4 +1,4 @@
-"""The ``rolldepth`` command line: run, bench, and the data/model commands (synth, train, eval).
+"""The ``rolldepth`` command line: run, bench, web, and the data/model commands (synth, train, eval).
 
 User mistakes (``UserError``) become one line on stderr and exit code 2; anything else is a bug and keeps its
 traceback.
@@ -260,7 +260,10 @@ def torch_cuda_available() -> bool:
 
 # ------------------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rolldepth", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="rolldepth", description="Temporally consistent depth for any video (RollingDepth): 'rolldepth run "
+        "VIDEO -o OUT' writes relative inverse depth (larger = nearer) as .npy, 16-bit PNGs and colorized videos. "
+        "'rolldepth COMMAND -h' tells more.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -314,7 +314,8 @@ def register_cli(subparsers) -> None:
     """Add ``rolldepth eval --data ROOT --kind KIND -o OUT``."""
     p = subparsers.add_parser(
         "eval",
-        help="evaluate a model on benchmark data (per-frame baseline and dilation ablations)",
+        help="evaluate a model on benchmark data or your own videos with depth (per-frame baseline and dilation "
+        "ablations)",
         description="Run the per-frame baseline and the dilation variants on every video of a benchmark, align "
         "each prediction to the ground truth with one scale and shift per video (in disparity and in depth "
         "space), and write OUT/eval.json (per video) and OUT/eval.md (the mean table). AbsRel is printed x100. "
