@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -317,6 +318,42 @@ def test_eval_lets_each_video_go_once_it_is_scored(tmp_path, tiny_checkpoint, mo
     assert code == 0, capsys.readouterr().err
     assert first_alive_at_third == [False]
     assert len(json.loads((tmp_path / "eval" / "eval.json").read_text())["videos"]) == 3
+
+
+def test_eval_scores_predictions_made_elsewhere(tmp_path, capsys):
+    """--predictions DIR: another tool's (or an earlier run's) inverse depth, scored as the model's would be, with
+    no model loaded; a missing, misshapen or NaN prediction is one error line."""
+    data = write_dataset(tmp_path / "synth", 2, 6, (48, 32), seed=4, progress=False)
+    samples = list(load_dataset("synth", data))
+    folder = tmp_path / "other_tool"
+    folder.mkdir()
+    gt = [np.where(s.valid, s.depth, 1.0) for s in samples]
+    exact = (2.0 / gt[0] + 0.1).astype(np.float32)  # an exact affine disparity
+    rng = np.random.default_rng(1)
+    noisy = (1.0 / gt[1] + rng.normal(0, 0.05, gt[1].shape)).astype(np.float32)[:, ::2, ::2]  # half resolution
+    np.save(folder / "seq_00000_pred.npy", exact)  # as rolldepth run names it
+    np.save(folder / "seq_00001.npy", noisy)
+    out = tmp_path / "eval"
+    code = main(["-q", "eval", "--data", str(data), "--kind", "synth", "-o", str(out), "--predictions", str(folder)])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "eval.json").read_text())
+    assert list(report["summary"]) == ["other_tool"] and report["settings"]["predictions"] == str(folder)
+    first, second = (v["variants"]["other_tool"]["disparity"] for v in report["videos"])
+    assert first["abs_rel"] == pytest.approx(0, abs=1e-5) and first["delta1"] == pytest.approx(100)
+    assert second == score(noisy, samples[1])["disparity"] and second["abs_rel"] > 0.01
+    assert "| other_tool |" in (out / "eval.md").read_text()
+
+    for bad, message in ((noisy[:5], r"is \[5, 16, 24\]: expected \[6, h, w\]"),
+                         (np.full_like(noisy, np.nan), "NaN or infinite")):
+        np.save(folder / "seq_00001.npy", bad)
+        assert main(["eval", "--data", str(data), "--kind", "synth", "-o", str(out), "--predictions", str(folder)]) == 2
+        assert re.search(message, capsys.readouterr().err)
+    (folder / "seq_00001.npy").unlink()
+    assert main(["eval", "--data", str(data), "--kind", "synth", "-o", str(out), "--predictions", str(folder)]) == 2
+    assert "no predictions for synth/seq_00001" in capsys.readouterr().err
+    assert main(["eval", "--data", str(data), "--kind", "synth", "-o", str(out), "--predictions", str(folder),
+                 "--variants", "{1}"]) == 2
+    assert "do not apply" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

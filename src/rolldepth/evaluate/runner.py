@@ -159,12 +159,54 @@ def evaluate(
             entry["variants"][name] = result
         frames_done += len(frames)
         videos.append(entry)
+    return _report(videos, variants, seconds, frames_done)
+
+
+def score_saved(samples, folder: str | Path, label: str = "predictions", temporal: bool = True) -> dict:
+    """Score predictions made elsewhere (another model, another tool, an earlier ``rolldepth run``) as
+    :func:`evaluate` scores its own: ``folder/<sequence>.npy`` or ``folder/<sequence>_pred.npy`` for each sample,
+    float [N, h, w] affine-invariant inverse depth (larger = nearer) of the frames evaluated, any resolution.
+    The report has one variant, ``label``."""
+    folder = Path(folder)
+    videos, frames_done = [], 0
+    for sample in samples:
+        pred = _saved_prediction(folder, sample)
+        truth = _ground_truth_tae(sample) if temporal else dict.fromkeys(GROUND_TRUTH_KEYS)
+        result = dict(score(pred, sample, temporal), seconds=None)
+        videos.append({"name": sample.name, "n_frames": len(pred), "variants": {label: result}, **truth})
+        frames_done += len(pred)
+    return _report(videos, [label], None, frames_done)  # no time of ours to report
+
+
+def _saved_prediction(folder: Path, sample) -> np.ndarray:
+    sequence = sample.name.split("/", 1)[-1]
+    found = [p for p in (folder / f"{sequence}.npy", folder / f"{sequence}_pred.npy") if p.is_file()]
+    if len(found) != 1:
+        raise UserError(f"{'no' if not found else 'two'} predictions for {sample.name} in {folder}: expected "
+                        f"{sequence}.npy or {sequence}_pred.npy (what rolldepth run writes), not both")
+    try:
+        pred = np.load(found[0], mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {found[0]}: {exc}") from None
+    n_frames = len(sample.depth)
+    if pred.ndim != 3 or len(pred) != n_frames:
+        raise UserError(f"{found[0]} is {list(pred.shape)}: expected [{n_frames}, h, w], one map for each frame "
+                        f"{sample.name} is scored on (a benchmark's split or --max-frames picks them)")
+    pred = np.asarray(pred, dtype=np.float32)
+    if not np.isfinite(pred).all():
+        raise UserError(f"{found[0]} holds NaN or infinite values")
+    return pred
+
+
+def _report(videos: list[dict], variants: list[str], seconds: dict[str, float] | None, frames_done: int) -> dict:
+    """The per-video entries with each variant's mean over the videos (and seconds per frame, where the
+    predictions were made here) and the ground truth's mean TAE."""
     if not videos:
         raise UserError("the dataset has no videos")
     summary = {
         name: {
             **{space: mean_over_videos([v["variants"][name][space] for v in videos]) for space in SPACES},
-            "seconds_per_frame": seconds[name] / frames_done,
+            "seconds_per_frame": None if seconds is None else seconds[name] / frames_done,
         }
         for name in variants
     }
@@ -257,7 +299,7 @@ def markdown_table(summary: dict, ground_truth: dict | None = None) -> str:
         for space in SPACES:
             m = s[space]
             cells += [_fmt(m["abs_rel"], 100), _fmt(m["delta1"]), _fmt(m["tae"])] + [_fmt(m.get(k)) for k in extras]
-        rows.append(f"| {name} | " + " | ".join(cells) + f" | {s['seconds_per_frame']:.3f} |")
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(s['seconds_per_frame'], digits=3)} |")
     truth = ground_truth or {}
     if truth.get("ground_truth_tae") is not None:
         cells = ["0.00", "100.00"] + [_fmt(truth.get(f"ground_truth_{key}")) for key in ("tae", *extras)]
@@ -290,6 +332,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if next(load_dataset(args.kind, args.data, max_frames=args.max_frames), None) is None:  # before the model loads:
         raise UserError(f"no videos in {args.data}")  # a wrong folder or layout (the first video's, read twice)
     samples = itertools.islice(load_dataset(args.kind, args.data, max_frames=args.max_frames), args.max_videos)
+    if args.predictions:
+        if args.model or args.variants or args.save_predictions:
+            raise UserError("--predictions scores saved predictions: --model, --variants and --save-predictions "
+                            "do not apply")
+        label = args.predictions.resolve().name or "predictions"
+        report = score_saved(samples, args.predictions, label, temporal=not args.no_tae)
+        report["settings"] = dict(predictions=str(args.predictions), data=str(args.data), kind=args.kind,
+                                  max_frames=args.max_frames, max_videos=args.max_videos, tae=not args.no_tae)
+        return _write_report(args.out, report)
     model = args.model or str(default_model())
     pipe = load_pipeline(model, args.dtype, args.device)
     work_dir = args.out / WORK_DIR
@@ -302,10 +353,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
         tae=not args.no_tae,
     )
-    table = markdown_table(report["summary"], report)
-    _write_atomic(args.out / "eval.json", json.dumps(report, indent=1))
-    _write_atomic(args.out / "eval.md", table)
+    _write_report(args.out, report)
     shutil.rmtree(work_dir)  # everything it held is in eval.json now
+    return 0
+
+
+def _write_report(out: Path, report: dict) -> int:
+    table = markdown_table(report["summary"], report)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out / "eval.json", json.dumps(report, indent=1))
+    _write_atomic(out / "eval.md", table)
     print(table, end="")
     return 0
 
@@ -342,6 +399,10 @@ def register_cli(subparsers) -> None:
     p.add_argument("--no-tae", action="store_true",
                    help="score AbsRel and δ1 only: the temporal metrics (TAE) take most of the scoring time, which "
                         "a quick choice between models does not need")
+    p.add_argument("--predictions", type=Path, metavar="DIR",
+                   help="score predictions made elsewhere instead of running a model: DIR/NAME.npy or "
+                        "DIR/NAME_pred.npy (what rolldepth run writes) for each video, float [N, h, w] relative "
+                        "inverse depth (larger = nearer) of the frames scored, any resolution")
     p.add_argument("--save-predictions", action="store_true",
                    help="also write every raw prediction to OUT/predictions/<video>/<variant>.npy (float32 inverse "
                         "depth before alignment), to score it again without the model")
