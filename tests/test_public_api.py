@@ -36,7 +36,7 @@ OPTIONS = {
         --unet-steps --vae-batch --vae-minutes --vae-steps --verbose --workers -h -o -q -v
     """.split(),
     "eval": """
-        --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --no-tae --out --quiet
+        --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --no-tae --out --predictions --quiet
         --refine-steps --res --save-predictions --seed --variants --verbose -h -m -o -q -v
     """.split(),
     "web": """
