@@ -132,8 +132,7 @@ def evaluate(
         frames = np.asarray(sample.frames)
         if len(frames) < 2:
             raise UserError(f"{sample.name} has {len(frames)} frame(s); a video needs at least 2")
-        truth = _ground_truth_tae(sample) if temporal else dict.fromkeys(GROUND_TRUTH_KEYS)
-        entry = {"name": sample.name, "n_frames": len(frames), "variants": {}, **truth}
+        entry = _video_entry(sample, len(frames), temporal)
         if work_dir:
             data = hashlib.sha1(frames.tobytes())
             data.update(np.asarray(sample.depth, dtype=np.float32).tobytes())
@@ -171,11 +170,17 @@ def score_saved(samples, folder: str | Path, label: str = "predictions", tempora
     videos, frames_done = [], 0
     for sample in samples:
         pred = _saved_prediction(folder, sample)
-        truth = _ground_truth_tae(sample) if temporal else dict.fromkeys(GROUND_TRUTH_KEYS)
-        result = dict(score(pred, sample, temporal), seconds=None)
-        videos.append({"name": sample.name, "n_frames": len(pred), "variants": {label: result}, **truth})
+        entry = _video_entry(sample, len(pred), temporal)
+        entry["variants"][label] = dict(score(pred, sample, temporal), seconds=None)
+        videos.append(entry)
         frames_done += len(pred)
     return _report(videos, [label], None, frames_done)  # no time of ours to report
+
+
+def _video_entry(sample, n_frames: int, temporal: bool) -> dict:
+    """A video's entry in a report, its variants still to fill: its name, frames and the ground truth's own TAE."""
+    truth = _ground_truth_tae(sample) if temporal else dict.fromkeys(GROUND_TRUTH_KEYS)
+    return {"name": sample.name, "n_frames": n_frames, "variants": {}, **truth}
 
 
 def _saved_prediction(folder: Path, sample) -> np.ndarray:
@@ -329,8 +334,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     # One video at a time: a benchmark's frames and depth would not all fit in memory at once (each video's
     # frames stay with its sample once decoded). A broken video is therefore reported when it is reached, and a
     # re-run after fixing it resumes there.
-    if next(load_dataset(args.kind, args.data, max_frames=args.max_frames), None) is None:  # before the model loads:
-        raise UserError(f"no videos in {args.data}")  # a wrong folder or layout (the first video's, read twice)
     samples = itertools.islice(load_dataset(args.kind, args.data, max_frames=args.max_frames), args.max_videos)
     if args.predictions:
         if args.model or args.variants or args.save_predictions:
@@ -341,6 +344,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         report["settings"] = dict(predictions=str(args.predictions), data=str(args.data), kind=args.kind,
                                   max_frames=args.max_frames, max_videos=args.max_videos, tae=not args.no_tae)
         return _write_report(args.out, report)
+    if next(load_dataset(args.kind, args.data, max_frames=args.max_frames), None) is None:  # before the model loads:
+        raise UserError(f"no videos in {args.data}")  # a wrong folder or layout (the first video's, read twice)
     model = args.model or str(default_model())
     pipe = load_pipeline(model, args.dtype, args.device)
     work_dir = args.out / WORK_DIR
