@@ -501,11 +501,10 @@ DEPTH_EXR_CHANNELS = ("Z", "depth.Z", "Y", "R")  # a render's depth pass, then a
 def read_depth_image(path: Path) -> np.ndarray:
     """One depth map from an image file as float32 [H, W]: a PNG or TIFF's integer values as they are (16-bit
     millimetres stay millimetres), a float TIFF's values, or an OpenEXR's Z channel (else depth.Z, Y or R)."""
-    from ..video.reading import open_exr
+    from ..video.reading import read_exr_channels
 
     if path.suffix.lower() == ".exr":
-        with open_exr(path) as exr:
-            channels = {name: channel.pixels for name, channel in exr.channels().items()}
+        channels = read_exr_channels(path)
         found = next((channels[c] for c in DEPTH_EXR_CHANNELS if c in channels), None)
         if found is None:
             raise UserError(f"{path} has none of the depth channels {', '.join(DEPTH_EXR_CHANNELS)} (it has "

@@ -227,7 +227,9 @@ def frame_names(path: Path, start: int, count: int) -> list[str]:
         names = [file.stem for file in _sequence_files(path)[start : start + count]]
         if len(set(names)) == len(names):
             return names
-    return [f"frame_{start + i:06d}" for i in range(count)]
+    from .writers import frame_name
+
+    return [frame_name(start + i) for i in range(count)]
 
 
 def check_sequence(folder: str | Path, start: int = 0, count: int = 0) -> None:
@@ -297,7 +299,7 @@ def _sequence_files(folder: Path) -> list[Path]:
 def _image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header only."""
     if path.suffix.lower() == ".exr":
-        with open_exr(path, header_only=True) as exr:
+        with _open_exr(path, header_only=True) as exr:
             low, high = exr.header()["dataWindow"]
             return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
     try:
@@ -423,7 +425,7 @@ def load_rgb8(path: Path) -> np.ndarray:
 
 
 @contextmanager
-def open_exr(path: Path, header_only: bool = False):
+def _open_exr(path: Path, header_only: bool = False):
     """An OpenEXR file as a context manager; a damaged one is a UserError naming it."""
     import OpenEXR
 
@@ -435,14 +437,19 @@ def open_exr(path: Path, header_only: bool = False):
         yield exr
 
 
+def read_exr_channels(path: Path) -> dict[str, np.ndarray]:
+    """Every channel of an OpenEXR file's first part, by name."""
+    with _open_exr(path) as exr:
+        return {name: channel.pixels for name, channel in exr.channels().items()}
+
+
 def load_exr_rgb8(path: Path) -> np.ndarray:
     """An OpenEXR plate (first part; R, G, B channels, or Y for grey) as uint8 sRGB [H, W, 3].
 
     The model learnt from display-referred images, and EXR plates hold scene-linear light, so the values go through
     the sRGB transfer curve (IEC 61966-2-1) after clipping to [0, 1], as an sRGB viewer shows them; NaN becomes 0.
     """
-    with open_exr(path) as exr:
-        channels = {name: channel.pixels for name, channel in exr.channels().items()}
+    channels = read_exr_channels(path)
     if {"R", "G", "B"} <= channels.keys():
         linear = np.stack([channels[c] for c in "RGB"], axis=-1)
     elif "Y" in channels:
