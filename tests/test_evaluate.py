@@ -356,6 +356,39 @@ def test_eval_scores_predictions_made_elsewhere(tmp_path, capsys):
     assert "do not apply" in capsys.readouterr().err
 
 
+def test_eval_scores_depth_predictions_in_depth_space(tmp_path, capsys):
+    """--prediction-kind depth: an affine-invariant depth (Marigold's kind of output) is aligned as depth, which a
+    float64 least-squares reference reproduces; read as inverse depth, the same files score far worse."""
+    data = write_dataset(tmp_path / "synth", 1, 6, (48, 32), seed=4, progress=False)
+    sample = next(iter(load_dataset("synth", data)))
+    gt = np.where(sample.valid, sample.depth, 1.0)
+    rng = np.random.default_rng(2)
+    marigold_like = ((gt - gt.min()) / (gt.max() - gt.min()) + rng.normal(0, 0.02, gt.shape)).astype(np.float32)
+    folder = tmp_path / "marigold"
+    folder.mkdir()
+    np.save(folder / "seq_00000.npy", marigold_like)
+
+    mask = sample.valid & (sample.depth > sample.min_depth) & (sample.depth <= sample.max_depth)
+    a, b = np.linalg.lstsq(np.stack([marigold_like[mask], np.ones(mask.sum())], 1).astype(np.float64),
+                           sample.depth[mask].astype(np.float64), rcond=None)[0]
+    aligned = np.clip(a * marigold_like.astype(np.float64) + b, sample.min_depth, sample.max_depth)
+    expected = np.mean(np.abs(aligned[mask] - sample.depth[mask]) / sample.depth[mask])
+
+    reports = {}
+    for kind in ("depth", "inverse-depth"):
+        out = tmp_path / kind
+        assert main(["-q", "eval", "--data", str(data), "--kind", "synth", "-o", str(out), "--predictions",
+                     str(folder), "--prediction-kind", kind, "--no-tae"]) == 0, capsys.readouterr().err
+        reports[kind] = json.loads((out / "eval.json").read_text())
+    depth = reports["depth"]["summary"]["marigold"]
+    assert reports["depth"]["settings"]["prediction_kind"] == "depth"
+    assert depth["depth"]["abs_rel"] == pytest.approx(expected, rel=1e-4)
+    assert depth["depth"]["abs_rel"] < 0.5 * reports["inverse-depth"]["summary"]["marigold"]["depth"]["abs_rel"]
+    assert main(["eval", "--data", str(data), "--kind", "synth", "-o", str(tmp_path / "x"),
+                 "--prediction-kind", "depth"]) == 2
+    assert "give --predictions DIR too" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -36,8 +36,8 @@ OPTIONS = {
         --unet-steps --vae-batch --vae-minutes --vae-steps --verbose --workers -h -o -q -v
     """.split(),
     "eval": """
-        --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --no-tae --out --predictions --quiet
-        --refine-steps --res --save-predictions --seed --variants --verbose -h -m -o -q -v
+        --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --no-tae --out --prediction-kind --predictions
+        --quiet --refine-steps --res --save-predictions --seed --variants --verbose -h -m -o -q -v
     """.split(),
     "web": """
         --device --help --host --model --port --quiet --share --verbose -h -m -q -v

@@ -56,7 +56,8 @@ def depth_like(pred_inv: np.ndarray) -> np.ndarray:
 
     The prediction is shifted and scaled to [0, 1] over the whole video and inverted with the clip the official
     co-alignment uses for its depth term, ``1 / clip(x, 1e-3)``: the affine-invariant depth of the prediction
-    under the assumption that its minimum is (near) infinity.
+    under the assumption that its minimum is (near) infinity. The same map takes an affine-invariant depth to
+    inverse depth, under the mirrored assumption that its minimum is (near) zero.
     """
     pred = np.asarray(pred_inv, dtype=np.float64)
     low, high = float(pred.min()), float(pred.max())
@@ -64,14 +65,25 @@ def depth_like(pred_inv: np.ndarray) -> np.ndarray:
     return (1.0 / np.clip(unit, 1e-3, None)).astype(np.float32)
 
 
-def score(pred_inv: np.ndarray, sample, temporal: bool = True) -> dict[str, dict]:
-    """Metrics of one prediction ([N, h, w] inverse depth) against one sample, in both alignment spaces;
-    without ``temporal``, AbsRel and delta1 only (the TAE entries are None)."""
+PREDICTION_KINDS = ("inverse-depth", "depth")
+
+
+def score(pred: np.ndarray, sample, temporal: bool = True, kind: str = "inverse-depth") -> dict[str, dict]:
+    """Metrics of one prediction ([N, h, w]) against one sample, in both alignment spaces; without ``temporal``,
+    AbsRel and delta1 only (the TAE entries are None).
+
+    ``kind`` says what the prediction holds: ``"inverse-depth"`` (larger = nearer, what the pipeline returns) or
+    ``"depth"`` (affine-invariant depth, larger = farther, as Marigold's depth pipeline returns). Each kind is
+    aligned as it is in its own space, and through :func:`depth_like` in the other.
+    """
+    if kind not in PREDICTION_KINDS:
+        raise UserError(f"unknown prediction kind {kind!r}: use {' or '.join(PREDICTION_KINDS)}")
     common = dict(max_depth=sample.max_depth, min_depth=sample.min_depth, poses=sample.poses if temporal else None,
                   K=sample.K, moving=sample.moving, motion=_motion(sample))
+    inverse, depth = (pred, depth_like(pred)) if kind == "inverse-depth" else (depth_like(pred), pred)
     return {
-        "disparity": evaluate_video(pred_inv, sample.depth, sample.valid, space="disparity", **common),
-        "depth": evaluate_video(depth_like(pred_inv), sample.depth, sample.valid, space="depth", **common),
+        "disparity": evaluate_video(inverse, sample.depth, sample.valid, space="disparity", **common),
+        "depth": evaluate_video(depth, sample.depth, sample.valid, space="depth", **common),
     }
 
 
@@ -161,17 +173,19 @@ def evaluate(
     return _report(videos, variants, seconds, frames_done)
 
 
-def score_saved(samples, folder: str | Path, label: str = "predictions", temporal: bool = True) -> dict:
+def score_saved(samples, folder: str | Path, label: str = "predictions", temporal: bool = True,
+                kind: str = "inverse-depth") -> dict:
     """Score predictions made elsewhere (another model, another tool, an earlier ``rolldepth run``) as
     :func:`evaluate` scores its own: ``folder/<sequence>.npy`` or ``folder/<sequence>_pred.npy`` for each sample,
-    float [N, h, w] affine-invariant inverse depth (larger = nearer) of the frames evaluated, any resolution.
-    The report has one variant, ``label``."""
+    float [N, h, w] of the frames evaluated, any resolution, holding affine-invariant inverse depth (larger =
+    nearer) or, with ``kind="depth"``, affine-invariant depth (see :func:`score`). The report has one variant,
+    ``label``."""
     folder = Path(folder)
     videos, frames_done = [], 0
     for sample in samples:
         pred = _saved_prediction(folder, sample)
         entry = _video_entry(sample, len(pred), temporal)
-        entry["variants"][label] = dict(score(pred, sample, temporal), seconds=None)
+        entry["variants"][label] = dict(score(pred, sample, temporal, kind), seconds=None)
         videos.append(entry)
         frames_done += len(pred)
     return _report(videos, [label], None, frames_done)  # no time of ours to report
@@ -335,13 +349,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     # frames stay with its sample once decoded). A broken video is therefore reported when it is reached, and a
     # re-run after fixing it resumes there.
     samples = itertools.islice(load_dataset(args.kind, args.data, max_frames=args.max_frames), args.max_videos)
+    if args.prediction_kind != PREDICTION_KINDS[0] and not args.predictions:
+        raise UserError("--prediction-kind says what the files of --predictions hold: give --predictions DIR too")
     if args.predictions:
         if args.model or args.variants or args.save_predictions:
             raise UserError("--predictions scores saved predictions: --model, --variants and --save-predictions "
                             "do not apply")
         label = args.predictions.resolve().name or "predictions"
-        report = score_saved(samples, args.predictions, label, temporal=not args.no_tae)
-        report["settings"] = dict(predictions=str(args.predictions), data=str(args.data), kind=args.kind,
+        report = score_saved(samples, args.predictions, label, temporal=not args.no_tae, kind=args.prediction_kind)
+        report["settings"] = dict(predictions=str(args.predictions), prediction_kind=args.prediction_kind,
+                                  data=str(args.data), kind=args.kind,
                                   max_frames=args.max_frames, max_videos=args.max_videos, tae=not args.no_tae)
         return _write_report(args.out, report)
     if next(load_dataset(args.kind, args.data, max_frames=args.max_frames), None) is None:  # before the model loads:
@@ -408,6 +425,10 @@ def register_cli(subparsers) -> None:
                    help="score predictions made elsewhere instead of running a model: DIR/NAME.npy or "
                         "DIR/NAME_pred.npy (what rolldepth run writes) for each video, float [N, h, w] relative "
                         "inverse depth (larger = nearer) of the frames scored, any resolution")
+    p.add_argument("--prediction-kind", choices=PREDICTION_KINDS, default=PREDICTION_KINDS[0],
+                   help="what the files of --predictions hold: relative inverse depth (default; rolldepth run's "
+                        "_pred.npy) or affine-invariant depth, larger = farther (Marigold's depth pipeline); each is "
+                        "aligned in its own space, and in the other through 1 / x after mapping it to [0, 1]")
     p.add_argument("--save-predictions", action="store_true",
                    help="also write every raw prediction to OUT/predictions/<video>/<variant>.npy (float32 inverse "
                         "depth before alignment), to score it again without the model")
