@@ -245,7 +245,7 @@ def test_a_video_shorter_than_a_snippet_runs_as_the_error_says(tmp_path, tiny_ch
     args = ["-q", "run", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--res", "26"]
     assert main(args) == 2
     err = one_line_error(capsys)
-    assert ("--snippet-lengths 2 runs it" in err) == (n_frames == 2) and "--snippet-lengths 1" in err
+    assert ("snippets of 2 frames run it" in err) == (n_frames == 2) and "--snippet-lengths" in err
     for length in range(1, n_frames + 1):
         assert main([*args, "--snippet-lengths", str(length)]) == 0
         assert np.load(tmp_path / "o" / "short_pred.npy").shape[0] == n_frames

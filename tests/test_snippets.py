@@ -49,7 +49,8 @@ def test_groups_one_length_per_dilation():
 @pytest.mark.parametrize(
     ("n_frames", "dilations", "lens", "cap", "message"),
     [
-        (30, [1, 40], (3,), False, "dilation 40 needs at least 81 frames, the video has 30; use --cap-dilation"),
+        (30, [1, 40], (3,), False, "dilation 40 needs at least 81 frames, the video has 30; cap the dilations "
+                                     r"\(--cap-dilation, or cap_dilation=True in Python\)"),
         (30, [10, 25], (3,), True, "must include 1"),
         (30, [], (3,), True, "at least one dilation"),
         (30, [1, 0], (3,), True, "positive integer"),
@@ -57,9 +58,10 @@ def test_groups_one_length_per_dilation():
         (30, [1, True], (3,), True, "positive integer"),
         (30, [1, 10], (0,), True, "positive integer"),
         (30, [1, 10], (3, 3, 3), True, "one snippet length or one per dilation"),
-        (2, [1], (3,), True, "snippets of 3 frames need at least 3 frames, the video has 2; --snippet-lengths 2 "
-                             "runs it; --snippet-lengths 1 gives per-frame depth"),
-        (1, [1], (3,), True, "the video has 1; --snippet-lengths 1 gives per-frame depth"),
+        (2, [1], (3,), True, "snippets of 3 frames need at least 3 frames, the video has 2; snippets of 2 frames "
+                             "run it; snippets of 1 frame give per-frame depth"),
+        (1, [1], (3,), True, "the video has 1; snippets of 1 frame give per-frame depth \\(set with "
+                             "--snippet-lengths, or snippet_lengths in Python\\)"),
     ],
 )
 def test_groups_reject_bad_settings(n_frames, dilations, lens, cap, message):

@@ -106,11 +106,12 @@ def build_snippet_groups(
         if n_frames < needed:
             if dilation == 1:
                 raise UserError(f"snippets of {length} frames need at least {length} frames, the video has {n_frames}"
-                                + (f"; --snippet-lengths {n_frames} runs it" if n_frames > 1 else "")
-                                + "; --snippet-lengths 1 gives per-frame depth")
+                                + (f"; snippets of {n_frames} frames run it" if n_frames > 1 else "")
+                                + "; snippets of 1 frame give per-frame depth (set with --snippet-lengths, or "
+                                "snippet_lengths in Python)")
             raise UserError(
                 f"dilation {dilation} needs at least {needed} frames, the video has {n_frames}; "
-                "use --cap-dilation or a smaller dilation"
+                "cap the dilations (--cap-dilation, or cap_dilation=True in Python) or use a smaller one"
             )
         groups.append(SnippetGroup(dilation, snippet_indices(n_frames, dilation, length)))
     return groups
@@ -149,5 +150,6 @@ def check_refine_coverage(
             raise UserError(
                 f"refinement at dilation {dilation} would leave {int((~covered).sum())} of {n_frames} frames in no "
                 f"snippet (snippets of {length} frames at that dilation need at least {length * dilation} frames); "
-                "use --cap-dilation, a smaller --refine-start-dilation, or --refine-steps 0"
+                "cap the dilations (--cap-dilation), start refinement at a smaller dilation (--refine-start-dilation) "
+                "or turn it off (--refine-steps 0); in Python: cap_dilation, refine_start_dilation, refine_steps"
             )
