@@ -18,6 +18,7 @@ from conftest import encode_video, pattern_frames
 from rolldepth.apps.cli import build_parser, main
 from rolldepth.errors import UserError
 from rolldepth.process.presets import resolve_settings
+from rolldepth.video.writers import colorize
 from test_video_io import write_header_only_mkv
 
 
@@ -251,6 +252,31 @@ def test_a_video_shorter_than_a_snippet_runs_as_the_error_says(tmp_path, tiny_ch
         assert np.load(tmp_path / "o" / "short_pred.npy").shape[0] == n_frames
 
 
+def test_a_single_image_gets_per_frame_depth_and_png_previews(tmp_path, tiny_checkpoint, capsys):
+    """photo.png: the depth of a one-image folder run per frame, whatever kernels were asked for; the colorized and
+    side-by-side outputs are PNG images named after the photo, not one-frame videos."""
+    frame = pattern_frames(1)[0]
+    photo = tmp_path / "photo.png"
+    Image.fromarray(frame).save(photo)
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    Image.fromarray(frame).save(folder / "photo.png")
+    common = ["-q", "run", "--model", str(tiny_checkpoint), "--res", "26", "--save-exr"]
+    assert main([*common, str(photo), "-o", str(tmp_path / "a"), "-d", "1", "25"]) == 0, capsys.readouterr().err
+    assert main([*common, str(folder), "-o", str(tmp_path / "b"), "--snippet-lengths", "1"]) == 0
+    out = tmp_path / "a"
+    depth = np.load(out / "photo_pred.npy")
+    assert depth.shape == (1, 18, 26)
+    np.testing.assert_array_equal(depth, np.load(tmp_path / "b" / "seq_pred.npy"))
+    assert sorted(p.name for p in out.iterdir()) == ["photo_Greys_r.png", "photo_Spectral_r.png", "photo_exr",
+                                                     "photo_png16", "photo_pred.npy", "photo_rgbd.png"]
+    assert (out / "photo_png16" / "photo.png").is_file() and (out / "photo_exr" / "photo.exr").is_file()
+    colour = np.asarray(Image.open(out / "photo_Spectral_r.png"))
+    np.testing.assert_array_equal(colour, colorize(depth, "Spectral_r")[0])
+    sbs = np.asarray(Image.open(out / "photo_rgbd.png"))
+    assert sbs.shape == (18, 52, 3) and np.array_equal(sbs[:, 26:], colour)
+
+
 @pytest.mark.parametrize(
     "make, extra, message",
     [
@@ -258,6 +284,7 @@ def test_a_video_shorter_than_a_snippet_runs_as_the_error_says(tmp_path, tiny_ch
         (lambda d: write_header_only_mkv(d / "nothing.mkv"), [], "no frames"),
         (lambda d: encode_video(d / "two.mp4", pattern_frames(2)), [], "at least 3 frames"),
         (lambda d: written(image_sequence(d / "seq") / "f3.png", b"not a png").parent, [], "cannot read image"),
+        (lambda d: written(d / "photo.jpg", b""), [], "cannot read image"),
         (lambda d: image_sequence(d / "seq", sizes=[(36, 52)] * 4 + [(36, 50)] * 2), [], "f4.png is 50x36"),
         (lambda d: encode_video(d / "ok.mp4", pattern_frames(12)), ["-d", "1", "25", "--no-cap-dilation"],
          "dilation 25 needs at least 51 frames"),

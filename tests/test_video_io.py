@@ -353,6 +353,7 @@ def test_list_inputs_expands_folders_and_lists(tmp_path):
     assert list_inputs(videos) == expected
     assert list_inputs(videos / "shot10") == [videos / "shot10"]
     assert list_inputs(str(videos / "clip2.MOV")) == [videos / "clip2.MOV"]
+    assert list_inputs(videos / "shot2" / "0.png") == [videos / "shot2" / "0.png"]  # a still
 
     listing = tmp_path / "lists" / "inputs.txt"
     listing.parent.mkdir()
@@ -366,7 +367,6 @@ def test_list_inputs_expands_folders_and_lists(tmp_path):
         (lambda d: d / "nope.mp4", "not found"),
         (lambda d: _mkdir(d / "empty"), "nothing to process"),
         (lambda d: _write(d / "model.ckpt", b""), "unsupported input"),
-        (lambda d: _write(d / "frame.png", b""), "single image"),
         (lambda d: _write(d / "list.txt", b"# nothing\n\n"), "names no inputs"),
         (lambda d: _write(d / "list.txt", b"a.mp4\n\nmissing.mp4\n"), r"list\.txt:3: input not found"),
         (lambda d: _write(d / "list.txt", b"other.txt\n"), "cannot include other lists"),

@@ -178,6 +178,16 @@ def with_model_defaults(options: RunOptions, model: ModelShape) -> RunOptions:
     return replace(options, settings=replace(s, **given)) if given else options
 
 
+def for_input(path: Path, options: RunOptions) -> RunOptions:
+    """``options`` as they apply to ``path``: a still (one image) gets per-frame depth, one snippet of its one frame,
+    whatever kernels were asked for (they need several frames)."""
+    from ..video.reading import is_still
+
+    if not is_still(path):
+        return options
+    return replace(options, settings=replace(options.settings, dilations=(1,), snippet_lengths=(1,)))
+
+
 def output_stem(path: Path) -> str:
     """``clip.mp4`` -> ``clip``; an image-sequence folder keeps its name."""
     return path.stem if path.is_file() else path.name
@@ -205,11 +215,12 @@ def check_input(
     """
     from ..video.reading import check_sequence, probe
 
+    options = for_input(path, options)
     if model is not None:
         options = with_model_defaults(options, model)
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
     if options.start >= info.n_frames:
-        raise UserError(f"--from {options.start} is past the end of {path} ({info.n_frames} frames)")
+        raise UserError(f"--from {options.start} is past the end of {path} ({info.n_frames} frame{'s' * (info.n_frames != 1)})")
     n_frames = frame_window(info, options)
     s = options.settings
     shots = shots_from_file(options, info, n_frames) if options.shots not in ("auto", "none") else [(0, n_frames)]
@@ -503,7 +514,7 @@ def process_video(
     path, output_dir = Path(path), Path(output_dir)
     shape = ModelShape.of_pipe(pipe)
     refine_asked = options.settings.refine_steps
-    options = with_model_defaults(options, shape)
+    options = with_model_defaults(for_input(path, options), shape)
     if options.settings.refine_steps != refine_asked:
         log.info("refinement: %d steps, as the model recommends (its rolldepth.json) instead of the preset's %d; "
                  "--refine-steps N sets them", options.settings.refine_steps, refine_asked)
@@ -618,7 +629,7 @@ def fit_anchors(depth, shots, info: VideoInfo, options: RunOptions):
 def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, info: VideoInfo, options: RunOptions,
                   res: int, fit, store) -> dict[str, Path]:
     """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``."""
-    from ..video.reading import frame_names, frame_times
+    from ..video.reading import frame_names, frame_times, is_still
     from ..video.writers import save_outputs
 
     n_done = len(depth)
@@ -638,7 +649,7 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
     written = save_outputs(
         output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
         save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
-        times=times, names=names,
+        times=times, names=names, still=is_still(path),
     )
     if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
         written["shots"] = write_shots_json(output_dir / f"{stem}_shots.json", shots, depth, options)

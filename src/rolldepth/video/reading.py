@@ -85,10 +85,21 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(images, key=lambda p: natural_key(p.name))
 
 
-def list_inputs(path: str | Path) -> list[Path]:
-    """Expand one command-line argument into the inputs to process, each a video file or an image-sequence folder.
+def is_still(path: Path) -> bool:
+    """A single image file given as an input: read as a sequence of one frame, which gets per-frame depth."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
 
-    A video file stands for itself; a folder holding images is one image sequence; otherwise a folder stands for
+
+def _is_images(path: Path) -> bool:
+    """Read through Pillow (an image-sequence folder or a still), not PyAV."""
+    return path.is_dir() or is_still(path)
+
+
+def list_inputs(path: str | Path) -> list[Path]:
+    """Expand one command-line argument into the inputs to process, each a video file, an image-sequence folder
+    or a single image (a still).
+
+    A video file or an image stands for itself; a folder holding images is one image sequence; otherwise a folder stands for
     the videos and image-sequence subfolders it holds (one level deep, natural order); a ``.txt`` file lists one
     path per line (blank lines and ``#`` comment lines skipped, relative paths taken from the list's folder), each
     expanded by the same rules.
@@ -104,14 +115,13 @@ def list_inputs(path: str | Path) -> list[Path]:
     if path.is_dir():
         return _expand_folder(path)
     suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
+    if suffix in VIDEO_EXTENSIONS or suffix in IMAGE_EXTENSIONS:
         return [path]
     if suffix == LIST_EXTENSION:
         return _expand_list(path)
-    if suffix in IMAGE_EXTENSIONS:
-        raise UserError(f"{path} is a single image: pass the folder holding the image sequence instead")
     raise UserError(
-        f"unsupported input {path}: expected a video ({', '.join(sorted(VIDEO_EXTENSIONS))}), a folder or a .txt list"
+        f"unsupported input {path}: expected a video ({', '.join(sorted(VIDEO_EXTENSIONS))}), an image "
+        f"({', '.join(sorted(IMAGE_EXTENSIONS))}), a folder or a .txt list"
     )
 
 
@@ -156,12 +166,13 @@ def _expand_list(list_file: Path) -> list[Path]:
 # ----------------------------------------------------------------------------------------------------------------
 # Probing
 def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: bool = True) -> VideoInfo:
-    """Frame count, exact frame rate and size of a video file or image-sequence folder, without decoding pixels.
+    """Frame count, exact frame rate and size of a video file, image-sequence folder or image, without decoding
+    pixels.
 
     Parameters
     ----------
     path : str or Path
-        A video file or an image-sequence folder.
+        A video file, an image-sequence folder or a single image (one frame).
     fps : Fraction or float, optional
         Frame rate of an image sequence, which has none of its own (default 30). A video's own rate is used;
         ``fps`` only stands in when the container declares no rate at all.
@@ -176,7 +187,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
     """
     path = Path(path)
     default_rate = DEFAULT_SEQUENCE_FPS if fps is None else as_rate(fps)
-    if path.is_dir():
+    if _is_images(path):
         files = _sequence_files(path)
         width, height = _image_size(files[0])
         return VideoInfo(n_frames=len(files), fps=default_rate, width=width, height=height, path=path)
@@ -205,7 +216,7 @@ def frame_times(info: VideoInfo, start: int, stop: int) -> list[Fraction] | None
 
     The times come from demuxing, not decoding: the packets' timestamps sorted are the frames' in display order.
     """
-    if info.path.is_dir():
+    if _is_images(info.path):
         return None
     with _open_video(info.path) as (container, stream):
         stamps = sorted(p.pts for p in _until_eof(container.demux(stream)) if p.size > 0 and p.pts is not None)
@@ -223,7 +234,7 @@ def frame_names(path: Path, start: int, count: int) -> list[str]:
     """The file names (no extension) of a window's per-frame outputs, so a compositor's frame numbers carry over:
     an image sequence's own names (``plate.1001.exr`` -> ``plate.1001``), else ``frame_000100``, ... numbered by
     the input frame (``--from 100``), also for a sequence where two images share a name."""
-    if path.is_dir():
+    if _is_images(path):
         names = [file.stem for file in _sequence_files(path)[start : start + count]]
         if len(set(names)) == len(names):
             return names
@@ -290,6 +301,8 @@ def _until_eof(items: Iterator) -> Iterator:
 
 
 def _sequence_files(folder: Path) -> list[Path]:
+    if is_still(folder):
+        return [folder]
     files = image_files(folder)
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
@@ -358,13 +371,13 @@ def _window(path: Path, start: int, count: int, autorotate: bool = True) -> tupl
         raise UserError(f"frame start and count must be >= 0, got start={start}, count={count}")
     info = probe(path, autorotate=autorotate)
     if start >= info.n_frames:
-        raise UserError(f"start frame {start} is past the end of {path} ({info.n_frames} frames)")
+        raise UserError(f"start frame {start} is past the end of {path} ({info.n_frames} frame{'s' * (info.n_frames != 1)})")
     stop = info.n_frames if count == 0 else min(start + count, info.n_frames)
     return info, stop
 
 
 def _decode(info: VideoInfo, start: int, stop: int, autorotate: bool = True) -> Iterator[np.ndarray]:
-    if info.path.is_dir():
+    if _is_images(info.path):
         return _iter_images(_sequence_files(info.path)[start:stop], (info.height, info.width))
     return _iter_video(info.path, start, stop, autorotate)
 

@@ -215,6 +215,14 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
 VFR_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: fine enough for any frame's timestamp
 
 
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Save one uint8 RGB image as PNG; it appears under ``path`` only when complete."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return path
+
+
 def _add_h264_stream(
     container: av.container.OutputContainer, rate: Fraction, size: tuple[int, int], crf: int, variable: bool = False
 ) -> av.VideoStream:
@@ -347,15 +355,16 @@ def save_outputs(
     snippets: Mapping[str, np.ndarray] | None = None,
     times: Sequence[Fraction] | None = None,
     names: Sequence[str] | None = None,
+    still: bool = False,
 ) -> dict[str, Path]:
-    """Write every requested output of one video into ``out_dir``.
+    """Write every requested output of one video (or, with ``still``, of one image) into ``out_dir``.
 
     Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_exr/``, ``<stem>_<cmap>.mp4`` per colormap,
     ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz`` when ``snippets``
     is given. Colormap names and shapes are checked before anything is written, so a typo in a colormap name
     leaves no partial set of outputs behind. The videos play at ``fps``, or keep each frame's time from ``times``
     (a variable-frame-rate input). Image files are named ``names`` (an image sequence's own names), else
-    ``frame_000000``, ...
+    ``frame_000000``, ... A still's colorized and side-by-side outputs are PNG images instead of videos.
 
     Everything is written frame by frame, so ``depth`` may be disk-backed (``NpyArray``) and ``rgb`` any iterable
     of uint8 [H, W, 3] frames (e.g. decoded again from the input), read once, for the side-by-side video.
@@ -391,13 +400,19 @@ def save_outputs(
         written["png16"] = write_png16(out_dir / f"{stem}_png16", depth, lo, hi, names)
     if save_exr:
         written["exr"] = write_exr(out_dir / f"{stem}_exr", depth, names=names)
+    if still and len(depth) != 1:
+        raise ValueError(f"a still has one frame, got {len(depth)}")
+
+    def write_frames(name: str, frames: Iterable[np.ndarray]) -> Path:
+        if still:
+            return write_image(out_dir / f"{stem}_{name}.png", next(iter(frames)))
+        return write_video(out_dir / f"{stem}_{name}.mp4", frames, rate, times=times)
+
     for name, colormap in selected.items():
-        written[name] = write_video(out_dir / f"{stem}_{name}.mp4", _colorized_frames(depth, colormap, lo, hi), rate,
-                                    times=times)
+        written[name] = write_frames(name, _colorized_frames(depth, colormap, lo, hi))
     if save_sbs and rgb is not None and selected:
         first = next(iter(selected.values()))
-        frames = side_by_side(rgb, _colorized_frames(depth, first, lo, hi))
-        written["rgbd"] = write_video(out_dir / f"{stem}_rgbd.mp4", frames, rate, times=times)
+        written["rgbd"] = write_frames("rgbd", side_by_side(rgb, _colorized_frames(depth, first, lo, hi)))
     if snippets is not None:
         written["snippets"] = write_npz(out_dir / f"{stem}_snippets.npz", snippets)
     log.debug("wrote %s", ", ".join(str(p) for p in written.values()))
