@@ -55,7 +55,8 @@ def add_run_parser(sub) -> None:
         help="estimate depth for videos, image-sequence folders, folders of videos or .txt lists",
         description="Estimate a temporally consistent depth video (relative inverse depth: larger = nearer).",
     )
-    p.add_argument("inputs", nargs="+", help="video file, image-sequence folder, single image, folder of videos, or .txt list")
+    p.add_argument("inputs", nargs="+",
+                   help="video file, image-sequence folder, single image, folder of videos, or .txt list")
     p.add_argument("-o", "--output-dir", required=True, type=Path, help="folder for the outputs (created)")
     p.add_argument("-p", "--preset", default="fast", choices=list(PRESETS), help="inference preset (default fast)")
     p.add_argument("-m", "--model", help="checkpoint folder or hub id (default: the embedded small model)")
