@@ -19,7 +19,8 @@ from rolldepth.apps.cli import build_parser, main
 from rolldepth.errors import UserError
 from rolldepth.process.presets import resolve_settings
 from rolldepth.video.writers import colorize
-from test_video_io import write_header_only_mkv
+from rolldepth.video.reading import load_rgb8
+from test_video_io import write_dpx, write_header_only_mkv
 
 
 def read_video(path):
@@ -252,6 +253,24 @@ def test_a_video_shorter_than_a_snippet_runs_as_the_error_says(tmp_path, tiny_ch
         assert np.load(tmp_path / "o" / "short_pred.npy").shape[0] == n_frames
 
 
+def test_a_dpx_sequence_runs_like_its_frames_as_png(tmp_path, tiny_checkpoint):
+    """Film-scan DPX plates: the depth of the PNG sequence holding the same decoded frames, under the plates' names."""
+    frames = pattern_frames(4).astype(np.uint16) * 4  # 8-bit patterns as 10-bit code values
+    dpx, png = tmp_path / "plate", tmp_path / "as_png"
+    dpx.mkdir()
+    png.mkdir()
+    for i, frame in enumerate(frames):
+        write_dpx(dpx / f"plate.{1001 + i}.dpx", frame)
+        Image.fromarray(load_rgb8(dpx / f"plate.{1001 + i}.dpx")).save(png / f"plate.{1001 + i}.png")
+    common = ["--model", str(tiny_checkpoint), "--res", "26", "-d", "1", "--cmap"]
+    assert main(["-q", "run", str(dpx), "-o", str(tmp_path / "a"), *common]) == 0
+    assert main(["-q", "run", str(png), "-o", str(tmp_path / "b"), *common]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "a" / "plate_pred.npy"),
+                                  np.load(tmp_path / "b" / "as_png_pred.npy"))
+    assert sorted(p.name for p in (tmp_path / "a" / "plate_png16").glob("*.png")) == [
+        f"plate.{n}.png" for n in range(1001, 1005)]
+
+
 def test_a_single_image_gets_per_frame_depth_and_png_previews(tmp_path, tiny_checkpoint, capsys):
     """photo.png: the depth of a one-image folder run per frame, whatever kernels were asked for; the colorized and
     side-by-side outputs are PNG images named after the photo, not one-frame videos."""
@@ -285,6 +304,7 @@ def test_a_single_image_gets_per_frame_depth_and_png_previews(tmp_path, tiny_che
         (lambda d: encode_video(d / "two.mp4", pattern_frames(2)), [], "at least 3 frames"),
         (lambda d: written(image_sequence(d / "seq") / "f3.png", b"not a png").parent, [], "cannot read image"),
         (lambda d: written(d / "photo.jpg", b""), [], "cannot read image"),
+        (lambda d: written(d / "scan.dpx", b"SDPX" + b"\x00" * 100), [], "scan.dpx: its header gives no picture size"),
         (lambda d: image_sequence(d / "seq", sizes=[(36, 52)] * 4 + [(36, 50)] * 2), [], "f4.png is 50x36"),
         (lambda d: encode_video(d / "ok.mp4", pattern_frames(12)), ["-d", "1", "25", "--no-cap-dilation"],
          "dilation 25 needs at least 51 frames"),

@@ -303,6 +303,41 @@ def test_exr_plates_are_read_as_srgb_sequences(tmp_path):
         check_sequence(seq)
 
 
+def write_dpx(path: Path, rgb10: np.ndarray) -> Path:
+    """A 10-bit RGB DPX image (FFmpeg's encoder, through PyAV) of uint16 [H, W, 3] values in 0..1023."""
+    height, width = rgb10.shape[:2]
+    with av.open(str(path), "w", format="image2") as container:
+        stream = container.add_stream("dpx", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "gbrp10le"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb10, dtype=np.uint16), format="gbrp10le")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return path
+
+
+def test_dpx_plates_are_read_through_ffmpeg(tmp_path):
+    """DPX, the film-scan format Pillow cannot open: 10-bit code values come back as 8 bits within one step of
+    round(v * 255 / 1023), each channel in its place; a damaged file is one error naming it."""
+    ramp = np.arange(1024, dtype=np.uint16).reshape(32, 32)
+    seq = tmp_path / "plate"
+    seq.mkdir()
+    for i in range(3):
+        write_dpx(seq / f"plate.{1001 + i}.dpx", np.stack([np.roll(ramp, i, axis=1), ramp[::-1], ramp.T], axis=-1))
+    info = probe(seq)
+    assert (info.n_frames, info.width, info.height) == (3, 32, 32)
+    check_sequence(seq)
+    frames = read_frames(seq)
+    expected = np.rint(np.stack([np.roll(ramp, 2, axis=1), ramp[::-1], ramp.T], axis=-1) * (255 / 1023))
+    assert frames.dtype == np.uint8 and np.abs(frames[2].astype(int) - expected).max() <= 1
+    (seq / "plate.1004.dpx").write_bytes(b"SDPX" + b"\x00" * 100)
+    with pytest.raises(UserError, match=r"cannot read image .*plate\.1004\.dpx: its header gives no picture size"):
+        check_sequence(seq)
+    data = (seq / "plate.1002.dpx").read_bytes()
+    (seq / "plate.1004.dpx").write_bytes(data[: len(data) // 2])  # the header is whole, the pixels are not
+    with pytest.raises(UserError, match=r"cannot read image .*plate\.1004\.dpx"):
+        read_frames(seq)
+
+
 def test_gray_rgba_palette_and_16bit_images_become_rgb8(tmp_path):
     rng = np.random.default_rng(1)
     level8 = rng.integers(0, 256, size=(5, 7))

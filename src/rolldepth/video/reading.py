@@ -33,7 +33,8 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv",
      ".3gp", ".ogv", ".gif"}
 )
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".dpx"})
+_FFMPEG_IMAGES = frozenset({".dpx"})  # image formats Pillow cannot read: decoded by FFmpeg through PyAV
 LIST_EXTENSION = ".txt"
 DEFAULT_SEQUENCE_FPS = Fraction(30)
 _RESIZE_CHUNK = 16  # frames per interpolate call: bounds the float32 copy of a long video
@@ -315,6 +316,12 @@ def _image_size(path: Path) -> tuple[int, int]:
         with _open_exr(path, header_only=True) as exr:
             low, high = exr.header()["dataWindow"]
             return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
+    if path.suffix.lower() in _FFMPEG_IMAGES:
+        with _open_ffmpeg_image(path) as stream:
+            size = stream.codec_context.width, stream.codec_context.height
+        if 0 in size:
+            raise UserError(f"cannot read image {path}: its header gives no picture size")
+        return size
     try:
         with Image.open(path) as image:
             return image.size
@@ -425,16 +432,40 @@ def load_rgb8(path: Path) -> np.ndarray:
     Gray, palette and CMYK images are converted by Pillow and alpha is dropped. 16-bit gray (``I;16``) and 32-bit
     integer (``I``, taken as 16-bit data) images are scaled by 1/257, which maps 65535 to 255 and recovers ``v`` from
     the usual 8-to-16-bit expansion ``v * 257``; Pillow's own conversion would clip them to 0/255 instead.
-    OpenEXR plates are scene-linear: see :func:`load_exr_rgb8`.
+    OpenEXR plates are scene-linear: see :func:`load_exr_rgb8`. DPX images are decoded by FFmpeg, their code values
+    (10-bit and others) scaled to 8 bits as they are stored: a log-encoded film scan reaches the model as flat as it
+    looks without a viewing LUT.
     """
     if path.suffix.lower() == ".exr":
         return load_exr_rgb8(path)
+    if path.suffix.lower() in _FFMPEG_IMAGES:
+        with _open_ffmpeg_image(path) as stream:
+            try:
+                frame = next(stream.container.decode(stream), None)
+            except av.FFmpegError as exc:
+                raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
+            if frame is None:
+                raise UserError(f"cannot read image {path}: no picture in it")
+            return frame.to_ndarray(format="rgb24")
     try:
         with Image.open(path) as image:
             image.load()
             return _to_rgb8(image, path)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+@contextmanager
+def _open_ffmpeg_image(path: Path) -> Iterator[av.VideoStream]:
+    """An image file FFmpeg reads (DPX), as the video stream of a one-frame container."""
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    with container:
+        if not container.streams.video:
+            raise UserError(f"cannot read image {path}: no picture in it")
+        yield container.streams.video[0]
 
 
 @contextmanager
