@@ -142,6 +142,10 @@ def test_frames_in_the_layouts_of_other_libraries_give_the_same_depth(pipe, tmp_
     assert not np.array_equal(grey, depth)
     video = encode_video(tmp_path / "clip.mp4", frames)  # decoded as the stages need it, as rolldepth run does
     assert np.array_equal(pipe(str(video), **kw).depth, pipe(read_frames(video), **kw).depth)
+    Image.fromarray(frames[2]).save(tmp_path / "photo.png")  # a still: per-frame depth, whatever the kernels
+    still = pipe(tmp_path / "photo.png", **kw).depth
+    assert still.shape == (1, *depth.shape[1:])
+    assert np.array_equal(still, pipe(frames[2:3], **kw | dict(snippet_lengths=(1,))).depth)
 
 
 @pytest.mark.parametrize("frames, message", [

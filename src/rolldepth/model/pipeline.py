@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
 from ..method.snippets import SnippetGroup
 from ..storage.workdir import MemoryStore
-from ..video.reading import as_rgb_frames, iter_frames, probe, processing_size
+from ..video.reading import as_rgb_frames, is_still, iter_frames, probe, processing_size
 from ..weights import default_model
 from . import codec, inference, stages
 from .attention import enable_multi_frame_attention
@@ -172,7 +172,8 @@ class RollingDepthPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, frames, **options) -> RollingDepthOutput:
         """Estimate a temporally consistent depth video from ``frames``: a video file or image-sequence folder
-        (decoded as the stages need it, upright as ``rolldepth run`` turns it), or the frames themselves, uint8
+        (decoded as the stages need it, upright as ``rolldepth run`` turns it), a single image file (per-frame
+        depth, whatever kernels are given, as ``rolldepth run`` does), or the frames themselves, uint8
         [N, H, W, 3] RGB or any layout :func:`~rolldepth.video.reading.as_rgb_frames` accepts (floats in [0, 1],
         [N, 3, H, W] tensors, grey, RGBA, a list of PIL images).
 
@@ -181,6 +182,8 @@ class RollingDepthPipeline(DiffusionPipeline):
         runs the same steps with them on disk (what ``rolldepth run`` does), giving the same result.
         """
         if isinstance(frames, (str, Path)):
+            if is_still(Path(frames)):
+                options = {**options, "dilations": (1,), "snippet_lengths": (1,)}
             info = probe(frames)
             source = FrameSource(info.n_frames, info.height, info.width, lambda first: iter_frames(frames, first))
         else:
