@@ -356,6 +356,39 @@ def test_eval_scores_predictions_made_elsewhere(tmp_path, capsys):
     assert "do not apply" in capsys.readouterr().err
 
 
+def test_eval_reads_the_npz_files_other_tools_write(tmp_path, capsys):
+    """DepthCrafter's NAME.npz (key depth) and Video Depth Anything's NAME_depths.npz (key depths) score as the same
+    arrays in .npy files; an archive with no usable array, or two files for one video, is one error line."""
+    data = write_dataset(tmp_path / "synth", 2, 6, (48, 32), seed=4, progress=False)
+    samples = list(load_dataset("synth", data))
+    rng = np.random.default_rng(3)
+    preds = [(1.0 / np.where(s.valid, s.depth, 1.0) + rng.normal(0, 0.05, s.depth.shape)).astype(np.float32)
+             for s in samples]
+    npz, npy = tmp_path / "tools", tmp_path / "plain"
+    npz.mkdir()
+    npy.mkdir()
+    np.savez_compressed(npz / "seq_00000.npz", depth=preds[0])
+    np.savez_compressed(npz / "seq_00001_depths.npz", depths=preds[1].astype(np.float16))
+    for k, pred in enumerate(preds):
+        np.save(npy / f"seq_{k:05d}.npy", pred.astype(np.float16) if k else pred)
+    reports = []
+    for folder in (npz, npy):
+        assert main(["-q", "eval", "--data", str(data), "--kind", "synth", "-o", str(tmp_path / f"e_{folder.name}"),
+                     "--predictions", str(folder), "--no-tae"]) == 0, capsys.readouterr().err
+        reports.append(json.loads((tmp_path / f"e_{folder.name}" / "eval.json").read_text()))
+    scored = [[v["variants"][label] for v in r["videos"]] for r, label in zip(reports, ("tools", "plain"))]
+    assert scored[0] == scored[1] and scored[0][0]["disparity"] == score(preds[0], samples[0], temporal=False)[
+        "disparity"]
+
+    np.savez(npz / "seq_00001_depths.npz", a=preds[1], b=preds[1])
+    args = ["eval", "--data", str(data), "--kind", "synth", "-o", str(tmp_path / "x"), "--predictions", str(npz)]
+    assert main(args) == 2
+    assert "holds a, b: expected one array, or one named depth or depths" in capsys.readouterr().err
+    np.save(npz / "seq_00001.npy", preds[1])
+    assert main(args) == 2
+    assert "several predictions for synth/seq_00001" in capsys.readouterr().err
+
+
 def test_eval_scores_depth_predictions_in_depth_space(tmp_path, capsys):
     """--prediction-kind depth: an affine-invariant depth (Marigold's kind of output) is aligned as depth, which a
     float64 least-squares reference reproduces; read as inverse depth, the same files score far worse."""

@@ -176,8 +176,9 @@ def evaluate(
 def score_saved(samples, folder: str | Path, label: str = "predictions", temporal: bool = True,
                 kind: str = "inverse-depth") -> dict:
     """Score predictions made elsewhere (another model, another tool, an earlier ``rolldepth run``) as
-    :func:`evaluate` scores its own: ``folder/<sequence>.npy`` or ``folder/<sequence>_pred.npy`` for each sample,
-    float [N, h, w] of the frames evaluated, any resolution, holding affine-invariant inverse depth (larger =
+    :func:`evaluate` scores its own: for each sample one of ``folder/<sequence>.npy``, ``<sequence>_pred.npy``
+    (what ``rolldepth run`` writes), ``<sequence>.npz`` (DepthCrafter's), ``<sequence>_pred.npz`` or
+    ``<sequence>_depths.npz`` (Video Depth Anything's), float [N, h, w] of the frames evaluated, any resolution, holding affine-invariant inverse depth (larger =
     nearer) or, with ``kind="depth"``, affine-invariant depth (see :func:`score`). The report has one variant,
     ``label``."""
     folder = Path(folder)
@@ -197,24 +198,42 @@ def _video_entry(sample, n_frames: int, temporal: bool) -> dict:
     return {"name": sample.name, "n_frames": n_frames, "variants": {}, **truth}
 
 
+PREDICTION_FILES = ("{}.npy", "{}_pred.npy", "{}.npz", "{}_pred.npz", "{}_depths.npz")  # ours, DepthCrafter's, VDA's
+NPZ_KEYS = ("depth", "depths", "disparity", "pred")
+
+
 def _saved_prediction(folder: Path, sample) -> np.ndarray:
     sequence = sample.name.split("/", 1)[-1]
-    found = [p for p in (folder / f"{sequence}.npy", folder / f"{sequence}_pred.npy") if p.is_file()]
+    names = [pattern.format(sequence) for pattern in PREDICTION_FILES]
+    found = [folder / name for name in names if (folder / name).is_file()]
     if len(found) != 1:
-        raise UserError(f"{'no' if not found else 'two'} predictions for {sample.name} in {folder}: expected "
-                        f"{sequence}.npy or {sequence}_pred.npy (what rolldepth run writes), not both")
+        raise UserError(f"{'no' if not found else 'several'} predictions for {sample.name} in {folder}: expected one "
+                        f"of {', '.join(names)}" + (f", found {', '.join(p.name for p in found)}" if found else ""))
+    path = found[0]
     try:
-        pred = np.load(found[0], mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {found[0]}: {exc}") from None
+        pred = np.load(path, mmap_mode="r") if path.suffix == ".npy" else _npz_array(path)
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
     n_frames = len(sample.depth)
     if pred.ndim != 3 or len(pred) != n_frames:
-        raise UserError(f"{found[0]} is {list(pred.shape)}: expected [{n_frames}, h, w], one map for each frame "
+        raise UserError(f"{path} is {list(pred.shape)}: expected [{n_frames}, h, w], one map for each frame "
                         f"{sample.name} is scored on (a benchmark's split or --max-frames picks them)")
     pred = np.asarray(pred, dtype=np.float32)
     if not np.isfinite(pred).all():
-        raise UserError(f"{found[0]} holds NaN or infinite values")
+        raise UserError(f"{path} holds NaN or infinite values")
     return pred
+
+
+def _npz_array(path: Path) -> np.ndarray:
+    """The prediction in an ``.npz``: its only array, else the one under a usual name (``depth``: DepthCrafter's,
+    ``depths``: Video Depth Anything's)."""
+    with np.load(path) as archive:
+        keys = list(archive.keys())
+        key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+        if key is None:
+            raise UserError(f"{path} holds {', '.join(keys) or 'no arrays'}: expected one array, or one named "
+                            f"{' or '.join(NPZ_KEYS)}")
+        return archive[key]
 
 
 def _report(videos: list[dict], variants: list[str], seconds: dict[str, float] | None, frames_done: int) -> dict:
@@ -422,9 +441,10 @@ def register_cli(subparsers) -> None:
                    help="score AbsRel and δ1 only: the temporal metrics (TAE) take most of the scoring time, which "
                         "a quick choice between models does not need")
     p.add_argument("--predictions", type=Path, metavar="DIR",
-                   help="score predictions made elsewhere instead of running a model: DIR/NAME.npy or "
-                        "DIR/NAME_pred.npy (what rolldepth run writes) for each video, float [N, h, w] relative "
-                        "inverse depth (larger = nearer) of the frames scored, any resolution")
+                   help="score predictions made elsewhere instead of running a model: for each video one of "
+                        "DIR/NAME.npy, NAME_pred.npy (what rolldepth run writes), NAME.npz (DepthCrafter's), "
+                        "NAME_pred.npz or NAME_depths.npz (Video Depth Anything's), float [N, h, w] relative inverse "
+                        "depth (larger = nearer) of the frames scored, any resolution")
     p.add_argument("--prediction-kind", choices=PREDICTION_KINDS, default=PREDICTION_KINDS[0],
                    help="what the files of --predictions hold: relative inverse depth (default; rolldepth run's "
                         "_pred.npy) or affine-invariant depth, larger = farther (Marigold's depth pipeline); each is "
