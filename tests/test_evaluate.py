@@ -17,6 +17,7 @@ from rolldepth.data.benchmarks import load_dataset
 from rolldepth.evaluate.runner import VARIANTS, depth_like, evaluate, markdown_table, parse_variants, score
 from rolldepth.model.pipeline import RollingDepthPipeline
 from rolldepth.data.synth import write_dataset
+from rolldepth.video.writers import write_exr, write_png16
 
 
 def test_parse_variants_splits_on_names_not_commas():
@@ -387,6 +388,36 @@ def test_eval_reads_the_npz_files_other_tools_write(tmp_path, capsys):
     np.save(npz / "seq_00001.npy", preds[1])
     assert main(args) == 2
     assert "several predictions for synth/seq_00001" in capsys.readouterr().err
+
+
+def test_eval_reads_folders_of_prediction_images(tmp_path, capsys):
+    """An EXR per frame (rolldepth run --save-exr's, Video Depth Anything's) scores as its array; rolldepth run's
+    16-bit PNGs, affine in it, score within their rounding; beside an array file a folder is not read."""
+    data = write_dataset(tmp_path / "synth", 2, 6, (48, 32), seed=4, progress=False)
+    samples = list(load_dataset("synth", data))
+    rng = np.random.default_rng(5)
+    preds = [(1.0 / np.where(s.valid, s.depth, 1.0) + rng.normal(0, 0.05, s.depth.shape)).astype(np.float32)
+             for s in samples]
+    folder = tmp_path / "frames"
+    write_exr(folder / "seq_00000_exr", preds[0])
+    write_png16(folder / "seq_00001_png16", preds[1])
+    out = tmp_path / "e"
+    args = ["-q", "eval", "--data", str(data), "--kind", "synth", "-o", str(out), "--predictions", str(folder),
+            "--no-tae"]
+    assert main(args) == 0, capsys.readouterr().err
+    videos = json.loads((out / "eval.json").read_text())["videos"]
+    first, second = (v["variants"]["frames"]["disparity"] for v in videos)
+    assert first == score(preds[0], samples[0], temporal=False)["disparity"]
+    exact = score(preds[1], samples[1], temporal=False)["disparity"]
+    assert second["abs_rel"] == pytest.approx(exact["abs_rel"], abs=1e-4) and second["abs_rel"] != exact["abs_rel"]
+
+    np.save(folder / "seq_00001_pred.npy", preds[1])  # as rolldepth run leaves it: the array file is read
+    assert main(args) == 0
+    second = json.loads((out / "eval.json").read_text())["videos"][1]["variants"]["frames"]["disparity"]
+    assert second == exact
+    (folder / "seq_00000_exr" / "frame_000005.exr").unlink()
+    assert main(args[1:]) == 2
+    assert "seq_00000_exr holds 5 images: expected 6" in capsys.readouterr().err
 
 
 def test_eval_scores_depth_predictions_in_depth_space(tmp_path, capsys):

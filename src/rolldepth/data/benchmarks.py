@@ -520,7 +520,7 @@ def read_depth_image(path: Path) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def _depth_images(folder: Path, rows: list[int]) -> np.ndarray:
+def depth_images(folder: Path, rows: list[int]) -> np.ndarray:
     """The selected frames of a folder of depth images (natural order), as float32 [n, H, W]."""
     from ..video.reading import image_files
 
@@ -568,7 +568,7 @@ def _load_videos(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSamp
                 raise UserError(f"{depth_file.name}/ holds {n_maps} depth images: expected {info.n_frames}, one for "
                                 f"each frame of {source.name}")
             index = _pick(n_maps, spec, source)
-            depth = _depth_images(depth_file, index)  # only the evaluated frames are read
+            depth = depth_images(depth_file, index)  # only the evaluated frames are read
         else:
             depth = _load_array(depth_file, mmap=True)  # only the evaluated frames are read
             if depth.ndim != 3 or len(depth) != info.n_frames:

@@ -198,7 +198,9 @@ def _video_entry(sample, n_frames: int, temporal: bool) -> dict:
     return {"name": sample.name, "n_frames": n_frames, "variants": {}, **truth}
 
 
-PREDICTION_FILES = ("{}.npy", "{}_pred.npy", "{}.npz", "{}_pred.npz", "{}_depths.npz")  # ours, DepthCrafter's, VDA's
+# ours, DepthCrafter's, Video Depth Anything's; then folders of one image per frame: ours, VDA's
+PREDICTION_FILES = ("{}.npy", "{}_pred.npy", "{}.npz", "{}_pred.npz", "{}_depths.npz", "{}_exr", "{}_depths_exr",
+                    "{}_png16")
 NPZ_KEYS = ("depth", "depths", "disparity", "pred")
 
 
@@ -206,21 +208,40 @@ def _saved_prediction(folder: Path, sample) -> np.ndarray:
     sequence = sample.name.split("/", 1)[-1]
     names = [pattern.format(sequence) for pattern in PREDICTION_FILES]
     found = [folder / name for name in names if (folder / name).is_file()]
+    if not found:  # image folders only count without an array file (rolldepth run writes both)
+        found = [folder / name for name in names if (folder / name).is_dir()]
     if len(found) != 1:
         raise UserError(f"{'no' if not found else 'several'} predictions for {sample.name} in {folder}: expected one "
                         f"of {', '.join(names)}" + (f", found {', '.join(p.name for p in found)}" if found else ""))
-    path = found[0]
+    path, n_frames = found[0], len(sample.depth)
+    if path.is_dir():
+        return _prediction_images(path, n_frames)
     try:
         pred = np.load(path, mmap_mode="r") if path.suffix == ".npy" else _npz_array(path)
     except (OSError, ValueError, EOFError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
-    n_frames = len(sample.depth)
     if pred.ndim != 3 or len(pred) != n_frames:
         raise UserError(f"{path} is {list(pred.shape)}: expected [{n_frames}, h, w], one map for each frame "
                         f"{sample.name} is scored on (a benchmark's split or --max-frames picks them)")
     pred = np.asarray(pred, dtype=np.float32)
     if not np.isfinite(pred).all():
         raise UserError(f"{path} holds NaN or infinite values")
+    return pred
+
+
+def _prediction_images(folder: Path, n_frames: int) -> np.ndarray:
+    """A folder of one image per frame scored (natural order): EXR (``Z``, else ``Y``: ``rolldepth run
+    --save-exr``'s, Video Depth Anything's), float TIFF or 16-bit PNG, whose values need only be affine in the
+    prediction (``rolldepth run``'s ``_png16`` are)."""
+    from ..data.benchmarks import depth_images
+    from ..video.reading import image_files
+
+    count = len(image_files(folder))
+    if count != n_frames:
+        raise UserError(f"{folder} holds {count} images: expected {n_frames}, one for each frame scored")
+    pred = depth_images(folder, list(range(n_frames)))
+    if not np.isfinite(pred).all():
+        raise UserError(f"{folder} holds NaN or infinite values")
     return pred
 
 
@@ -444,7 +465,8 @@ def register_cli(subparsers) -> None:
                    help="score predictions made elsewhere instead of running a model: for each video one of "
                         "DIR/NAME.npy, NAME_pred.npy (what rolldepth run writes), NAME.npz (DepthCrafter's), "
                         "NAME_pred.npz or NAME_depths.npz (Video Depth Anything's), float [N, h, w] relative inverse "
-                        "depth (larger = nearer) of the frames scored, any resolution")
+                        "depth (larger = nearer) of the frames scored, any resolution; else a folder NAME_exr/, "
+                        "NAME_depths_exr/ or NAME_png16/ of one image per frame")
     p.add_argument("--prediction-kind", choices=PREDICTION_KINDS, default=PREDICTION_KINDS[0],
                    help="what the files of --predictions hold: relative inverse depth (default; rolldepth run's "
                         "_pred.npy) or affine-invariant depth, larger = farther (Marigold's depth pipeline); each is "
