@@ -20,7 +20,7 @@ from rolldepth.errors import UserError
 from rolldepth.process.presets import resolve_settings
 from rolldepth.video.writers import colorize
 from rolldepth.video.reading import load_rgb8
-from test_video_io import write_dpx, write_header_only_mkv
+from test_video_io import save_with_orientation, write_dpx, write_header_only_mkv
 
 
 def read_video(path):
@@ -251,6 +251,24 @@ def test_a_video_shorter_than_a_snippet_runs_as_the_error_says(tmp_path, tiny_ch
     for length in range(1, n_frames + 1):
         assert main([*args, "--snippet-lengths", str(length)]) == 0
         assert np.load(tmp_path / "o" / "short_pred.npy").shape[0] == n_frames
+
+
+def test_a_portrait_phone_photo_gets_upright_depth(tmp_path, tiny_checkpoint):
+    """A photo stored sideways with EXIF orientation 6 gets the depth of its upright copy; --no-autorotate gets that
+    of the stored pixels."""
+    stored = pattern_frames(1)[0][:20]  # landscape as stored
+    save_with_orientation(tmp_path / "IMG_0001.png", stored, 6)
+    Image.fromarray(np.ascontiguousarray(np.rot90(stored, -1))).save(tmp_path / "upright.png")
+    Image.fromarray(stored).save(tmp_path / "stored.png")
+    options = ["--model", str(tiny_checkpoint), "--res", "26", "--no-save-png", "--cmap"]
+    photos = [str(tmp_path / f"{name}.png") for name in ("IMG_0001", "upright", "stored")]
+    assert main(["-q", "run", *photos, "-o", str(tmp_path / "o"), *options]) == 0
+    assert main(["-q", "run", photos[0], "-o", str(tmp_path / "raw"), "--no-autorotate", *options]) == 0
+    depth = np.load(tmp_path / "o" / "IMG_0001_pred.npy")
+    assert depth.shape[1] > depth.shape[2]  # portrait
+    np.testing.assert_array_equal(depth, np.load(tmp_path / "o" / "upright_pred.npy"))
+    np.testing.assert_array_equal(np.load(tmp_path / "raw" / "IMG_0001_pred.npy"),
+                                  np.load(tmp_path / "o" / "stored_pred.npy"))
 
 
 def test_a_dpx_sequence_runs_like_its_frames_as_png(tmp_path, tiny_checkpoint):

@@ -338,6 +338,46 @@ def test_dpx_plates_are_read_through_ffmpeg(tmp_path):
         read_frames(seq)
 
 
+def save_with_orientation(path: Path, pixels: np.ndarray, orientation: int) -> Path:
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("orientation, upright", [
+    (1, lambda a: a),
+    (3, lambda a: a[::-1, ::-1]),  # turned half way
+    (6, lambda a: np.rot90(a, -1)),  # the usual portrait phone photo: turn a quarter clockwise to view
+    (8, lambda a: np.rot90(a, 1)),
+    (2, lambda a: a[:, ::-1]),  # mirrored
+    (5, lambda a: a.transpose(1, 0, 2)),  # transposed
+])
+def test_photos_are_read_upright_as_their_exif_orientation_says(tmp_path, orientation, upright):
+    """Phones store the sensor's pixels plus an EXIF orientation: read upright, as viewers show it (the
+    expectation written with numpy from the EXIF definitions); --no-autorotate reads the stored pixels."""
+    stored = np.zeros((6, 10, 3), np.uint8)
+    stored[..., 0] = np.arange(10) * 25  # columns and rows told apart in two channels
+    stored[..., 1] = np.arange(6)[:, None] * 40
+    seq = tmp_path / "burst"
+    seq.mkdir()
+    for i in range(2):
+        save_with_orientation(seq / f"IMG_{i}.png", stored, orientation)
+    frames = read_frames(seq)
+    np.testing.assert_array_equal(frames[1], upright(stored))
+    info = probe(seq)
+    assert (info.height, info.width) == upright(stored).shape[:2]
+    check_sequence(seq)
+    np.testing.assert_array_equal(read_frames(seq, autorotate=False)[0], stored)
+    assert (probe(seq, autorotate=False).height, probe(seq, autorotate=False).width) == (6, 10)
+    if orientation in (6, 8):  # a sequence turned one way, then another: sizes differ once upright
+        save_with_orientation(seq / "IMG_1.png", stored, 1)
+        with pytest.raises(UserError, match="all images of a sequence must have the same size"):
+            check_sequence(seq)
+        check_sequence(seq, autorotate=False)
+
+
 def test_gray_rgba_palette_and_16bit_images_become_rgb8(tmp_path):
     rng = np.random.default_rng(1)
     level8 = rng.integers(0, 256, size=(5, 7))

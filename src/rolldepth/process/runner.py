@@ -231,7 +231,7 @@ def check_input(
             where = f" (shot of frames {options.start + first}-{options.start + stop - 1})" if len(shots) > 1 else ""
             raise UserError(f"{path}{where}: {exc}") from None
     if path.is_dir():
-        check_sequence(path, options.start, n_frames)
+        check_sequence(path, options.start, n_frames, options.autorotate)
     check_3d_input(path, info, options, n_frames)
     if output_dir is not None:
         model = model or ModelShape()

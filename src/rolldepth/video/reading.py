@@ -23,7 +23,7 @@ except ImportError:  # a pinned dependency; only missing where frames are given 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import UserError, first_line
 
@@ -36,6 +36,7 @@ VIDEO_EXTENSIONS = frozenset(
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".dpx"})
 _FFMPEG_IMAGES = frozenset({".dpx"})  # image formats Pillow cannot read: decoded by FFmpeg through PyAV
 LIST_EXTENSION = ".txt"
+EXIF_ORIENTATION = 0x0112  # 1 = as stored; 5 to 8 = turned a quarter (width and height swap)
 DEFAULT_SEQUENCE_FPS = Fraction(30)
 _RESIZE_CHUNK = 16  # frames per interpolate call: bounds the float32 copy of a long video
 
@@ -190,7 +191,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
     default_rate = DEFAULT_SEQUENCE_FPS if fps is None else as_rate(fps)
     if _is_images(path):
         files = _sequence_files(path)
-        width, height = _image_size(files[0])
+        width, height = _image_size(files[0], autorotate)
         return VideoInfo(n_frames=len(files), fps=default_rate, width=width, height=height, path=path)
     with _open_video(path) as (container, stream):
         n_frames, rotation = 0, None
@@ -244,7 +245,7 @@ def frame_names(path: Path, start: int, count: int) -> list[str]:
     return [frame_name(start + i) for i in range(count)]
 
 
-def check_sequence(folder: str | Path, start: int = 0, count: int = 0) -> None:
+def check_sequence(folder: str | Path, start: int = 0, count: int = 0, autorotate: bool = True) -> None:
     """Read the header of every image of a sequence window, so an unreadable file or one of another size is
     reported before any work starts rather than when decoding reaches it (headers only: fast for long sequences).
 
@@ -255,9 +256,9 @@ def check_sequence(folder: str | Path, start: int = 0, count: int = 0) -> None:
     """
     files = _sequence_files(Path(folder))
     files = files[start : len(files) if count == 0 else start + count]
-    size = _image_size(files[0]) if files else None
+    size = _image_size(files[0], autorotate) if files else None
     for path in files[1:]:
-        found = _image_size(path)
+        found = _image_size(path, autorotate)
         if found != size:
             raise UserError(
                 f"image {path} is {found[0]}x{found[1]} but the sequence is {size[0]}x{size[1]}: "
@@ -310,8 +311,9 @@ def _sequence_files(folder: Path) -> list[Path]:
     return files
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header only."""
+def _image_size(path: Path, autorotate: bool = True) -> tuple[int, int]:
+    """(width, height) from the image header only: upright, with ``autorotate``, where EXIF says the camera was
+    turned (:func:`load_rgb8`)."""
     if path.suffix.lower() == ".exr":
         with _open_exr(path, header_only=True) as exr:
             low, high = exr.header()["dataWindow"]
@@ -324,9 +326,11 @@ def _image_size(path: Path) -> tuple[int, int]:
         return size
     try:
         with Image.open(path) as image:
-            return image.size
+            width, height = image.size
+            turned = autorotate and image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
+    return (height, width) if turned else (width, height)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -378,14 +382,15 @@ def _window(path: Path, start: int, count: int, autorotate: bool = True) -> tupl
         raise UserError(f"frame start and count must be >= 0, got start={start}, count={count}")
     info = probe(path, autorotate=autorotate)
     if start >= info.n_frames:
-        raise UserError(f"start frame {start} is past the end of {path} ({info.n_frames} frame{'s' * (info.n_frames != 1)})")
+        raise UserError(f"start frame {start} is past the end of {path} "
+                        f"({info.n_frames} frame{'s' * (info.n_frames != 1)})")
     stop = info.n_frames if count == 0 else min(start + count, info.n_frames)
     return info, stop
 
 
 def _decode(info: VideoInfo, start: int, stop: int, autorotate: bool = True) -> Iterator[np.ndarray]:
     if _is_images(info.path):
-        return _iter_images(_sequence_files(info.path)[start:stop], (info.height, info.width))
+        return _iter_images(_sequence_files(info.path)[start:stop], (info.height, info.width), autorotate)
     return _iter_video(info.path, start, stop, autorotate)
 
 
@@ -415,9 +420,9 @@ def _upright(image: np.ndarray, rotation: float) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-def _iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray]:
+def _iter_images(files: list[Path], size: tuple[int, int], autorotate: bool = True) -> Iterator[np.ndarray]:
     for path in files:
-        image = load_rgb8(path)
+        image = load_rgb8(path, autorotate)
         if image.shape[:2] != size:
             raise UserError(
                 f"image {path} is {image.shape[1]}x{image.shape[0]} but the sequence is {size[1]}x{size[0]}: "
@@ -426,8 +431,10 @@ def _iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarra
         yield image
 
 
-def load_rgb8(path: Path) -> np.ndarray:
-    """One image as uint8 [H, W, 3] RGB, whatever its mode.
+def load_rgb8(path: Path, autorotate: bool = True) -> np.ndarray:
+    """One image as uint8 [H, W, 3] RGB, whatever its mode; with ``autorotate``, upright as viewers show it where
+    its EXIF orientation says the camera was turned (phone photos store the sensor's pixels plus that tag, as
+    phone videos carry a display rotation).
 
     Gray, palette and CMYK images are converted by Pillow and alpha is dropped. 16-bit gray (``I;16``) and 32-bit
     integer (``I``, taken as 16-bit data) images are scaled by 1/257, which maps 65535 to 255 and recovers ``v`` from
@@ -450,6 +457,8 @@ def load_rgb8(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
+            if autorotate and image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+                image = ImageOps.exif_transpose(image)
             return _to_rgb8(image, path)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
