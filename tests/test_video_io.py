@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import pattern_frames
 from rolldepth.errors import UserError
 from rolldepth.video.reading import (
     check_sequence,
@@ -376,6 +377,18 @@ def test_photos_are_read_upright_as_their_exif_orientation_says(tmp_path, orient
         with pytest.raises(UserError, match="all images of a sequence must have the same size"):
             check_sequence(seq)
         check_sequence(seq, autorotate=False)
+
+
+def test_a_jpeg_from_a_phone_is_turned_and_its_size_known_from_the_header(tmp_path):
+    """JPEG, the phones' format: the tagged file decodes to the untagged one's pixels turned a quarter clockwise, and
+    the header check reports the upright size."""
+    stored = pattern_frames(1)[0]
+    save_with_orientation(tmp_path / "tagged.jpg", stored, 6)
+    Image.fromarray(stored).save(tmp_path / "plain.jpg")
+    plain = load_rgb8(tmp_path / "plain.jpg")
+    np.testing.assert_array_equal(load_rgb8(tmp_path / "tagged.jpg"), np.rot90(plain, -1))
+    info = probe(tmp_path / "tagged.jpg")
+    assert (info.width, info.height) == (stored.shape[0], stored.shape[1])
 
 
 def test_gray_rgba_palette_and_16bit_images_become_rgb8(tmp_path):

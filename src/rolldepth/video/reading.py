@@ -23,7 +23,7 @@ except ImportError:  # a pinned dependency; only missing where frames are given 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..errors import UserError, first_line
 
@@ -327,7 +327,7 @@ def _image_size(path: Path, autorotate: bool = True) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             width, height = image.size
-            turned = autorotate and image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+            turned = autorotate and _orientation(image) in (5, 6, 7, 8)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
     return (height, width) if turned else (width, height)
@@ -456,10 +456,9 @@ def load_rgb8(path: Path, autorotate: bool = True) -> np.ndarray:
             return frame.to_ndarray(format="rgb24")
     try:
         with Image.open(path) as image:
+            turn = _UPRIGHT.get(_orientation(image)) if autorotate else None
             image.load()
-            if autorotate and image.getexif().get(EXIF_ORIENTATION, 1) != 1:
-                image = ImageOps.exif_transpose(image)
-            return _to_rgb8(image, path)
+            return _to_rgb8(image if turn is None else image.transpose(turn), path)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
 
@@ -512,6 +511,21 @@ def load_exr_rgb8(path: Path) -> np.ndarray:
     linear = np.nan_to_num(linear.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0).clip(0, 1)
     encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
     return np.rint(encoded * 255).astype(np.uint8)
+
+
+# EXIF orientation -> the transpose that shows the stored pixels upright (the tag's definition in the EXIF standard)
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation an opened image's header gives (1 = as stored). A PNG's EXIF chunk may follow the
+    pixels, and Pillow would decode the whole image to find it: such a PNG counts as unturned, so that the header
+    check of a long sequence stays a header check and agrees with what decoding gives."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return image.getexif().get(EXIF_ORIENTATION, 1)
 
 
 def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
