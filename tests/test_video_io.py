@@ -24,6 +24,7 @@ from rolldepth.video.reading import (
     processing_size,
     read_frames,
     resize_depth,
+    sequence_gaps,
     resize_frames,
 )
 
@@ -389,6 +390,34 @@ def test_a_jpeg_from_a_phone_is_turned_and_its_size_known_from_the_header(tmp_pa
     np.testing.assert_array_equal(load_rgb8(tmp_path / "tagged.jpg"), np.rot90(plain, -1))
     info = probe(tmp_path / "tagged.jpg")
     assert (info.width, info.height) == (stored.shape[0], stored.shape[1])
+
+
+@pytest.mark.parametrize("names, message", [
+    (["plate.1001", "plate.1002", "plate.1003"], None),
+    (["0", "10", "20", "30"], None),  # every tenth frame: a stride, not a gap
+    (["frame", "other"], None),  # no frame numbers: nothing to say
+    (["plate.1001", "plate.1002", "plate.1004", "plate.1005", "plate.1009"],
+     "jump from 1002 to 1004, and 1 more jump"),
+    (["0", "10", "30", "40"], "jump from 10 to 30:"),
+    (["shotA.0001", "shotA.0002", "shotB.0001"], "2 name patterns (shotA.####, shotB.####)"),
+])
+def test_gaps_in_a_sequences_numbering_are_named(names, message):
+    found = sequence_gaps(names)
+    assert found is None if message is None else message in found
+
+
+def test_a_sequence_with_a_missing_frame_is_warned_about(tmp_path, caplog):
+    seq = tmp_path / "plate"
+    seq.mkdir()
+    for number in (1001, 1002, 1004):
+        Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(seq / f"plate.{number}.png")
+    with caplog.at_level("WARNING"):
+        check_sequence(seq)
+    assert "frame numbers jump from 1002 to 1004" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        check_sequence(seq, count=2)  # the window holds no gap
+    assert caplog.text == ""
 
 
 def test_gray_rgba_palette_and_16bit_images_become_rgb8(tmp_path):

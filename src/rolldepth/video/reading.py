@@ -245,9 +245,33 @@ def frame_names(path: Path, start: int, count: int) -> list[str]:
     return [frame_name(start + i) for i in range(count)]
 
 
+def sequence_gaps(names: list[str]) -> str | None:
+    """What looks wrong in the numbering of a sequence's file names (no extension), in words, or None: frame numbers
+    that jump (``plate.1001``, ``plate.1003``: a frame not rendered or scanned; a steady stride such as every tenth
+    frame is no jump) or names of several patterns
+    (``shotA.0001``, ``shotB.0001``: two sequences in one folder). Names without a frame number say nothing."""
+    parts = [re.fullmatch(r"(.*?)(\d+)", name) for name in names]
+    if len(names) < 2 or not all(parts):
+        return None
+    prefixes = sorted({m.group(1) for m in parts})
+    if len(prefixes) > 1:
+        shown = ", ".join(f"{p}####" for p in prefixes[:3]) + (", ..." if len(prefixes) > 3 else "")
+        return f"its images follow {len(prefixes)} name patterns ({shown}): they are read as one sequence"
+    numbers = [int(m.group(2)) for m in parts]
+    steps = [b - a for a, b in zip(numbers, numbers[1:])]
+    stride = max(set(steps), key=steps.count)  # frames taken every n-th (0, 10, 20, ...) are no gap
+    jumps = [(a, b) for a, b, step in zip(numbers, numbers[1:], steps) if step != stride]
+    if not jumps:
+        return None
+    a, b = jumps[0]
+    more = f", and {len(jumps) - 1} more jump{'s' * (len(jumps) > 2)}" if len(jumps) > 1 else ""
+    return f"its frame numbers jump from {a} to {b}{more}: missing frames are not filled in, so motion skips there"
+
+
 def check_sequence(folder: str | Path, start: int = 0, count: int = 0, autorotate: bool = True) -> None:
     """Read the header of every image of a sequence window, so an unreadable file or one of another size is
     reported before any work starts rather than when decoding reaches it (headers only: fast for long sequences).
+    Gaps in the frame numbers, or two sequences in one folder, are warned about (:func:`sequence_gaps`).
 
     Raises
     ------
@@ -256,6 +280,9 @@ def check_sequence(folder: str | Path, start: int = 0, count: int = 0, autorotat
     """
     files = _sequence_files(Path(folder))
     files = files[start : len(files) if count == 0 else start + count]
+    gaps = sequence_gaps([path.stem for path in files])
+    if gaps:
+        log.warning("%s: %s", folder, gaps)
     size = _image_size(files[0], autorotate) if files else None
     for path in files[1:]:
         found = _image_size(path, autorotate)
