@@ -39,6 +39,9 @@ OPTIONS = {
         --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --no-tae --out --prediction-kind --predictions
         --quiet --refine-steps --res --save-predictions --seed --variants --verbose -h -m -o -q -v
     """.split(),
+    "compare": """
+        --help --pair --quiet --samples --space --verbose -h -q -v
+    """.split(),
     "web": """
         --device --help --host --model --port --quiet --share --verbose -h -m -q -v
     """.split(),
@@ -82,7 +85,7 @@ def test_every_command_and_option_is_there():
 
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert list(commands) == ["run", "bench", "synth", "train", "eval", "web"]
+    assert list(commands) == ["run", "bench", "synth", "train", "eval", "compare", "web"]
     for name, options in OPTIONS.items():
         assert sorted(s for a in commands[name]._actions for s in a.option_strings) == sorted(options), name
     assert main is __import__("rolldepth.apps.cli", fromlist=["main"]).main  # the console script's target
@@ -91,4 +94,4 @@ def test_every_command_and_option_is_there():
 def test_python_dash_m_rolldepth_cli_runs():
     result = subprocess.run([sys.executable, "-m", "rolldepth.cli", "--help"], capture_output=True, text=True,
                             timeout=120)
-    assert result.returncode == 0 and "{run,bench,synth,train,eval,web}" in result.stdout
+    assert result.returncode == 0 and "{run,bench,synth,train,eval,compare,web}" in result.stdout

@@ -271,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_parser(sub)
     add_bench_parser(sub)
-    for module in ("data.synth", "train.trainer", "evaluate.runner", "apps.web"):  # each adds its own subcommand
+    modules = ("data.synth", "train.trainer", "evaluate.runner", "evaluate.compare", "apps.web")
+    for module in modules:  # each adds its own subcommand
         __import__(f"rolldepth.{module}", fromlist=["register_cli"]).register_cli(sub)
     for command in sub.choices.values():  # -v/-q also after the command: `rolldepth run clip.mp4 -o out -q`
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
