@@ -303,21 +303,26 @@ def as_rate(fps: Fraction | float) -> Fraction:
 
 
 @contextmanager
-def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
-    """Open a video for reading and hand out its first video stream; PyAV errors become one-line UserErrors."""
+def _open_video(path: Path, image: bool = False) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
+    """Open a video (with ``image``, a picture FFmpeg reads and Pillow cannot, such as DPX) and hand out its first
+    video stream; PyAV errors become one-line UserErrors naming the file."""
+
+    def error(as_video: str, why) -> UserError:
+        return UserError(f"cannot read image {path}: {why}" if image else as_video)
+
     if not path.is_file():
-        raise UserError(f"video not found: {path}")
+        raise UserError(f"{'image' if image else 'video'} not found: {path}")
     try:
         container = av.open(str(path), metadata_errors="replace")
     except av.FFmpegError as exc:
-        raise UserError(f"cannot read {path} as a video: {exc.strerror or exc}") from None
+        raise error(f"cannot read {path} as a video: {exc.strerror or exc}", exc.strerror or exc) from None
     with container:
         if not container.streams.video:
-            raise UserError(f"{path} has no video stream")
+            raise error(f"{path} has no video stream", "no picture in it")
         try:
             yield container, container.streams.video[0]
         except av.FFmpegError as exc:
-            raise UserError(f"error while reading {path}: {exc.strerror or exc}") from None
+            raise error(f"error while reading {path}: {exc.strerror or exc}", exc.strerror or exc) from None
 
 
 def _until_eof(items: Iterator) -> Iterator:
@@ -346,7 +351,7 @@ def _image_size(path: Path, autorotate: bool = True) -> tuple[int, int]:
             low, high = exr.header()["dataWindow"]
             return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
     if path.suffix.lower() in _FFMPEG_IMAGES:
-        with _open_ffmpeg_image(path) as stream:
+        with _open_video(path, image=True) as (_, stream):
             size = stream.codec_context.width, stream.codec_context.height
         if 0 in size:
             raise UserError(f"cannot read image {path}: its header gives no picture size")
@@ -473,11 +478,8 @@ def load_rgb8(path: Path, autorotate: bool = True) -> np.ndarray:
     if path.suffix.lower() == ".exr":
         return load_exr_rgb8(path)
     if path.suffix.lower() in _FFMPEG_IMAGES:
-        with _open_ffmpeg_image(path) as stream:
-            try:
-                frame = next(stream.container.decode(stream), None)
-            except av.FFmpegError as exc:
-                raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
+        with _open_video(path, image=True) as (container, stream):
+            frame = next(container.decode(stream), None)
             if frame is None:
                 raise UserError(f"cannot read image {path}: no picture in it")
             return frame.to_ndarray(format="rgb24")
@@ -488,19 +490,6 @@ def load_rgb8(path: Path, autorotate: bool = True) -> np.ndarray:
             return _to_rgb8(image if turn is None else image.transpose(turn), path)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
-
-
-@contextmanager
-def _open_ffmpeg_image(path: Path) -> Iterator[av.VideoStream]:
-    """An image file FFmpeg reads (DPX), as the video stream of a one-frame container."""
-    try:
-        container = av.open(str(path), metadata_errors="replace")
-    except av.FFmpegError as exc:
-        raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    with container:
-        if not container.streams.video:
-            raise UserError(f"cannot read image {path}: no picture in it")
-        yield container.streams.video[0]
 
 
 @contextmanager
