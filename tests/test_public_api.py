@@ -36,8 +36,9 @@ OPTIONS = {
         --unet-steps --vae-batch --vae-minutes --vae-steps --verbose --workers -h -o -q -v
     """.split(),
     "eval": """
-        --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --no-tae --out --prediction-kind --predictions
-        --quiet --refine-steps --res --save-predictions --seed --variants --verbose -h -m -o -q -v
+        --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --no-tae --out
+        --prediction-kind --predictions --quiet --refine-steps --res --save-predictions --seed --variants --verbose
+        -h -m -o -q -v
     """.split(),
     "compare": """
         --help --pair --quiet --samples --space --verbose -h -q -v

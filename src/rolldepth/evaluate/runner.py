@@ -178,9 +178,10 @@ def score_saved(samples, folder: str | Path, label: str = "predictions", tempora
     """Score predictions made elsewhere (another model, another tool, an earlier ``rolldepth run``) as
     :func:`evaluate` scores its own: for each sample one of ``folder/<sequence>.npy``, ``<sequence>_pred.npy``
     (what ``rolldepth run`` writes), ``<sequence>.npz`` (DepthCrafter's), ``<sequence>_pred.npz`` or
-    ``<sequence>_depths.npz`` (Video Depth Anything's), float [N, h, w] of the frames evaluated, any resolution, holding affine-invariant inverse depth (larger =
-    nearer) or, with ``kind="depth"``, affine-invariant depth (see :func:`score`). The report has one variant,
-    ``label``."""
+    ``<sequence>_depths.npz`` (Video Depth Anything's), float [N, h, w] of the frames evaluated, any resolution,
+    holding affine-invariant inverse depth (larger = nearer) or, with ``kind="depth"``, affine-invariant depth (see
+    :func:`score`); else a folder of one image per frame (``<sequence>_exr``, ``_depths_exr``, ``_png16``). The
+    report has one variant, ``label``."""
     folder = Path(folder)
     videos, frames_done = [], 0
     for sample in samples:

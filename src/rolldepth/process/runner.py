@@ -220,7 +220,8 @@ def check_input(
         options = with_model_defaults(options, model)
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
     if options.start >= info.n_frames:
-        raise UserError(f"--from {options.start} is past the end of {path} ({info.n_frames} frame{'s' * (info.n_frames != 1)})")
+        raise UserError(f"--from {options.start} is past the end of {path} "
+                        f"({info.n_frames} frame{'s' * (info.n_frames != 1)})")
     n_frames = frame_window(info, options)
     s = options.settings
     shots = shots_from_file(options, info, n_frames) if options.shots not in ("auto", "none") else [(0, n_frames)]

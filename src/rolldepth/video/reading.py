@@ -101,10 +101,10 @@ def list_inputs(path: str | Path) -> list[Path]:
     """Expand one command-line argument into the inputs to process, each a video file, an image-sequence folder
     or a single image (a still).
 
-    A video file or an image stands for itself; a folder holding images is one image sequence; otherwise a folder stands for
-    the videos and image-sequence subfolders it holds (one level deep, natural order); a ``.txt`` file lists one
-    path per line (blank lines and ``#`` comment lines skipped, relative paths taken from the list's folder), each
-    expanded by the same rules.
+    A video file or an image stands for itself; a folder holding images is one image sequence; otherwise a folder
+    stands for the videos and image-sequence subfolders it holds (one level deep, natural order); a ``.txt`` file
+    lists one path per line (blank lines and ``#`` comment lines skipped, relative paths taken from the list's
+    folder), each expanded by the same rules.
 
     Raises
     ------
