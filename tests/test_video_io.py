@@ -3,6 +3,7 @@ checked against a float64 triangle-filter reference and closed forms."""
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -418,6 +419,28 @@ def test_a_sequence_with_a_missing_frame_is_warned_about(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         check_sequence(seq, count=2)  # the window holds no gap
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("suffix", [".avif", ".heic"])
+def test_avif_and_iphone_heic_photos_are_read(tmp_path, suffix, monkeypatch):
+    """AVIF (Pillow's own) and HEIC (iPhones' photos, through the optional pillow-heif): a sequence of them reads
+    back as the pixels saved, within the codec's loss; HEIC without pillow-heif is one line saying what to install."""
+    if suffix == ".heic":
+        pillow_heif = pytest.importorskip("pillow_heif")
+        pillow_heif.register_heif_opener()  # for saving here; reading registers it itself
+    frames = pattern_frames(2)
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(seq / f"IMG_{i}{suffix}", quality=90)
+    assert (probe(seq).width, probe(seq).height, probe(seq).n_frames) == (frames.shape[2], frames.shape[1], 2)
+    check_sequence(seq)
+    read = read_frames(seq).astype(int)
+    assert read.shape == frames.shape and np.abs(read - frames).mean() < 3
+    if suffix == ".heic":
+        monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as where it is not installed
+        with pytest.raises(UserError, match=r"IMG_0\.heic \(HEIF\) needs pillow-heif: pip install 'rolldepth\[heif\]"):
+            check_sequence(seq)
 
 
 def test_gray_rgba_palette_and_16bit_images_become_rgb8(tmp_path):

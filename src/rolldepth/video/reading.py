@@ -33,7 +33,10 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv",
      ".3gp", ".ogv", ".gif"}
 )
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".dpx"})
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".avif", ".heic", ".heif", ".exr", ".dpx"}
+)
+_HEIF = frozenset({".heic", ".heif"})  # iPhone photos: read through the optional pillow-heif
 _FFMPEG_IMAGES = frozenset({".dpx"})  # image formats Pillow cannot read: decoded by FFmpeg through PyAV
 LIST_EXTENSION = ".txt"
 EXIF_ORIENTATION = 0x0112  # 1 = as stored; 5 to 8 = turned a quarter (width and height swap)
@@ -357,7 +360,7 @@ def _image_size(path: Path, autorotate: bool = True) -> tuple[int, int]:
             raise UserError(f"cannot read image {path}: its header gives no picture size")
         return size
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             width, height = image.size
             turned = autorotate and _orientation(image) in (5, 6, 7, 8)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -484,7 +487,7 @@ def load_rgb8(path: Path, autorotate: bool = True) -> np.ndarray:
                 raise UserError(f"cannot read image {path}: no picture in it")
             return frame.to_ndarray(format="rgb24")
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             turn = _UPRIGHT.get(_orientation(image)) if autorotate else None
             image.load()
             return _to_rgb8(image if turn is None else image.transpose(turn), path)
@@ -542,6 +545,18 @@ def _orientation(image: Image.Image) -> int:
     if image.format == "PNG" and "exif" not in image.info:
         return 1
     return image.getexif().get(EXIF_ORIENTATION, 1)
+
+
+def _open_image(path: Path) -> Image.Image:
+    """``Image.open``, with HEIF (iPhone photos) through pillow-heif, an optional extra, registered on first use.
+    libheif applies the file's own rotation, and pillow-heif then reports EXIF orientation 1."""
+    if path.suffix.lower() in _HEIF:
+        try:
+            import pillow_heif
+        except ModuleNotFoundError:
+            raise UserError(f"reading {path} (HEIF) needs pillow-heif: pip install 'rolldepth[heif]'") from None
+        pillow_heif.register_heif_opener()
+    return Image.open(path)
 
 
 def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
