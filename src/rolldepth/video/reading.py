@@ -96,7 +96,7 @@ def is_still(path: Path) -> bool:
 
 
 def _is_images(path: Path) -> bool:
-    """Read through Pillow (an image-sequence folder or a still), not PyAV."""
+    """Read image by image (an image-sequence folder or a still), not as a video stream."""
     return path.is_dir() or is_still(path)
 
 
@@ -251,8 +251,8 @@ def frame_names(path: Path, start: int, count: int) -> list[str]:
 def sequence_gaps(names: list[str]) -> str | None:
     """What looks wrong in the numbering of a sequence's file names (no extension), in words, or None: frame numbers
     that jump (``plate.1001``, ``plate.1003``: a frame not rendered or scanned; a steady stride such as every tenth
-    frame is no jump) or names of several patterns
-    (``shotA.0001``, ``shotB.0001``: two sequences in one folder). Names without a frame number say nothing."""
+    frame is no jump) or names of several patterns (``shotA.0001``, ``shotB.0001``: two sequences in one folder).
+    Names without a frame number say nothing."""
     parts = [re.fullmatch(r"(.*?)(\d+)", name) for name in names]
     if len(names) < 2 or not all(parts):
         return None
