@@ -293,6 +293,28 @@ def test_eval_of_your_own_videos_beside_their_depth(tmp_path, tiny_checkpoint, c
             assert (result["disparity"]["tae"] is None) == (sample.poses is None)
 
 
+def test_own_phone_footage_is_read_in_its_depths_orientation(tmp_path, caplog):
+    """Photos carry an EXIF quarter turn, and capture apps write depth either upright or as the sensor stored the
+    pixels: the frames are read in the orientation of the depth's shape, so that prediction and depth line up."""
+    from test_video_io import save_with_orientation
+
+    stored = np.stack([np.full((32, 48, 3), 10 * i, np.uint8) for i in range(3)])
+    stored[:, :4, :, 1] = 255  # a top band, to tell the turns apart
+    rng = np.random.default_rng(0)
+    for name, shape in (("as_stored", (3, 32, 48)), ("upright", (3, 48, 32))):
+        own = tmp_path / name
+        (own / "shot").mkdir(parents=True)
+        for i, frame in enumerate(stored):
+            save_with_orientation(own / "shot" / f"{i}.png", frame, 6)
+        np.save(own / "shot_depth.npy", rng.uniform(1, 5, shape).astype(np.float32))
+        with caplog.at_level("INFO"):
+            sample = next(iter(load_dataset("video", own)))
+        expected = stored if name == "as_stored" else np.stack([np.rot90(f, -1) for f in stored])
+        np.testing.assert_array_equal(sample.frames, expected)
+        assert ("frames are read as stored" in caplog.text) == (name == "as_stored")
+        caplog.clear()
+
+
 def test_eval_lets_each_video_go_once_it_is_scored(tmp_path, tiny_checkpoint, monkeypatch, capsys):
     """A benchmark's frames and depth do not fit in memory together (ScanNet's 90-frame videos hold some 0.5 GB
     each): the command must not keep the videos it has scored."""

@@ -588,15 +588,35 @@ def _load_videos(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSamp
                                 f"[{info.n_frames}, 3, 3]; they are {list(poses.shape)} and {list(K.shape)}")
             poses, K = poses[index], (K if K.ndim == 2 else K[index])
         video_spec = replace(spec, fps=float(info.fps), max_depth=float(depth[valid].max()))
+        upright = _depth_is_upright(source, info, depth.shape[1:])
         yield _sample(kind, name, video_spec, [], depth=np.where(valid, depth, 0), valid=valid, poses=poses, K=K,
-                      frame_loader=partial(_video_rows, source, index))
+                      frame_loader=partial(_video_rows, source, index, upright))
 
 
-def _video_rows(source: Path, rows: list[int]) -> np.ndarray:
+def _depth_is_upright(source: Path, info, depth_size: tuple[int, int]) -> bool:
+    """Whether a video's depth maps are upright (so are its frames read, as ``rolldepth run`` reads them) or, where
+    the input carries a quarter turn (a phone video's display rotation, a photo's EXIF orientation), in the stored
+    pixels' orientation, as capture apps often write them: then the frames are read as stored, so that prediction
+    and depth line up. Decided by which of the two shapes the depth's is closer to."""
+    from ..video.reading import probe
+
+    stored = probe(source, autorotate=False)
+    if (stored.width, stored.height) == (info.width, info.height):
+        return True
+    height, width = depth_size
+    closer = abs(np.log(width / height * info.height / info.width)) <= abs(
+        np.log(width / height * stored.height / stored.width))
+    if not closer:
+        logger.info("%s: its depth (%dx%d) is in the stored frames' orientation (%dx%d), not the upright one: "
+                    "frames are read as stored", source.name, width, height, stored.width, stored.height)
+    return bool(closer)
+
+
+def _video_rows(source: Path, rows: list[int], upright: bool = True) -> np.ndarray:
     """Selected frames of a video or image sequence, decoded only when asked for."""
     from ..video.reading import read_frames
 
-    frames = read_frames(source, rows[0], rows[-1] + 1 - rows[0])
+    frames = read_frames(source, rows[0], rows[-1] + 1 - rows[0], autorotate=upright)
     return frames[np.asarray(rows) - rows[0]]
 
 
