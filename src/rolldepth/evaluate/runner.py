@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
+from ..method.snippets import PER_FRAME_KERNELS
 from ..errors import UserError
 from .metrics import evaluate_video, mean_over_videos, tae
 
 log = logging.getLogger(__name__)
 
-# name -> pipeline kernels. "per-frame" is the single-image baseline: snippets of one frame each, which share no
-# frame, so co-alignment has nothing to align and every frame keeps the model's own affine frame.
+# name -> pipeline kernels; "per-frame" is the single-image baseline (see PER_FRAME_KERNELS)
 VARIANTS: dict[str, dict] = {
-    "per-frame": dict(snippet_lengths=(1,), dilations=(1,)),
+    "per-frame": PER_FRAME_KERNELS,
     "{1}": dict(snippet_lengths=(3,), dilations=(1,)),
     "{1,25}": dict(snippet_lengths=(3,), dilations=(1, 25)),
     "{1,10,25}": dict(snippet_lengths=(3,), dilations=(1, 10, 25)),

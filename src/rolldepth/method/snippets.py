@@ -16,6 +16,10 @@ import numpy as np
 
 from ..errors import UserError
 
+# The single-image baseline (and what a still gets): snippets of one frame each, which share no frame, so
+# co-alignment has nothing to align and every frame keeps the model's own affine frame.
+PER_FRAME_KERNELS = dict(snippet_lengths=(1,), dilations=(1,))
+
 
 def cap_dilation(dilation: int, n_frames: int, snippet_len: int) -> int:
     """Shrink a dilation so a short video still gets several snippets: ``min(d, N // L - 1)``, never below 1.

@@ -18,7 +18,7 @@ from diffusers import DiffusionPipeline
 
 from ..errors import UserError
 from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
-from ..method.snippets import SnippetGroup
+from ..method.snippets import PER_FRAME_KERNELS, SnippetGroup
 from ..storage.workdir import MemoryStore
 from ..video.reading import as_rgb_frames, is_still, iter_frames, probe, processing_size
 from ..weights import default_model
@@ -183,7 +183,7 @@ class RollingDepthPipeline(DiffusionPipeline):
         """
         if isinstance(frames, (str, Path)):
             if is_still(Path(frames)):
-                options = {**options, "dilations": (1,), "snippet_lengths": (1,)}
+                options = {**options, **PER_FRAME_KERNELS}
             info = probe(frames)
             source = FrameSource(info.n_frames, info.height, info.width, lambda first: iter_frames(frames, first))
         else:

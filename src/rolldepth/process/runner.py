@@ -181,11 +181,12 @@ def with_model_defaults(options: RunOptions, model: ModelShape) -> RunOptions:
 def for_input(path: Path, options: RunOptions) -> RunOptions:
     """``options`` as they apply to ``path``: a still (one image) gets per-frame depth, one snippet of its one frame,
     whatever kernels were asked for (they need several frames)."""
+    from ..method.snippets import PER_FRAME_KERNELS
     from ..video.reading import is_still
 
     if not is_still(path):
         return options
-    return replace(options, settings=replace(options.settings, dilations=(1,), snippet_lengths=(1,)))
+    return replace(options, settings=replace(options.settings, **PER_FRAME_KERNELS))
 
 
 def output_stem(path: Path) -> str:
