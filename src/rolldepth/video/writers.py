@@ -388,6 +388,8 @@ def save_outputs(
     for what, given in (("frame times", times), ("frame names", names)):
         if given is not None and len(given) != len(depth):
             raise ValueError(f"{len(given)} {what} for {len(depth)} frames")
+    if still and len(depth) != 1:
+        raise ValueError(f"a still has one frame, got {len(depth)}")
     rate = as_rate(fps)
     lo, hi = value_range(depth)
     out_dir = Path(out_dir)
@@ -400,8 +402,6 @@ def save_outputs(
         written["png16"] = write_png16(out_dir / f"{stem}_png16", depth, lo, hi, names)
     if save_exr:
         written["exr"] = write_exr(out_dir / f"{stem}_exr", depth, names=names)
-    if still and len(depth) != 1:
-        raise ValueError(f"a still has one frame, got {len(depth)}")
 
     def write_frames(name: str, frames: Iterable[np.ndarray]) -> Path:
         if still:
