@@ -8,6 +8,7 @@ abandoned half-way (a generator closed early, an exception in the caller) still 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator
@@ -550,13 +551,20 @@ def _orientation(image: Image.Image) -> int:
 def _open_image(path: Path) -> Image.Image:
     """``Image.open``, with HEIF (iPhone photos) through pillow-heif, an optional extra, registered on first use.
     libheif applies the file's own rotation, and pillow-heif then reports EXIF orientation 1."""
-    if path.suffix.lower() in _HEIF:
-        try:
-            import pillow_heif
-        except ModuleNotFoundError:
-            raise UserError(f"reading {path} (HEIF) needs pillow-heif: pip install 'rolldepth[heif]'") from None
-        pillow_heif.register_heif_opener()
+    if path.suffix.lower() in _HEIF and not _register_heif():
+        raise UserError(f"reading {path} (HEIF) needs pillow-heif: pip install 'rolldepth[heif]'")
     return Image.open(path)
+
+
+@functools.cache
+def _register_heif() -> bool:
+    """Register pillow-heif's opener with Pillow, once; False where pillow-heif is not installed."""
+    try:
+        import pillow_heif
+    except ModuleNotFoundError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
 
 def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
