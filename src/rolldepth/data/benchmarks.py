@@ -597,19 +597,20 @@ def _depth_is_upright(source: Path, info, depth_size: tuple[int, int]) -> bool:
     """Whether a video's depth maps are upright (so are its frames read, as ``rolldepth run`` reads them) or, where
     the input carries a quarter turn (a phone video's display rotation, a photo's EXIF orientation), in the stored
     pixels' orientation, as capture apps often write them: then the frames are read as stored, so that prediction
-    and depth line up. Decided by which of the two shapes the depth's is closer to."""
+    and depth line up. Decided by which of the two shapes the depth's is closer to; a quarter turn only swaps
+    width and height, so the input is probed again (for a video, demuxed again) only where the depth is closer to
+    the swapped shape."""
     from ..video.reading import probe
 
+    height, width = depth_size
+    if abs(np.log(width / height * info.height / info.width)) <= abs(np.log(width / height * info.width / info.height)):
+        return True
     stored = probe(source, autorotate=False)
     if (stored.width, stored.height) == (info.width, info.height):
-        return True
-    height, width = depth_size
-    closer = abs(np.log(width / height * info.height / info.width)) <= abs(
-        np.log(width / height * stored.height / stored.width))
-    if not closer:
-        logger.info("%s: its depth (%dx%d) is in the stored frames' orientation (%dx%d), not the upright one: "
-                    "frames are read as stored", source.name, width, height, stored.width, stored.height)
-    return bool(closer)
+        return True  # no quarter turn: the depth's shape is the user's to answer for, as it always was
+    logger.info("%s: its depth (%dx%d) is in the stored frames' orientation (%dx%d), not the upright one: "
+                "frames are read as stored", source.name, width, height, stored.width, stored.height)
+    return False
 
 
 def _video_rows(source: Path, rows: list[int], upright: bool = True) -> np.ndarray:
