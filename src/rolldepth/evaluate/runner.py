@@ -216,15 +216,16 @@ def _saved_prediction(folder: Path, sample) -> np.ndarray:
                         f"of {', '.join(names)}" + (f", found {', '.join(p.name for p in found)}" if found else ""))
     path, n_frames = found[0], len(sample.depth)
     if path.is_dir():
-        return _prediction_images(path, n_frames)
-    try:
-        pred = np.load(path, mmap_mode="r") if path.suffix == ".npy" else _npz_array(path)
-    except (OSError, ValueError, EOFError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    if pred.ndim != 3 or len(pred) != n_frames:
-        raise UserError(f"{path} is {list(pred.shape)}: expected [{n_frames}, h, w], one map for each frame "
-                        f"{sample.name} is scored on (a benchmark's split or --max-frames picks them)")
-    pred = np.asarray(pred, dtype=np.float32)
+        pred = _prediction_images(path, n_frames)
+    else:
+        try:
+            pred = np.load(path, mmap_mode="r") if path.suffix == ".npy" else _npz_array(path)
+        except (OSError, ValueError, EOFError) as exc:
+            raise UserError(f"cannot read {path}: {exc}") from None
+        if pred.ndim != 3 or len(pred) != n_frames:
+            raise UserError(f"{path} is {list(pred.shape)}: expected [{n_frames}, h, w], one map for each frame "
+                            f"{sample.name} is scored on (a benchmark's split or --max-frames picks them)")
+        pred = np.asarray(pred, dtype=np.float32)
     if not np.isfinite(pred).all():
         raise UserError(f"{path} holds NaN or infinite values")
     return pred
@@ -240,10 +241,7 @@ def _prediction_images(folder: Path, n_frames: int) -> np.ndarray:
     count = len(image_files(folder))
     if count != n_frames:
         raise UserError(f"{folder} holds {count} images: expected {n_frames}, one for each frame scored")
-    pred = depth_images(folder, list(range(n_frames)))
-    if not np.isfinite(pred).all():
-        raise UserError(f"{folder} holds NaN or infinite values")
-    return pred
+    return depth_images(folder, list(range(n_frames)))
 
 
 def _npz_array(path: Path) -> np.ndarray:
