@@ -253,6 +253,24 @@ def test_a_video_shorter_than_a_snippet_runs_as_the_error_says(tmp_path, tiny_ch
         assert np.load(tmp_path / "o" / "short_pred.npy").shape[0] == n_frames
 
 
+def test_a_folder_of_unrelated_photos_says_how_to_run_each(tmp_path, tiny_checkpoint, capsys):
+    """Photos of different sizes in one folder are no sequence; the error gives the command that runs them one by
+    one, and that command gives each photo its own depth."""
+    import glob
+    import shlex
+
+    folder = image_sequence(tmp_path / "holiday photos", n_frames=2, sizes=[(36, 52), (30, 40)])
+    options = ["--model", str(tiny_checkpoint), "--res", "26", "--no-save-png", "--cmap"]
+    assert main(["-q", "run", str(folder), "-o", str(tmp_path / "o"), *options]) == 2
+    hint = one_line_error(capsys).split("pass the images as files: ")[1].rstrip(")")
+    command = shlex.split(hint)
+    assert command[:2] == ["rolldepth", "run"] and command[3:] == ["-o", "OUT"]
+    files = sorted(glob.glob(command[2]))
+    assert [Path(f).name for f in files] == ["f0.png", "f1.png"]
+    assert main(["-q", "run", *files, "-o", str(tmp_path / "o"), *options]) == 0
+    assert np.load(tmp_path / "o" / "f0_pred.npy").shape[0] == 1 and np.load(tmp_path / "o" / "f1_pred.npy").shape[0] == 1
+
+
 def test_a_portrait_phone_photo_gets_upright_depth(tmp_path, tiny_checkpoint):
     """A photo stored sideways with EXIF orientation 6 gets the depth of its upright copy; --no-autorotate gets that
     of the stored pixels."""

@@ -224,6 +224,8 @@ def check_input(
         raise UserError(f"--from {options.start} is past the end of {path} "
                         f"({info.n_frames} frame{'s' * (info.n_frames != 1)})")
     n_frames = frame_window(info, options)
+    if path.is_dir():  # first: a folder of photos of different sizes is no sequence, however many there are
+        check_sequence(path, options.start, n_frames, options.autorotate)
     s = options.settings
     shots = shots_from_file(options, info, n_frames) if options.shots not in ("auto", "none") else [(0, n_frames)]
     for first, stop in shots:
@@ -232,8 +234,6 @@ def check_input(
         except UserError as exc:
             where = f" (shot of frames {options.start + first}-{options.start + stop - 1})" if len(shots) > 1 else ""
             raise UserError(f"{path}{where}: {exc}") from None
-    if path.is_dir():
-        check_sequence(path, options.start, n_frames, options.autorotate)
     check_3d_input(path, info, options, n_frames)
     if output_dir is not None:
         model = model or ModelShape()

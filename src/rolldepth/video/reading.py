@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -291,10 +292,17 @@ def check_sequence(folder: str | Path, start: int = 0, count: int = 0, autorotat
     for path in files[1:]:
         found = _image_size(path, autorotate)
         if found != size:
-            raise UserError(
-                f"image {path} is {found[0]}x{found[1]} but the sequence is {size[0]}x{size[1]}: "
-                "all images of a sequence must have the same size"
-            )
+            raise _size_error(path, found, size)
+
+
+def _size_error(path: Path, found: tuple[int, int], size: tuple[int, int]) -> UserError:
+    """An image of another size (width, height) in a sequence: most often a folder of unrelated photos, which
+    are depth-estimated one by one when passed as files."""
+    return UserError(
+        f"image {path} is {found[0]}x{found[1]} but the sequence is {size[0]}x{size[1]}: all images of a sequence "
+        f"must have the same size (for each photo's depth on its own, pass the images as files: "
+        f"rolldepth run {shlex.quote(str(path.parent))}/*{path.suffix} -o OUT)"
+    )
 
 
 def as_rate(fps: Fraction | float) -> Fraction:
@@ -460,10 +468,7 @@ def _iter_images(files: list[Path], size: tuple[int, int], autorotate: bool = Tr
     for path in files:
         image = load_rgb8(path, autorotate)
         if image.shape[:2] != size:
-            raise UserError(
-                f"image {path} is {image.shape[1]}x{image.shape[0]} but the sequence is {size[1]}x{size[0]}: "
-                "all images of a sequence must have the same size"
-            )
+            raise _size_error(path, image.shape[1::-1], size[::-1])
         yield image
 
 
