@@ -429,7 +429,7 @@ def find_shots(path: Path, info: VideoInfo, options: RunOptions, n_frames: int,
     from ..video.shots import detect_cuts, drop_short_shots, shot_ranges
     from ..video.reading import iter_frames
 
-    if options.shots == "none":
+    if options.shots == "none" or n_frames == 1:  # one frame (a photo) has no cut: not decoded for nothing
         return [[0, n_frames]]
     if options.shots != "auto":
         return [list(r) for r in shots_from_file(options, info, n_frames)]
