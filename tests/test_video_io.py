@@ -440,13 +440,13 @@ def test_avif_and_iphone_heic_photos_are_read(tmp_path, suffix, monkeypatch):
     assert read.shape == frames.shape and np.abs(read - frames).mean() < 3
     if suffix == ".heic":
         monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as where it is not installed
-        reading._register_heif.cache_clear()  # registered once per process: forget this one's
+        reading.register_heif.cache_clear()  # registered once per process: forget this one's
         try:
             message = r"IMG_0\.heic \(HEIF\) needs pillow-heif: pip install 'rolldepth\[heif\]"
             with pytest.raises(UserError, match=message):
                 check_sequence(seq)
         finally:
-            reading._register_heif.cache_clear()
+            reading.register_heif.cache_clear()
 
 
 def test_gray_rgba_palette_and_16bit_images_become_rgb8(tmp_path):

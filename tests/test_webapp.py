@@ -26,6 +26,7 @@ from rolldepth.apps.cli import main
 from rolldepth.model.loading import load_pipeline
 from rolldepth.errors import UserError
 from rolldepth.apps.web import STAGES, PipelineCache, prune_old, run_request, stage_fraction
+from rolldepth.video.writers import colorize
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -121,12 +122,31 @@ def test_request_on_a_video_with_cuts_reports_its_shots_and_strip(tmp_path, tiny
         assert image[near].mean() > image[far].mean()  # Greys_r: nearer is brighter
 
 
+def test_request_on_a_photo_gives_per_frame_depth_and_png_views(tmp_path, tiny_checkpoint):
+    """A photo: one frame of depth, PNG views instead of videos, the CLI's outputs for that photo."""
+    photo = tmp_path / "IMG_0042.png"
+    Image.fromarray(pattern_frames(1)[0]).save(photo)
+    cache = PipelineCache(str(tiny_checkpoint), "cpu")
+    stages = []
+    result = run_request(cache, str(photo), "fast", "32", "", "Greys_r", tmp_path / "work", stages.append)
+    assert "finding shots" not in stages  # one frame has no cut to look for
+    depth = np.load(result.npy)
+    assert result.still and depth.shape[0] == 1 and result.summary().startswith("Done: the photo in")
+    assert (result.depth_video.name, result.sbs_video.name) == ("IMG_0042_Greys_r.png", "IMG_0042_rgbd.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(result.depth_video)), colorize(depth, "Greys_r")[0])
+    assert np.asarray(Image.open(result.sbs_video)).shape == (depth.shape[1], 2 * depth.shape[2], 3)
+    assert main(["-q", "run", str(photo), "-o", str(tmp_path / "cli"), "--model", str(tiny_checkpoint),
+                 "--res", "32", "--cmap", "Greys_r"]) == 0
+    np.testing.assert_array_equal(depth, np.load(tmp_path / "cli" / "IMG_0042_pred.npy"))
+    assert png_zip_depth(result.png_zip.read_bytes())[0].shape == depth.shape
+
+
 @pytest.mark.parametrize(
     "frames, preset, res, refine, message",
     [
         (1, "fast", "", "", "at least 3 frames"),
         ("junk", "fast", "", "", "cannot read junk.mp4"),
-        (None, "fast", "", "", "upload a video"),
+        (None, "fast", "", "", "upload a video or a photo first"),
         (8, "fast", "big", "", "resolution must be a whole number"),
         (8, "fast", "-5", "", "--res must be >= 0"),
         (8, "fast", "", "1000", "--refine-steps must be between 0 and 500"),
@@ -280,3 +300,33 @@ def test_page_shows_a_user_error_not_a_traceback(page, tmp_path):
     error.wait_for(timeout=15_000)
     assert "Traceback" not in page.content()
     assert page.locator("#depth-video video").count() == 0
+
+
+@needs_chromium
+def test_page_runs_a_photo_in_its_tab(page, tmp_path):
+    page.get_by_role("tab", name="Photo").click()
+    page.locator("#run").click()
+    page.get_by_text("upload a photo first").wait_for(timeout=15_000)  # not the video tab's upload
+    photo = tmp_path / "IMG_0042.png"
+    Image.fromarray(pattern_frames(1)[0]).save(photo)
+    page.locator("#photo-input input[type=file]").set_input_files(str(photo))
+    page.locator("#photo-input img").wait_for(timeout=30_000)
+    page.locator("#res input, #res textarea").first.fill("32")
+    page.locator("#run").click()
+    page.locator("#depth-image img[src]").wait_for(timeout=30_000)
+    assert page.locator("#sbs-image img").get_attribute("src")
+    assert not page.locator("#depth-video").is_visible()
+    assert "Done: the photo in" in page.locator("#status").inner_text()
+
+    links = page.locator("#downloads a[download]")
+    assert sorted(links.evaluate_all("els => els.map(e => e.getAttribute('download'))")) == [
+        "IMG_0042_exr.zip", "IMG_0042_png16.zip", "IMG_0042_pred.npy"]
+    npy = page.request.get(page.locator("#downloads a[download='IMG_0042_pred.npy']").get_attribute("href"))
+    depth = np.load(io.BytesIO(npy.body()))
+    shown = page.request.get(page.locator("#depth-image img").get_attribute("src"))
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(shown.body())).convert("RGB")),
+                                  colorize(depth, "Spectral_r")[0])  # the page shows the depth written, lossless
+
+    page.get_by_role("tab", name="Video").click()  # the video tab shows its own outputs again
+    page.locator("#depth-video").wait_for(state="visible", timeout=10_000)
+    assert not page.locator("#depth-image").is_visible()

@@ -1,4 +1,5 @@
-"""A small web page for one video at a time: upload, pick a preset, watch progress, play and download the results.
+"""A small web page for one video or photo at a time: upload, pick a preset, watch progress, see and download the
+results.
 
 ``rolldepth web`` serves it. The page calls the same ``process_video`` as ``rolldepth run``, so its outputs are
 the CLI's. Gradio is an optional extra (``pip install 'rolldepth[web]'``) and is imported only when the page is
@@ -73,7 +74,7 @@ class RequestResult:
     """The files one request wrote, and what the page says about it."""
 
     folder: Path
-    depth_video: Path
+    depth_video: Path  # for a photo (``still``), the colorized depth and side-by-side outputs are PNG images
     sbs_video: Path
     npy: Path
     png_zip: Path
@@ -81,11 +82,13 @@ class RequestResult:
     n_frames: int
     stage_seconds: list[tuple[str, float]] = field(default_factory=list)
     shots: list[tuple[int, int]] = field(default_factory=list)  # [start, stop) frames; empty: no cuts
+    still: bool = False
 
     def summary(self) -> str:
         stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.stage_seconds)
         total = sum(seconds for _, seconds in self.stage_seconds)
-        text = f"Done: {self.n_frames} frames in {total:.1f} s ({stages})."
+        what = "the photo" if self.still else f"{self.n_frames} frame{'s' * (self.n_frames != 1)}"
+        text = f"Done: {what} in {total:.1f} s ({stages})."
         if self.shots:
             ranges = ", ".join(f"{a}-{b - 1}" for a, b in self.shots)
             text += f" {len(self.shots)} shots (frames {ranges}), each aligned and normalised on its own."
@@ -138,12 +141,14 @@ def run_request(
     work_root: Path,
     on_stage: Callable[[str], None] | None = None,
 ) -> RequestResult:
-    """Process one uploaded video into its own folder under ``work_root``; user mistakes raise ``UserError``."""
+    """Process one uploaded video or photo into its own folder under ``work_root``; user mistakes raise
+    ``UserError``. A photo gets per-frame depth and PNG previews, as with ``rolldepth run photo.jpg``."""
     from ..process.presets import resolve_settings
     from ..process.runner import RunOptions, check_input, process_video
+    from ..video.reading import is_still
 
     if not video:
-        raise UserError("upload a video first")
+        raise UserError("upload a video or a photo first")
     settings = resolve_settings(
         preset, res=_optional_int(res, "resolution"), refine_steps=_optional_int(refine_steps, "refinement steps")
     )
@@ -178,7 +183,7 @@ def run_request(
         shots = [tuple(s["frames"]) for s in json.loads(written["shots"].read_text())["shots"]]
     return RequestResult(
         folder=folder, depth_video=written[cmap], sbs_video=written["rgbd"], npy=written["pred"], png_zip=png_zip,
-        exr_zip=exr_zip, n_frames=n_frames, shots=shots,
+        exr_zip=exr_zip, n_frames=n_frames, shots=shots, still=is_still(path),
         stage_seconds=[(a, t1 - t0) for (a, t0), (_, t1) in zip(stamps, stamps[1:])],
     )
 
@@ -191,7 +196,8 @@ def stage_fraction(name: str, last: float) -> float:
 
 # ------------------------------------------------------------------------------------------------------------------
 def build_app(model: str | None = None, device: str = "auto", work_root: Path | None = None):
-    """The page: upload, preset and options, Run, progress, then the depth and side-by-side videos and downloads.
+    """The page: a video or a photo, preset and options, Run, progress, then the depth and side-by-side views and
+    the downloads.
 
     Parameters
     ----------
@@ -202,13 +208,25 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
     work_root : Path, optional
         Where the request folders go (default a new temporary folder, removed at exit).
     """
+    from ..video.reading import register_heif
+
     gr = require_gradio()
+    register_heif()  # gradio opens an uploaded photo with Pillow: an iPhone's HEIC needs pillow-heif's opener
     cache = PipelineCache(model, device)
     if work_root is None:
         work_root = Path(tempfile.mkdtemp(prefix="rolldepth-web-"))
         atexit.register(shutil.rmtree, work_root, True)
 
-    def on_run(video, preset, res, refine_steps, cmap, progress=gr.Progress(track_tqdm=True)):
+    def views(still: bool, depth: str | None = None, sbs: str | None = None) -> list:
+        """Updates of the depth and side-by-side outputs: videos for a video, images for a photo, the other pair
+        hidden but kept (a tab shows its last results again); with paths, the shown pair's new values."""
+        updates = [gr.update(visible=not still)] * 2 + [gr.update(visible=still)] * 2
+        if depth is not None:
+            k = 2 if still else 0
+            updates[k : k + 2] = [gr.update(value=depth, visible=True), gr.update(value=sbs, visible=True)]
+        return updates
+
+    def on_run(mode, video, photo, preset, res, refine_steps, cmap, progress=gr.Progress(track_tqdm=True)):
         position = [0.0]
 
         def on_stage(name: str) -> None:
@@ -216,12 +234,15 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             progress(position[0], desc=name)
 
         try:
-            result = run_request(cache, video, preset, res, refine_steps, cmap, work_root, on_stage)
+            if not (photo if mode == "photo" else video):
+                raise UserError(f"upload a {mode} first")
+            upload = photo if mode == "photo" else video
+            result = run_request(cache, upload, preset, res, refine_steps, cmap, work_root, on_stage)
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         downloads = [str(result.npy), str(result.png_zip), str(result.exr_zip)]
         strip = gr.update(value=result.shot_strip(cmap), visible=bool(result.shots))
-        return str(result.depth_video), str(result.sbs_video), strip, downloads, result.summary()
+        return *views(result.still, str(result.depth_video), str(result.sbs_video)), strip, downloads, result.summary()
 
     presets_text = "; ".join(
         f"**{name}**: {s.res} px, dilations {list(s.dilations)}, refinement {s.refine_steps} steps"
@@ -230,11 +251,17 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
     with gr.Blocks(title="rolldepth", analytics_enabled=False) as app:  # the default theme's fonts are served locally
         gr.Markdown(
             "# rolldepth\nTemporally consistent video depth (relative inverse depth: brighter/warmer = nearer). "
-            "Upload a video, choose a preset and press Run."
+            "Upload a video (or a photo, for per-frame depth), choose a preset and press Run."
         )
+        mode = gr.State("video")
         with gr.Row():
             with gr.Column():
-                video = gr.Video(label="Input video", sources=["upload"], elem_id="video-input")
+                with gr.Tabs():
+                    with gr.Tab("Video", elem_id="video-tab") as video_tab:
+                        video = gr.Video(label="Input video", sources=["upload"], elem_id="video-input")
+                    with gr.Tab("Photo", elem_id="photo-tab") as photo_tab:
+                        photo = gr.Image(label="Input photo", type="filepath", sources=["upload"],
+                                         elem_id="photo-input")
                 preset = gr.Dropdown(list(PRESETS), value="fast", label="Preset", info=presets_text, elem_id="preset")
                 with gr.Row():
                     # text boxes, not number boxes: an empty box must mean "the preset's value", not 0
@@ -247,11 +274,17 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             with gr.Column():
                 depth_video = gr.Video(label="Depth", interactive=False, elem_id="depth-video")
                 sbs_video = gr.Video(label="Side by side (input | depth)", interactive=False, elem_id="sbs-video")
+                depth_image = gr.Image(label="Depth", interactive=False, visible=False, elem_id="depth-image")
+                sbs_image = gr.Image(label="Side by side (input | depth)", interactive=False, visible=False,
+                                     elem_id="sbs-image")
                 shot_strip = gr.Gallery(label="Shots (first depth frame of each; cuts found in the video)",
                                         columns=6, height="auto", visible=False, elem_id="shot-strip")
                 files = gr.File(label="Downloads (.npy float32 depth, zips of 16-bit PNGs and float32 EXRs)",
                                 file_count="multiple", interactive=False, elem_id="downloads")
-        run.click(on_run, [video, preset, res, refine, cmap], [depth_video, sbs_video, shot_strip, files, status])
+        shown = [depth_video, sbs_video, depth_image, sbs_image]
+        video_tab.select(lambda: ["video", *views(False)], None, [mode, *shown])
+        photo_tab.select(lambda: ["photo", *views(True)], None, [mode, *shown])
+        run.click(on_run, [mode, video, photo, preset, res, refine, cmap], [*shown, shot_strip, files, status])
     return app
 
 
@@ -259,7 +292,7 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
 def register_cli(subparsers) -> None:
     """``rolldepth web [--model M] [--host 127.0.0.1] [--port 7860] [--share off]``"""
     p = subparsers.add_parser(
-        "web", help="serve a web page: upload a video, watch progress, play and download the depth",
+        "web", help="serve a web page: upload a video or photo, watch progress, see and download the depth",
         description="Serve the rolldepth web page (needs the web extra: pip install 'rolldepth[web]').",
     )
     p.add_argument("-m", "--model", help="checkpoint folder or hub id (default: the embedded small model)")

@@ -556,13 +556,13 @@ def _orientation(image: Image.Image) -> int:
 def _open_image(path: Path) -> Image.Image:
     """``Image.open``, with HEIF (iPhone photos) through pillow-heif, an optional extra, registered on first use.
     libheif applies the file's own rotation, and pillow-heif then reports EXIF orientation 1."""
-    if path.suffix.lower() in _HEIF and not _register_heif():
+    if path.suffix.lower() in _HEIF and not register_heif():
         raise UserError(f"reading {path} (HEIF) needs pillow-heif: pip install 'rolldepth[heif]'")
     return Image.open(path)
 
 
 @functools.cache
-def _register_heif() -> bool:
+def register_heif() -> bool:
     """Register pillow-heif's opener with Pillow, once; False where pillow-heif is not installed."""
     try:
         import pillow_heif
