@@ -17,6 +17,7 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -253,7 +254,9 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             "# rolldepth\nTemporally consistent video depth (relative inverse depth: brighter/warmer = nearer). "
             "Upload a video (or a photo, for per-frame depth), choose a preset and press Run."
         )
-        mode = gr.State("video")
+        # which tab is open, set in the browser as the tab is clicked: a server-side state could still say
+        # "video" when Run is pressed right after a click on Photo
+        mode = gr.Textbox("video", visible=False, elem_id="mode")
         with gr.Row():
             with gr.Column():
                 with gr.Tabs():
@@ -282,8 +285,9 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
                 files = gr.File(label="Downloads (.npy float32 depth, zips of 16-bit PNGs and float32 EXRs)",
                                 file_count="multiple", interactive=False, elem_id="downloads")
         shown = [depth_video, sbs_video, depth_image, sbs_image]
-        video_tab.select(lambda: ["video", *views(False)], None, [mode, *shown])
-        photo_tab.select(lambda: ["photo", *views(True)], None, [mode, *shown])
+        for tab, name in ((video_tab, "video"), (photo_tab, "photo")):
+            tab.select(None, None, mode, js=f"() => '{name}'")
+            tab.select(partial(views, name == "photo"), None, shown)
         run.click(on_run, [mode, video, photo, preset, res, refine, cmap], [*shown, shot_strip, files, status])
     return app
 
