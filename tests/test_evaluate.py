@@ -14,7 +14,9 @@ from rolldepth.apps.cli import main
 from rolldepth.data.benchmarks import VideoSample
 from rolldepth.errors import UserError
 from rolldepth.data.benchmarks import load_dataset
-from rolldepth.evaluate.runner import VARIANTS, depth_like, evaluate, markdown_table, parse_variants, score
+from rolldepth.evaluate.runner import (VARIANTS, depth_like, evaluate, markdown_table, parse_variants, score,
+                                      score_saved)
+from rolldepth.model.loading import load_pipeline
 from rolldepth.model.pipeline import RollingDepthPipeline
 from rolldepth.data.synth import write_dataset
 from rolldepth.video.writers import write_exr, write_png16
@@ -293,14 +295,19 @@ def test_eval_of_your_own_videos_beside_their_depth(tmp_path, tiny_checkpoint, c
             assert (result["disparity"]["tae"] is None) == (sample.poses is None)
 
 
-def test_own_phone_footage_is_read_in_its_depths_orientation(tmp_path, caplog):
+def test_own_phone_footage_is_seen_upright_and_scored_in_its_depths_orientation(tmp_path, tiny_checkpoint, caplog):
     """Photos carry an EXIF quarter turn, and capture apps write depth either upright or as the sensor stored the
-    pixels: the frames are read in the orientation of the depth's shape, so that prediction and depth line up."""
+    pixels. The model sees the frames upright either way (as rolldepth run shows them to it); where the depth is
+    stored turned, the prediction is turned onto it, so that prediction and depth line up."""
     from test_video_io import save_with_orientation
 
     stored = np.stack([np.full((32, 48, 3), 10 * i, np.uint8) for i in range(3)])
     stored[:, :4, :, 1] = 255  # a top band, to tell the turns apart
+    stored[:, :, :6, 0] = 200  # and a left one
+    upright = np.rot90(stored, -1, axes=(1, 2))  # orientation 6: turn a quarter clockwise to view
     rng = np.random.default_rng(0)
+    pipe = load_pipeline(str(tiny_checkpoint), "fp32", "cpu")
+    predictions = {}
     for name, shape in (("as_stored", (3, 32, 48)), ("upright", (3, 48, 32))):
         own = tmp_path / name
         (own / "shot").mkdir(parents=True)
@@ -309,10 +316,21 @@ def test_own_phone_footage_is_read_in_its_depths_orientation(tmp_path, caplog):
         np.save(own / "shot_depth.npy", rng.uniform(1, 5, shape).astype(np.float32))
         with caplog.at_level("INFO"):
             sample = next(iter(load_dataset("video", own)))
-        expected = stored if name == "as_stored" else np.stack([np.rot90(f, -1) for f in stored])
-        np.testing.assert_array_equal(sample.frames, expected)
-        assert ("frames are read as stored" in caplog.text) == (name == "as_stored")
+        np.testing.assert_array_equal(sample.frames, upright)
+        assert (sample.to_depth is None) == (name == "upright")
+        assert ("its prediction is turned onto the depth" in caplog.text) == (name == "as_stored")
         caplog.clear()
+        report = evaluate(pipe, [sample], ["per-frame"], res=32, predictions_dir=tmp_path / f"pred_{name}",
+                          progress=False)
+        assert report["videos"][0]["variants"]["per-frame"]["disparity"]["abs_rel"] is not None
+        predictions[name] = np.load(tmp_path / f"pred_{name}" / "video" / "shot" / "per-frame.npy")
+        if name == "as_stored":  # another tool's prediction of the upright frames is turned the same way
+            np.save(tmp_path / "shot.npy", np.rot90(predictions[name], -1, axes=(1, 2)))
+            saved = score_saved([sample], tmp_path, temporal=False)["videos"][0]["variants"]["predictions"]
+            ours = report["videos"][0]["variants"]["per-frame"]["disparity"]
+            assert [saved["disparity"][k] for k in ("abs_rel", "delta1")] == [ours[k] for k in ("abs_rel", "delta1")]
+    assert predictions["upright"].shape[1] > predictions["upright"].shape[2]  # portrait, as the frames
+    np.testing.assert_array_equal(predictions["as_stored"], np.rot90(predictions["upright"], 1, axes=(1, 2)))
 
 
 def test_eval_lets_each_video_go_once_it_is_scored(tmp_path, tiny_checkpoint, monkeypatch, capsys):

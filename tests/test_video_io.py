@@ -28,6 +28,7 @@ from rolldepth.video.reading import (
     resize_depth,
     sequence_gaps,
     resize_frames,
+    stored_orientation,
 )
 
 H, W = 32, 48
@@ -168,6 +169,9 @@ def test_display_rotation_is_applied(tmp_path, frames, rotation, turns):
     assert raw.shape == frames[:3].shape
     assert np.abs(raw.astype(int) - frames[:3]).max() <= 3
     np.testing.assert_array_equal(np.stack(list(iter_frames(path, 1, 1, autorotate=False))), raw[1:2])
+    # a prediction of the upright frames goes back onto the stored pixels (own footage's depth is often stored so)
+    np.testing.assert_array_equal(np.moveaxis(stored_orientation(path)(np.moveaxis(back, -1, 1)), 1, -1), raw)
+    assert stored_orientation(encode(tmp_path / "plain.mp4", frames[:3])) is None
 
 
 def test_iter_frames_is_lazy_and_checks_eagerly(video):
@@ -375,6 +379,10 @@ def test_photos_are_read_upright_as_their_exif_orientation_says(tmp_path, orient
     check_sequence(seq)
     np.testing.assert_array_equal(read_frames(seq, autorotate=False)[0], stored)
     assert (probe(seq, autorotate=False).height, probe(seq, autorotate=False).width) == (6, 10)
+    undo = stored_orientation(seq)
+    assert (undo is None) == (orientation == 1)
+    if undo is not None:  # the inverse of each turn and flip: the upright frames' channels go back to the stored
+        np.testing.assert_array_equal(np.moveaxis(undo(np.moveaxis(frames, -1, 1)), 1, -1)[1], stored)
     if orientation in (6, 8):  # a sequence turned one way, then another: sizes differ once upright
         save_with_orientation(seq / "IMG_1.png", stored, 1)
         with pytest.raises(UserError, match="all images of a sequence must have the same size"):

@@ -63,6 +63,9 @@ class VideoSample:
         pixel, which the flow TAE follows.
     flyby_object : int
         Index in ``objects`` of the object that flies past the camera (synthetic data only; 0: the shot has none).
+    to_depth : callable, optional
+        Turns a prediction [N, h, w] of the (upright) frames onto the depth's orientation, where they differ (own
+        phone footage whose depth is in the stored pixels' orientation); ``None`` where they agree.
     """
 
     name: str
@@ -79,6 +82,7 @@ class VideoSample:
     object_poses: np.ndarray | None = None
     flyby_object: int = 0
     frame_loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    to_depth: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     @cached_property
     def frames(self) -> np.ndarray:
@@ -588,36 +592,44 @@ def _load_videos(root: Path, spec: DatasetSpec, kind: str) -> Iterator[VideoSamp
                                 f"[{info.n_frames}, 3, 3]; they are {list(poses.shape)} and {list(K.shape)}")
             poses, K = poses[index], (K if K.ndim == 2 else K[index])
         video_spec = replace(spec, fps=float(info.fps), max_depth=float(depth[valid].max()))
-        upright = _depth_is_upright(source, info, depth.shape[1:])
         yield _sample(kind, name, video_spec, [], depth=np.where(valid, depth, 0), valid=valid, poses=poses, K=K,
-                      frame_loader=partial(_video_rows, source, index, upright))
+                      frame_loader=partial(_video_rows, source, index),
+                      to_depth=_to_depth_orientation(source, info, depth.shape[1:]))
 
 
-def _depth_is_upright(source: Path, info, depth_size: tuple[int, int]) -> bool:
-    """Whether a video's depth maps are upright (so are its frames read, as ``rolldepth run`` reads them) or, where
-    the input carries a quarter turn (a phone video's display rotation, a photo's EXIF orientation), in the stored
-    pixels' orientation, as capture apps often write them: then the frames are read as stored, so that prediction
-    and depth line up. Decided by which of the two shapes the depth's is closer to; a quarter turn only swaps
-    width and height, so the input is probed again (for a video, demuxed again) only where the depth is closer to
-    the swapped shape."""
-    from ..video.reading import probe
+def closer_to_swapped(size: tuple[int, int], target: tuple[int, int]) -> bool:
+    """Whether an [h, w] size's aspect ratio is closer to that of ``target`` [h, w] turned a quarter than to
+    ``target``'s own (a tie counts as not turned)."""
+    aspect, turned = np.log(size[1] / size[0]), np.log(target[1] / target[0])
+    return abs(aspect + turned) < abs(aspect - turned)
 
+
+def _to_depth_orientation(source: Path, info, depth_size: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``None`` where a video's depth maps are upright, as its frames are read (as ``rolldepth run`` reads them,
+    so the model sees the scene as the viewer does). Where the input carries a quarter turn (a phone video's
+    display rotation, a photo's EXIF orientation) and the depth is in the stored pixels' orientation, as capture
+    apps often write it: the function that turns a prediction of the upright frames back onto the depth. Decided
+    by which of the two shapes the depth's is closer to; a quarter turn only swaps width and height, so the input
+    is looked at again only where the depth is closer to the swapped shape."""
+    from ..video.reading import stored_orientation
+
+    if not closer_to_swapped(depth_size, (info.height, info.width)):
+        return None
     height, width = depth_size
-    if abs(np.log(width / height * info.height / info.width)) <= abs(np.log(width / height * info.width / info.height)):
-        return True
-    stored = probe(source, autorotate=False)
-    if (stored.width, stored.height) == (info.width, info.height):
-        return True  # no quarter turn: the depth's shape is the user's to answer for, as it always was
-    logger.info("%s: its depth (%dx%d) is in the stored frames' orientation (%dx%d), not the upright one: "
-                "frames are read as stored", source.name, width, height, stored.width, stored.height)
-    return False
+    undo = stored_orientation(source)
+    if undo is None or undo(np.zeros((info.height, info.width))).shape == (info.height, info.width):
+        return None  # no quarter turn: the depth's shape is the user's to answer for, as it always was
+    logger.info("%s: its depth (%dx%d) is in the stored frames' orientation, not the upright one (%dx%d): the "
+                "model sees the frames upright and its prediction is turned onto the depth", source.name, width,
+                height, info.width, info.height)
+    return undo
 
 
-def _video_rows(source: Path, rows: list[int], upright: bool = True) -> np.ndarray:
-    """Selected frames of a video or image sequence, decoded only when asked for."""
+def _video_rows(source: Path, rows: list[int]) -> np.ndarray:
+    """Selected frames of a video or image sequence, upright, decoded only when asked for."""
     from ..video.reading import read_frames
 
-    frames = read_frames(source, rows[0], rows[-1] + 1 - rows[0], autorotate=upright)
+    frames = read_frames(source, rows[0], rows[-1] + 1 - rows[0])
     return frames[np.asarray(rows) - rows[0]]
 
 

@@ -122,7 +122,8 @@ def evaluate(
         Co-alignment mode of the snippet variants (``"official"`` or ``"objective"``).
     predictions_dir : Path, optional
         Save each raw prediction (float32 [N, h, w] affine-invariant inverse depth, as the pipeline returns it,
-        before any alignment) to ``predictions_dir/<video name>/<variant>.npy``, so that other metrics can be
+        before any alignment; turned onto the depth's orientation where ``sample.to_depth`` says so) to
+        ``predictions_dir/<video name>/<variant>.npy``, so that other metrics can be
         computed later without running the model again. A saved result whose prediction file is missing is
         computed again.
     temporal : bool
@@ -206,6 +207,8 @@ NPZ_KEYS = ("depth", "depths", "disparity", "pred")
 
 
 def _saved_prediction(folder: Path, sample) -> np.ndarray:
+    from ..data.benchmarks import closer_to_swapped
+
     sequence = sample.name.split("/", 1)[-1]
     names = [pattern.format(sequence) for pattern in PREDICTION_FILES]
     found = [folder / name for name in names if (folder / name).is_file()]
@@ -228,7 +231,10 @@ def _saved_prediction(folder: Path, sample) -> np.ndarray:
         pred = np.asarray(pred, dtype=np.float32)
     if not np.isfinite(pred).all():
         raise UserError(f"{path} holds NaN or infinite values")
+    if sample.to_depth is not None and closer_to_swapped(pred.shape[1:], sample.depth.shape[1:]):
+        pred = sample.to_depth(pred)  # made on the upright frames, as rolldepth run makes it
     return pred
+
 
 
 def _prediction_images(folder: Path, n_frames: int) -> np.ndarray:
@@ -309,6 +315,8 @@ def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: P
         progress=False,
     )
     depth = np.asarray(out.depth, dtype=np.float32)
+    if sample.to_depth is not None:  # own phone footage: the frames were seen upright, the depth is stored turned
+        depth = sample.to_depth(depth)
     result = dict(score(depth, sample, temporal), seconds=time.perf_counter() - tic)
     if prediction:
         prediction.parent.mkdir(parents=True, exist_ok=True)

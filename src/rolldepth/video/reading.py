@@ -12,7 +12,7 @@ import functools
 import logging
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -462,6 +462,42 @@ def _upright(image: np.ndarray, rotation: float) -> np.ndarray:
     """
     turns = _quarter_turns(rotation)
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def stored_orientation(path: str | Path) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The inverse of the turn that reading applies to an input's first frame to show it upright (a video's display
+    rotation, an image's EXIF orientation), as a function of arrays [..., H, W]; ``None`` where the frames are stored
+    upright. It takes a prediction made on the upright frames to data kept in the stored pixels' orientation (the
+    depth of a phone's capture app). Found by turning a small array of distinct values as the frames are turned and
+    matching it against the eight quarter turns and flips."""
+    path = Path(path)
+    cells = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    if _is_images(path):
+        first = _sequence_files(path)[0]
+        if first.suffix.lower() == ".exr" or first.suffix.lower() in _FFMPEG_IMAGES:
+            return None  # read as stored
+        with _open_image(first) as image:
+            turn = _UPRIGHT.get(_orientation(image))
+        if turn is None:
+            return None
+        upright = np.asarray(Image.fromarray(cells).transpose(turn))
+    else:
+        with _open_video(path) as (container, stream):
+            rotation = next((frame.rotation for frame in _until_eof(container.decode(stream))), 0)
+        if not _quarter_turns(rotation):
+            return None
+        upright = _upright(cells, rotation)
+    for turns in range(4):
+        for flip in (False, True):
+            undo = functools.partial(_dihedral, turns=turns, flip=flip)
+            if np.array_equal(undo(upright), cells):
+                return undo
+    raise AssertionError("a turn or flip of the plane is one of the eight tried")
+
+
+def _dihedral(array: np.ndarray, turns: int, flip: bool) -> np.ndarray:
+    """``array`` [..., H, W] mirrored left-right (``flip``), then turned ``turns`` quarters counter-clockwise."""
+    return np.ascontiguousarray(np.rot90(array[..., ::-1] if flip else array, turns, axes=(-2, -1)))
 
 
 def _iter_images(files: list[Path], size: tuple[int, int], autorotate: bool = True) -> Iterator[np.ndarray]:
