@@ -214,15 +214,13 @@ def check_input(
     ``output_dir`` the disk and memory the run needs are estimated (for ``model``, by default an SD-sized one)
     and a run that cannot fit is refused with the estimate in the message.
     """
-    from ..video.reading import check_sequence, probe
+    from ..video.reading import check_sequence, check_start, probe
 
     options = for_input(path, options)
     if model is not None:
         options = with_model_defaults(options, model)
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
-    if options.start >= info.n_frames:
-        raise UserError(f"--from {options.start} is past the end of {path} "
-                        f"({info.n_frames} frame{'s' * (info.n_frames != 1)})")
+    check_start(path, info, options.start, "--from")
     n_frames = frame_window(info, options)
     if path.is_dir():  # first: a folder of photos of different sizes is no sequence, however many there are
         check_sequence(path, options.start, n_frames, options.autorotate)

@@ -425,11 +425,15 @@ def _window(path: Path, start: int, count: int, autorotate: bool = True) -> tupl
     if start < 0 or count < 0:
         raise UserError(f"frame start and count must be >= 0, got start={start}, count={count}")
     info = probe(path, autorotate=autorotate)
-    if start >= info.n_frames:
-        raise UserError(f"start frame {start} is past the end of {path} "
-                        f"({info.n_frames} frame{'s' * (info.n_frames != 1)})")
+    check_start(path, info, start, "start frame")
     stop = info.n_frames if count == 0 else min(start + count, info.n_frames)
     return info, stop
+
+
+def check_start(path: Path, info: VideoInfo, start: int, name: str) -> None:
+    """Refuse a first frame past the input's end; ``name`` is how the caller's user gave it (``--from 40``)."""
+    if start >= info.n_frames:
+        raise UserError(f"{name} {start} is past the end of {path} ({info.n_frames} frame{'s' * (info.n_frames != 1)})")
 
 
 def _decode(info: VideoInfo, start: int, stop: int, autorotate: bool = True) -> Iterator[np.ndarray]:
