@@ -98,6 +98,9 @@ def add_run_parser(sub) -> None:
                    help="write a float32 OpenEXR sequence <stem>_exr/, the exact values of the .npy (default off)")
     p.add_argument("--save-sbs", action=argparse.BooleanOptionalAction, default=True,
                    help="write the RGB|depth side-by-side video (default on)")
+    p.add_argument("--audio", action=argparse.BooleanOptionalAction, default=True,
+                   help="put the input video's sound, cut to the frames processed, in the depth and side-by-side "
+                   "videos (default on)")
     p.add_argument("--save-snippets", action="store_true", help="write the raw snippet predictions <stem>_snippets.npz")
     p.add_argument("--batch-size", type=int, help="snippets per UNet call (default: as many as fit the GPU's "
                    "free memory; on the CPU up to 4 that fit its memory)")
@@ -155,7 +158,8 @@ def cmd_run(args) -> int:
         settings=settings, start=args.start, count=args.count, fps=args.fps, input_fps=args.input_fps,
         autorotate=args.autorotate, shots=args.shots,
         restore_res=args.restore_res, cmaps=tuple(args.cmap), save_npy=args.save_npy, save_png=args.save_png,
-        save_exr=args.save_exr, save_sbs=args.save_sbs, save_snippets=args.save_snippets, batch_size=args.batch_size,
+        save_exr=args.save_exr, save_sbs=args.save_sbs, audio=args.audio, save_snippets=args.save_snippets,
+        batch_size=args.batch_size,
         vae_batch_size=args.vae_batch_size, max_vram=args.max_vram, seed=args.seed, progress=not args.quiet,
         metric_anchors=args.metric_anchors, anchor_tolerance=args.anchor_tolerance, save_ply=args.save_ply,
         ply_every=args.ply_every, save_rrd=args.save_rrd, fov=args.fov, intrinsics=args.intrinsics,

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..method.metric_scale import AnchorError
 from .presets import Settings
 from ..video.reading import VideoInfo
@@ -54,6 +54,7 @@ class RunOptions:
     save_png: bool = True
     save_exr: bool = False
     save_sbs: bool = True
+    audio: bool = True  # the input's sound, cut to the frames processed, in the MP4 outputs
     save_snippets: bool = False
     batch_size: int | None = None  # None: planned from the free memory (GPU: measured; CPU: up to 4 that fit)
     vae_batch_size: int | None = None
@@ -626,6 +627,30 @@ def fit_anchors(depth, shots, info: VideoInfo, options: RunOptions):
                             options.anchor_tolerance)
 
 
+def add_sound(path: Path, info: VideoInfo, options: RunOptions, n_done: int, times, outputs) -> None:
+    """The input's sound, cut to the frames written, into each MP4 output (see :mod:`rolldepth.video.audio`)."""
+    import av
+
+    from ..video.audio import add_audio, has_audio
+    from ..video.reading import frame_start
+
+    videos = [p for p in outputs if p.suffix == ".mp4"]
+    if not videos or not has_audio(path):
+        return
+    if options.fps:
+        log.info("%s: --fps %g retimes the depth videos, so they are written without the input's sound", path,
+                 options.fps)
+        return
+    start = frame_start(info, options.start)
+    duration = (times[-1] if times else Fraction(n_done - 1) / info.fps) + 1 / info.fps
+    for video in videos:
+        try:
+            add_audio(video, path, start, duration)
+        except av.FFmpegError as exc:  # the depth is done: a damaged sound track must not lose it
+            log.warning("%s: its sound could not be added to %s (%s); the video is written without it", path,
+                        video.name, first_line(exc))
+
+
 def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, info: VideoInfo, options: RunOptions,
                   res: int, fit, store) -> dict[str, Path]:
     """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``."""
@@ -651,6 +676,8 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
         save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
         times=times, names=names, still=is_still(path),
     )
+    if options.audio:
+        add_sound(path, info, options, n_done, times, written.values())
     if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
         written["shots"] = write_shots_json(output_dir / f"{stem}_shots.json", shots, depth, options)
     if fit is not None or options.save_ply or options.save_rrd:

@@ -237,6 +237,17 @@ def frame_times(info: VideoInfo, start: int, stop: int) -> list[Fraction] | None
     return times
 
 
+def frame_start(info: VideoInfo, index: int) -> Fraction:
+    """When frame ``index`` of a video file is shown, in seconds on the file's clock (which its audio shares): the
+    ``index``-th of its packets' sorted timestamps; ``index / fps`` where the container has none."""
+    with _open_video(info.path) as (container, stream):
+        stamps = sorted(p.pts for p in _until_eof(container.demux(stream)) if p.size > 0 and p.pts is not None)
+        time_base = stream.time_base
+    if index >= len(stamps) or time_base is None:
+        return Fraction(index) / info.fps
+    return stamps[index] * time_base
+
+
 def frame_names(path: Path, start: int, count: int) -> list[str]:
     """The file names (no extension) of a window's per-frame outputs, so a compositor's frame numbers carry over:
     an image sequence's own names (``plate.1001.exr`` -> ``plate.1001``), else ``frame_000100``, ... numbered by

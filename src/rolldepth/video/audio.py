@@ -1,0 +1,122 @@
+"""The input's sound in the depth videos: a side-by-side or colorized video made from a clip plays in sync with it.
+
+The first audio stream of the input is cut to the frames processed (``--from``/``--frames``) and muxed into each
+finished MP4 output. Codecs that MP4 holds are copied packet for packet (the cut falls on a packet boundary, some
+20 ms for AAC); others (the PCM of cameras' MOV files) are re-encoded to AAC. The video is copied, never re-encoded.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from .writers import atomic_path
+
+log = logging.getLogger(__name__)
+
+# audio codecs FFmpeg's MP4 muxer takes as they are; others are re-encoded to AAC
+MP4_AUDIO = frozenset({"aac", "mp3", "alac", "flac", "opus", "ac3", "eac3"})
+AAC_BIT_RATE = 192_000
+
+
+def has_audio(source: str | Path) -> bool:
+    """Whether a file holds an audio stream (an image or image folder holds none)."""
+    source = Path(source)
+    if not source.is_file():
+        return False
+    try:
+        with av.open(str(source)) as container:
+            return bool(container.streams.audio)
+    except av.FFmpegError:
+        return False
+
+
+def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: Fraction) -> Path:
+    """Mux the part of ``source``'s first audio stream from ``start`` seconds (on the source's clock, where its
+    first processed frame is shown) lasting ``duration`` seconds into the finished MP4 ``video``, which is replaced
+    when complete; the audio starts with the video.
+
+    Parameters
+    ----------
+    video : str or Path
+        An MP4 written by :func:`rolldepth.video.writers.write_video`, starting at time 0.
+    source : str or Path
+        The input video, holding an audio stream.
+    start, duration : Fraction
+        The window of the input that ``video`` shows, in seconds.
+    """
+    video, source = Path(video), Path(source)
+    end = start + duration
+    with av.open(str(source)) as src, av.open(str(video)) as silent, atomic_path(video) as tmp, \
+            av.open(str(tmp), mode="w", format="mp4") as out:
+        picture_in, sound_in = silent.streams.video[0], src.streams.audio[0]
+        picture_out = out.add_stream_from_template(picture_in)
+        copy = sound_in.codec_context.name in MP4_AUDIO
+        if copy:
+            sound_out = out.add_stream_from_template(sound_in)
+            sound = _copied_packets(src, sound_in, sound_out, start, end)
+        else:
+            sound_out = out.add_stream("aac", rate=sound_in.codec_context.sample_rate)
+            sound_out.bit_rate = AAC_BIT_RATE
+            sound_out.layout = sound_in.codec_context.layout
+            sound = _encoded_packets(src, sound_in, sound_out, start, end)
+        pictures = _moved(silent.demux(picture_in), picture_out)
+        for _, _, packet in heapq.merge(_timed(pictures, 0), _timed(sound, 1)):  # interleaved by time
+            out.mux(packet)
+    log.debug("%s: audio of %s (%s, %s) from %.3f s for %.3f s", video.name, source.name,
+              sound_in.codec_context.name, "copied" if copy else "re-encoded to AAC", start, duration)
+    return video
+
+
+def _timed(packets, order: int):
+    """Packets keyed by their decoding time in seconds (then by stream, then arrival), for a merge by time."""
+    for count, packet in enumerate(packets):
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        yield (float(stamp * packet.time_base) if stamp is not None else 0.0, order, count), count, packet
+
+
+def _moved(packets, stream):
+    """The video's packets, flushing packets left out, re-addressed to the output stream."""
+    for packet in packets:
+        if packet.size:
+            packet.stream = stream
+            yield packet
+
+
+def _copied_packets(src, sound_in, sound_out, start: Fraction, end: Fraction):
+    """Audio packets shown from ``start`` until ``end``, their times moved so that ``start`` is 0."""
+    time_base = sound_in.time_base
+    shift = round(start / time_base)
+    for packet in src.demux(sound_in):
+        if not packet.size or packet.pts is None:
+            continue
+        if (packet.pts + 2 * packet.duration) * time_base <= start:
+            continue  # before the window, and not the one packet before it, which primes the decoder (MP4's edit
+            # list keeps the part before 0 silent, as it keeps an encoder's priming packet)
+        if packet.pts * time_base >= end:
+            break
+        packet.pts -= shift
+        packet.dts = packet.dts - shift if packet.dts is not None else packet.pts
+        packet.stream = sound_out
+        yield packet
+
+
+def _encoded_packets(src, sound_in, sound_out, start: Fraction, end: Fraction):
+    """The audio decoded, cut to ``start``..``end`` (whole decoded frames) and encoded again."""
+    rate = sound_in.codec_context.sample_rate
+    written = None
+    for frame in src.decode(sound_in):
+        if frame.time is None or frame.time < start:
+            continue
+        if frame.time >= end:
+            break
+        if written is None:  # the first frame kept starts this far into the window
+            written = round((Fraction(frame.time).limit_denominator(rate) - start) * rate)
+        frame.pts, frame.time_base = written, Fraction(1, rate)
+        written += frame.samples
+        yield from sound_out.encode(frame)
+    yield from sound_out.encode(None)
