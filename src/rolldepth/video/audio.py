@@ -1,8 +1,9 @@
 """The input's sound in the depth videos: a side-by-side or colorized video made from a clip plays in sync with it.
 
 The first audio stream of the input is cut to the frames processed (``--from``/``--frames``) and muxed into each
-finished MP4 output. Codecs that MP4 holds are copied packet for packet (the cut falls on a packet boundary, some
-20 ms for AAC); others (the PCM of cameras' MOV files) are re-encoded to AAC. The video is copied, never re-encoded.
+finished MP4 output. Codecs that MP4 holds are copied packet for packet, from the packet before the window (MP4's
+edit list keeps what precedes the first frame silent); others (the PCM of cameras' MOV files) are re-encoded to
+AAC. The video is copied, never re-encoded.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: 
             av.open(str(tmp), mode="w", format="mp4") as out:
         picture_in, sound_in = silent.streams.video[0], src.streams.audio[0]
         picture_out = out.add_stream_from_template(picture_in)
-        copy = sound_in.codec_context.name in MP4_AUDIO
+        copy = sound_in.codec_context.codec.canonical_name in MP4_AUDIO
         if copy:
             sound_out = out.add_stream_from_template(sound_in)
             sound = _copied_packets(src, sound_in, sound_out, start, end)
@@ -68,7 +69,7 @@ def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: 
         for _, _, packet in heapq.merge(_timed(pictures, 0), _timed(sound, 1)):  # interleaved by time
             out.mux(packet)
     log.debug("%s: audio of %s (%s, %s) from %.3f s for %.3f s", video.name, source.name,
-              sound_in.codec_context.name, "copied" if copy else "re-encoded to AAC", start, duration)
+              sound_in.codec_context.codec.canonical_name, "copied" if copy else "re-encoded to AAC", start, duration)
     return video
 
 
