@@ -56,7 +56,8 @@ def decoded(path: Path) -> tuple[np.ndarray, str] | None:
         stream = container.streams.audio[0]
         frames = list(container.decode(stream))
         assert frames[0].time == 0  # the sound starts with the video
-        return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32), stream.codec_context.name
+        sound = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
+        return sound, stream.codec_context.name
 
 
 def pictures(path: Path) -> np.ndarray:

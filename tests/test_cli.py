@@ -268,7 +268,7 @@ def test_a_folder_of_unrelated_photos_says_how_to_run_each(tmp_path, tiny_checkp
     files = sorted(glob.glob(command[2]))
     assert [Path(f).name for f in files] == ["f0.png", "f1.png"]
     assert main(["-q", "run", *files, "-o", str(tmp_path / "o"), *options]) == 0
-    assert np.load(tmp_path / "o" / "f0_pred.npy").shape[0] == 1 and np.load(tmp_path / "o" / "f1_pred.npy").shape[0] == 1
+    assert [np.load(tmp_path / "o" / f"f{i}_pred.npy").shape[0] for i in (0, 1)] == [1, 1]
 
 
 def test_a_portrait_phone_photo_gets_upright_depth(tmp_path, tiny_checkpoint):

@@ -14,8 +14,8 @@ import pytest
 # Every option of every command, as the command line had them before the package was split into layers.
 OPTIONS = {
     "run": """
-        --anchor-tolerance --assumed-range --audio --batch-size --cap-dilation --cmap --coalign --device --dilations --dtype
-        --fov --fps --frame-count --frames --from --help --input-fps --intrinsics --max-vae-bs --max-vram
+        --anchor-tolerance --assumed-range --audio --batch-size --cap-dilation --cmap --coalign --device --dilations
+        --dtype --fov --fps --frame-count --frames --from --help --input-fps --intrinsics --max-vae-bs --max-vram
         --metric-anchors --model --no-audio --no-autorotate --no-cap-dilation --no-save-exr --no-save-npy --no-save-png
         --no-save-sbs --output-dir --ply-every --preset --quiet --ray --ray-cpus --refine-snippet-length
         --refine-start-dilation --refine-step --refine-steps --res --restore-res --save-exr --save-npy --save-ply

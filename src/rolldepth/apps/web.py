@@ -235,9 +235,9 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             progress(position[0], desc=name)
 
         try:
-            if not (photo if mode == "photo" else video):
-                raise UserError(f"upload a {mode} first")
             upload = photo if mode == "photo" else video
+            if not upload:
+                raise UserError(f"upload a {mode} first")
             result = run_request(cache, upload, preset, res, refine_steps, cmap, work_root, on_stage)
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None

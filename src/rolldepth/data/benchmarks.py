@@ -604,7 +604,8 @@ def closer_to_swapped(size: tuple[int, int], target: tuple[int, int]) -> bool:
     return abs(aspect + turned) < abs(aspect - turned)
 
 
-def _to_depth_orientation(source: Path, info, depth_size: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray] | None:
+def _to_depth_orientation(source: Path, info,
+                          depth_size: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray] | None:
     """``None`` where a video's depth maps are upright, as its frames are read (as ``rolldepth run`` reads them,
     so the model sees the scene as the viewer does). Where the input carries a quarter turn (a phone video's
     display rotation, a photo's EXIF orientation) and the depth is in the stored pixels' orientation, as capture

@@ -236,7 +236,6 @@ def _saved_prediction(folder: Path, sample) -> np.ndarray:
     return pred
 
 
-
 def _prediction_images(folder: Path, n_frames: int) -> np.ndarray:
     """A folder of one image per frame scored (natural order): EXR (``Z``, else ``Y``: ``rolldepth run
     --save-exr``'s, Video Depth Anything's), float TIFF or 16-bit PNG, whose values need only be affine in the

@@ -225,9 +225,7 @@ def frame_times(info: VideoInfo, start: int, stop: int) -> list[Fraction] | None
     """
     if _is_images(info.path):
         return None
-    with _open_video(info.path) as (container, stream):
-        stamps = sorted(p.pts for p in _until_eof(container.demux(stream)) if p.size > 0 and p.pts is not None)
-        time_base = stream.time_base
+    stamps, time_base = _frame_stamps(info.path)
     if len(stamps) != info.n_frames or len(set(stamps)) != len(stamps) or time_base is None or stop > len(stamps):
         return None
     times = [(pts - stamps[start]) * time_base for pts in stamps[start:stop]]
@@ -240,12 +238,17 @@ def frame_times(info: VideoInfo, start: int, stop: int) -> list[Fraction] | None
 def frame_start(info: VideoInfo, index: int) -> Fraction:
     """When frame ``index`` of a video file is shown, in seconds on the file's clock (which its audio shares): the
     ``index``-th of its packets' sorted timestamps; ``index / fps`` where the container has none."""
-    with _open_video(info.path) as (container, stream):
-        stamps = sorted(p.pts for p in _until_eof(container.demux(stream)) if p.size > 0 and p.pts is not None)
-        time_base = stream.time_base
+    stamps, time_base = _frame_stamps(info.path)
     if index >= len(stamps) or time_base is None:
         return Fraction(index) / info.fps
     return stamps[index] * time_base
+
+
+def _frame_stamps(path: Path) -> tuple[list[int], Fraction | None]:
+    """A video's frames' presentation timestamps in display order (its packets' sorted), and their time base."""
+    with _open_video(path) as (container, stream):
+        stamps = sorted(p.pts for p in _until_eof(container.demux(stream)) if p.size > 0 and p.pts is not None)
+        return stamps, stream.time_base
 
 
 def frame_names(path: Path, start: int, count: int) -> list[str]:
@@ -444,7 +447,8 @@ def _window(path: Path, start: int, count: int, autorotate: bool = True) -> tupl
 def check_start(path: Path, info: VideoInfo, start: int, name: str) -> None:
     """Refuse a first frame past the input's end; ``name`` is how the caller's user gave it (``--from 40``)."""
     if start >= info.n_frames:
-        raise UserError(f"{name} {start} is past the end of {path} ({info.n_frames} frame{'s' * (info.n_frames != 1)})")
+        frames = f"{info.n_frames} frame{'s' * (info.n_frames != 1)}"
+        raise UserError(f"{name} {start} is past the end of {path} ({frames})")
 
 
 def _decode(info: VideoInfo, start: int, stop: int, autorotate: bool = True) -> Iterator[np.ndarray]:
