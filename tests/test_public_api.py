@@ -96,3 +96,11 @@ def test_python_dash_m_rolldepth_cli_runs():
     result = subprocess.run([sys.executable, "-m", "rolldepth.cli", "--help"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and "{run,bench,synth,train,eval,compare,web}" in result.stdout
+
+
+def test_the_command_line_is_built_without_loading_torch():
+    """`rolldepth --help` and every command's options answer at once: torch (seconds to import) loads only when a
+    command needs it."""
+    code = "import sys; from rolldepth.apps.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr

@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_parser(sub)
     add_bench_parser(sub)
-    modules = ("data.synth", "train.trainer", "evaluate.runner", "evaluate.compare", "apps.web")
+    modules = ("data.synth", "train.cli", "evaluate.runner", "evaluate.compare", "apps.web")
     for module in modules:  # each adds its own subcommand
         __import__(f"rolldepth.{module}", fromlist=["register_cli"]).register_cli(sub)
     for command in sub.choices.values():  # -v/-q also after the command: `rolldepth run clip.mp4 -o out -q`
