@@ -66,7 +66,7 @@ def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: 
             sound_out.layout = sound_in.codec_context.layout
             sound = _encoded_packets(src, sound_in, sound_out, start, end)
         pictures = _moved(silent.demux(picture_in), picture_out)
-        for _, _, packet in heapq.merge(_timed(pictures, 0), _timed(sound, 1)):  # interleaved by time
+        for _, packet in heapq.merge(_timed(pictures, 0), _timed(sound, 1)):  # interleaved by time
             out.mux(packet)
     log.debug("%s: audio of %s (%s, %s) from %.3f s for %.3f s", video.name, source.name,
               sound_in.codec_context.codec.canonical_name, "copied" if copy else "re-encoded to AAC", start, duration)
@@ -74,10 +74,11 @@ def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: 
 
 
 def _timed(packets, order: int):
-    """Packets keyed by their decoding time in seconds (then by stream, then arrival), for a merge by time."""
+    """Packets keyed by their decoding time in seconds, then stream, then arrival: keys never tie, so a merge by
+    time never compares two packets."""
     for count, packet in enumerate(packets):
         stamp = packet.dts if packet.dts is not None else packet.pts
-        yield (float(stamp * packet.time_base) if stamp is not None else 0.0, order, count), count, packet
+        yield (float(stamp * packet.time_base) if stamp is not None else 0.0, order, count), packet
 
 
 def _moved(packets, stream):
