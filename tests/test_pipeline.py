@@ -105,6 +105,14 @@ def test_refinement_that_would_leave_frames_out_is_refused_before_any_work(pipe,
              generator=0, progress=False)
 
 
+def test_frames_too_small_to_coalign_are_refused_before_any_work(pipe, monkeypatch):
+    """A 6x300 strip at 192 px is 192x3: the 2-px border co-alignment crops leaves no row. Said before encoding,
+    not after every snippet is computed."""
+    monkeypatch.setattr(pipe, "encode_frames", lambda *a, **k: pytest.fail("encoded before refusing"))
+    with pytest.raises(UserError, match=re.escape("frames of 192x3 pixels (width x height) are too small")):
+        pipe(pattern_frames(4, height=6, width=300), dilations=(1,), processing_res=192, progress=False)
+
+
 def test_restore_res_returns_input_size(pipe):
     frames = pattern_frames(6, height=30, width=44)
     out = pipe(frames, dilations=(1,), processing_res=22, restore_res=True, generator=0, progress=False)

@@ -53,15 +53,24 @@ class CoalignResult:
     seconds: float
 
 
-def subsample(x: np.ndarray, border: int = 2, stride: int = 10) -> np.ndarray:
+BORDER = 2  # pixels cropped on every side before co-alignment (decoder edge artefacts)
+
+
+def check_coalign_size(height: int, width: int, border: int = BORDER) -> None:
+    """Refuse frames (at the processing size) that leave no pixel once ``border`` is cropped on every side."""
+    if height <= 2 * border or width <= 2 * border:
+        raise UserError(f"frames of {width}x{height} pixels (width x height) are too small to co-align: both sides "
+                        f"need more than {2 * border} px (a border of {border} px is cropped)")
+
+
+def subsample(x: np.ndarray, border: int = BORDER, stride: int = 10) -> np.ndarray:
     """Crop ``border`` pixels on every side (decoder edge artefacts), keep every ``stride``-th pixel.
 
     Co-alignment only estimates two numbers per snippet, so a sparse pixel grid carries all the information
     needed at a fraction of the cost. Works on any ``[..., H, W]`` array.
     """
     height, width = x.shape[-2:]
-    if height <= 2 * border or width <= 2 * border:
-        raise UserError(f"frames of {height}x{width} pixels are too small to co-align (border crop {border} px)")
+    check_coalign_size(height, width, border)
     return x[..., border : height - border : stride, border : width - border : stride]
 
 

@@ -17,7 +17,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 from ..errors import UserError
-from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
+from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN, check_coalign_size
 from ..method.snippets import PER_FRAME_KERNELS, SnippetGroup
 from ..storage.workdir import MemoryStore
 from ..video.reading import as_rgb_frames, is_still, iter_frames, probe, processing_size
@@ -232,6 +232,7 @@ class RollingDepthPipeline(DiffusionPipeline):
             generator = torch.Generator().manual_seed(generator)
         res = self.resolve_res(processing_res)
         size = processing_size(source.height, source.width, res)
+        check_coalign_size(*size)  # before any model work, not after it
         timings: dict[str, float] = {}
         batch, vae_batch = stages.batch_sizes(self, store, kernels, size, batch_size, vae_batch_size, max_vram)
 
