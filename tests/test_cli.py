@@ -389,6 +389,7 @@ def test_image_broken_past_its_header_is_one_line_during_the_run(tmp_path, tiny_
 
 def test_native_resolution_of_a_huge_input_is_refused_with_a_memory_estimate(tmp_path, tiny_checkpoint, capsys,
                                                                              monkeypatch, no_model_load):
+    import rolldepth.model.vram as vram
     import rolldepth.process.runner as runner
 
     huge = tmp_path / "huge"
@@ -396,7 +397,7 @@ def test_native_resolution_of_a_huge_input_is_refused_with_a_memory_estimate(tmp
     Image.new("1", (9000, 9000)).save(huge / "0.png")  # 81 Mpx, a few kB on disk
     for i in (1, 2):
         shutil.copy(huge / "0.png", huge / f"{i}.png")
-    monkeypatch.setattr(runner, "available_memory", lambda: 16 * 10**9)  # the same answer on any machine
+    monkeypatch.setattr(vram, "available_memory", lambda: 16 * 10**9)  # the same answer on any machine
     args = ["-q", "run", str(huge), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "-d", "1"]
     assert main([*args, "--res", "0"]) == 2
     err = one_line_error(capsys)
@@ -410,6 +411,20 @@ def test_native_resolution_of_a_huge_input_is_refused_with_a_memory_estimate(tmp
     assert "233.3 GB of memory" in err and err.endswith("lower --res or the batch sizes")
     options = runner.RunOptions(settings=resolve_settings("fast", res=768, dilations=[1]))
     runner.check_input(huge, options, output_dir=tmp_path / "o", model=runner.ModelShape.of_folder(tiny_checkpoint))
+
+
+def test_frames_too_small_to_coalign_are_refused_before_the_model_loads(tmp_path, tiny_checkpoint, capsys,
+                                                                        no_model_load):
+    import rolldepth.process.runner as runner
+
+    strip = encode_video(tmp_path / "strip.mp4", pattern_frames(4, height=6, width=300))
+    assert main(["-q", "run", str(strip), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--res", "192",
+                 "-d", "1"]) == 2
+    assert one_line_error(capsys) == (
+        f"rolldepth: error: {strip}: 300x6 frames at --res 192: frames of 192x3 pixels (width x height) are too "
+        "small to co-align: both sides need more than 4 px (a border of 2 px is cropped); a larger --res keeps more")
+    native = runner.RunOptions(settings=resolve_settings("fast", res=0, dilations=[1]))
+    assert runner.check_input(strip, native).height == 6  # at its native 300x6 it can be processed
 
 
 def test_a_run_that_cannot_fit_on_the_disk_is_refused(tmp_path, tiny_checkpoint, capsys, monkeypatch, no_model_load):

@@ -104,3 +104,25 @@ def test_the_command_line_is_built_without_loading_torch():
     code = "import sys; from rolldepth.apps.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+
+
+def test_mistakes_in_the_input_are_answered_before_torch_loads(tmp_path):
+    """A wrong path, a video too short for the snippets, frames too small at the model's resolution: each is one
+    line within a second, not after seconds of importing torch and diffusers (and with -q, not after importing
+    diffusers and transformers to silence their bars)."""
+    from conftest import encode_video, pattern_frames
+
+    short = encode_video(tmp_path / "short.mp4", pattern_frames(2))
+    strip = encode_video(tmp_path / "strip.mp4", pattern_frames(4, height=6, width=300))
+    code = (
+        "import sys; from rolldepth.apps.cli import main\n"
+        "for video in sys.argv[1:]:\n"
+        "    assert main(['-q', 'run', video, '-o', sys.argv[1] + '.out']) == 2\n"
+        "print(sorted({'torch', 'diffusers', 'transformers'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing.mp4"), str(short), str(strip)],
+                            capture_output=True, text=True, timeout=120)
+    errors = result.stderr.splitlines()
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+    assert [line.split(": ")[2] for line in errors] == ["input not found", str(short), str(strip)], errors
+    assert "the video has 2" in errors[1] and "too small to co-align" in errors[2]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..process.presets import PRESETS
-from ..model.loading import load_pipeline, pick_device, quiet_weight_loading
+from ..model.loading import load_pipeline, pick_device
 from ..weights import default_model
 
 log = logging.getLogger("rolldepth")
@@ -145,7 +145,7 @@ def add_3d_arguments(p) -> None:
 
 def cmd_run(args) -> int:
     from ..process.presets import resolve_settings
-    from ..process.runner import ModelShape, RunOptions, check_input, process_video
+    from ..process.runner import ModelShape, RunOptions, check_input, check_resources, options_for, process_video
     from ..video.reading import list_inputs
 
     settings = resolve_settings(
@@ -179,12 +179,11 @@ def cmd_run(args) -> int:
         raise UserError(f"--metric-anchors holds the distances of one video, but {len(inputs)} inputs were given: "
                         "run each video with its own anchors")
     model = args.model or default_model()
-    device = pick_device(args.device)
     shape = ModelShape.of_folder(model)  # read from its configs: the model itself is loaded after the checks
-    infos = [  # every input checked, and the disk and memory it needs estimated, before the model loads
-        check_input(path, options, output_dir=args.output_dir, model=shape, device_type=device.type)
-        for path in inputs
-    ]
+    infos = [check_input(path, options, model=shape) for path in inputs]  # answered before torch loads
+    device = pick_device(args.device)
+    for path, info in zip(inputs, infos):  # the disk and memory each needs, estimated before the model loads
+        check_resources(path, info, options_for(path, options, shape), args.output_dir, shape, device.type)
     if args.ray:
         from .ray_cluster import run_on_ray
 
@@ -292,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         import os
 
-        os.environ["TQDM_DISABLE"] = "1"
-        quiet_weight_loading()
+        os.environ["TQDM_DISABLE"] = "1"  # also silences the weight-loading bars (see load_pipeline)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -22,7 +22,8 @@ _PIPELINES: dict[tuple, object] = {}  # per worker process: (model, dtype, devic
 def _pipeline(model: str, dtype: str, device: str):
     key = (model, dtype, device)
     if key not in _PIPELINES:
-        from ..model.loading import load_pipeline, quiet_weight_loading
+        from ..model.checkpoint import quiet_weight_loading
+        from ..model.loading import load_pipeline
 
         quiet_weight_loading()  # no weight-loading bars from workers in the driver's log
         _PIPELINES[key] = load_pipeline(model, dtype, device)

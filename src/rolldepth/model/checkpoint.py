@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 import diffusers
 import httpx2
 import torch
+import transformers
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from huggingface_hub import HfApi, get_cached_repo_tree, snapshot_download
 from huggingface_hub import constants as hub_constants
@@ -207,6 +208,12 @@ def select_weights(names: list[str], variant: str | None = None) -> list[str]:
 # ------------------------------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------------------------------
+def quiet_weight_loading() -> None:
+    """Silence diffusers' and transformers' weight-loading bars, which ignore ``TQDM_DISABLE``."""
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def load_components(
     name_or_path: str | Path,
     dtype: torch.dtype = torch.float32,
@@ -227,6 +234,8 @@ def load_components(
     """
     folder = resolve_checkpoint(name_or_path, local_files_only=local_files_only, variant=variant)
     validate_checkpoint(folder, str(name_or_path), variant)
+    if os.environ.get("TQDM_DISABLE"):  # -q: the libraries' weight-loading bars ignore it
+        quiet_weight_loading()
     loaders = {
         "unet": lambda p: UNet2DConditionModel.from_pretrained(p, dtype=dtype, variant=variant),
         "vae": lambda p: AutoencoderKL.from_pretrained(p, dtype=dtype, variant=variant),

@@ -35,12 +35,6 @@ def read_model_defaults(folder: Path) -> dict:
     return defaults
 
 
-def quiet_weight_loading() -> None:
-    """Silence diffusers' and transformers' weight-loading bars, which ignore TQDM_DISABLE."""
-    for library in ("diffusers", "transformers"):
-        __import__(f"{library}.utils.logging", fromlist=["disable_progress_bar"]).disable_progress_bar()
-
-
 def pick_device(name: str):
     """``auto`` -> cuda, then mps, then cpu; an explicit device must exist."""
     import torch

@@ -19,7 +19,6 @@ from ..method.merge import global_min, merge_frames, renormalise
 from ..method.snippets import SnippetGroup, build_snippet_groups, check_refine_coverage
 from ..storage.workdir import rows_in_blocks
 from ..video.reading import resize_depth
-from .vram import plan_batches
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,8 @@ def timed(timings: dict[str, float], key: str):
 def batch_sizes(pipe, store, kernels: Kernels, size, batch_size, vae_batch_size, max_vram) -> tuple[int, int]:
     """Snippets per UNet call and frames per VAE call: planned once per run and recorded, so a resumed run
     batches exactly as the first one did."""
+    from .vram import plan_batches  # torch-free import of Kernels: the CLI checks them before torch loads
+
     batches = store.get("batches")
     if batches is None:
         plan = plan_batches(pipe, pipe.latent_shape(*size)[1:], kernels.longest_snippet, batch_size, vae_batch_size,

@@ -30,7 +30,6 @@ from ..method.metric_scale import AnchorError
 from .presets import Settings
 from ..video.reading import VideoInfo
 from ..model.loading import read_model_defaults
-from ..model.vram import HEADROOM, available_memory, cpu_item_bytes
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +189,11 @@ def for_input(path: Path, options: RunOptions) -> RunOptions:
     return replace(options, settings=replace(options.settings, **PER_FRAME_KERNELS))
 
 
+def options_for(path: Path, options: RunOptions, model: ModelShape) -> RunOptions:
+    """``options`` as this model runs them on ``path`` (:func:`for_input`, then :func:`with_model_defaults`)."""
+    return with_model_defaults(for_input(path, options), model)
+
+
 def output_stem(path: Path) -> str:
     """``clip.mp4`` -> ``clip``; an image-sequence folder keeps its name."""
     return path.stem if path.is_file() else path.name
@@ -215,17 +219,21 @@ def check_input(
     ``output_dir`` the disk and memory the run needs are estimated (for ``model``, by default an SD-sized one)
     and a run that cannot fit is refused with the estimate in the message.
     """
-    from ..video.reading import check_sequence, check_start, probe
+    from ..method.coalign import check_coalign_size
+    from ..video.reading import check_sequence, check_start, probe, processing_size
 
-    options = for_input(path, options)
-    if model is not None:
-        options = with_model_defaults(options, model)
+    options = for_input(path, options) if model is None else options_for(path, options, model)
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
     check_start(path, info, options.start, "--from")
     n_frames = frame_window(info, options)
     if path.is_dir():  # first: a folder of photos of different sizes is no sequence, however many there are
         check_sequence(path, options.start, n_frames, options.autorotate)
     s = options.settings
+    try:
+        check_coalign_size(*processing_size(info.height, info.width, s.res))
+    except UserError as exc:
+        raise UserError(f"{path}: {info.width}x{info.height} frames at --res {s.res}: {exc}; a larger --res keeps "
+                        "more") from None
     shots = shots_from_file(options, info, n_frames) if options.shots not in ("auto", "none") else [(0, n_frames)]
     for first, stop in shots:
         try:
@@ -309,6 +317,7 @@ def estimate_resources(info: VideoInfo, options: RunOptions, model: ModelShape) 
     batches that fit, see :func:`rolldepth.model.vram.plan_cpu_batches`), the subsampled co-alignment data and,
     with refinement, the video's latents (kept in memory while refining). The model's own weights come on top.
     """
+    from ..model.vram import cpu_item_bytes
     from ..video.reading import processing_size
 
     s = options.settings
@@ -355,6 +364,8 @@ def check_resources(
     device_type: str = "cpu",
 ) -> Estimate:
     """Refuse a run that cannot fit on the disk of ``output_dir`` or (on the CPU) in the available memory."""
+    from ..model.vram import HEADROOM, available_memory
+
     estimate = estimate_resources(info, options, model)
     res = options.settings.res
     height, width = estimate.size
@@ -515,7 +526,7 @@ def process_video(
     path, output_dir = Path(path), Path(output_dir)
     shape = ModelShape.of_pipe(pipe)
     refine_asked = options.settings.refine_steps
-    options = with_model_defaults(for_input(path, options), shape)
+    options = options_for(path, options, shape)
     if options.settings.refine_steps != refine_asked:
         log.info("refinement: %d steps, as the model recommends (its rolldepth.json) instead of the preset's %d; "
                  "--refine-steps N sets them", options.settings.refine_steps, refine_asked)

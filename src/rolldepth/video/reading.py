@@ -12,22 +12,25 @@ import functools
 import logging
 import re
 import shlex
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 try:
     import av
 except ImportError:  # a pinned dependency; only missing where frames are given as arrays (GPU benches)
     av = None
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import UserError, first_line
+
+if TYPE_CHECKING:  # torch loads only when frames are resized for the model: a wrong path is answered at once
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -660,7 +663,8 @@ def as_rgb_frames(frames) -> np.ndarray:
         if len({f.shape for f in frames}) > 1:
             raise UserError(f"frames of different sizes: {sorted({f.shape[:2] for f in frames})}")
         return np.stack(frames)
-    if isinstance(frames, torch.Tensor):
+    torch = sys.modules.get("torch")  # not imported: then frames cannot be a tensor (reading stays torch-free)
+    if torch is not None and isinstance(frames, torch.Tensor):
         frames = frames.detach().cpu()
         frames = (frames.float() if frames.is_floating_point() else frames).numpy()  # numpy has no bfloat16
     frames = np.asarray(frames)
@@ -721,6 +725,9 @@ def resize_frames(frames: np.ndarray, res: int) -> torch.Tensor:
     res : int
         Target size of the longer side; 0 keeps the native size.
     """
+    import torch
+    import torch.nn.functional as F
+
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
@@ -743,6 +750,9 @@ def resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     Bilinear; torch's ``antialias=True`` widens the filter only along an axis that shrinks and is plain bilinear
     along one that grows, which is what a depth map needs either way.
     """
+    import torch
+    import torch.nn.functional as F
+
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 3:
         raise ValueError(f"depth must be [N, h, w], got {list(depth.shape)}")
