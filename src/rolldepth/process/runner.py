@@ -94,8 +94,8 @@ class RunOptions:
 
         if self.metric_anchors is not None:
             read_anchors(self.metric_anchors)
-            if not self.anchor_tolerance > 0:
-                raise UserError(f"--anchor-tolerance must be > 0, got {self.anchor_tolerance}")
+        if not self.anchor_tolerance > 0:  # also without anchors: a wrong value is a mistake wherever it is given
+            raise UserError(f"--anchor-tolerance must be > 0, got {self.anchor_tolerance}")
         if self.ply_every < 1:
             raise UserError(f"--ply-every must be >= 1, got {self.ply_every}")
         assumed_range_map(0.0, 1.0, *self.assumed_range)
