@@ -21,12 +21,11 @@ from rolldepth.model.checkpoint import (
     byte_level_tokenizer,
     encode_empty_prompt,
     load_components,
-    missing_files,
     resolve_checkpoint,
     save_components,
-    validate_checkpoint,
     write_tiny_checkpoint,
 )
+from rolldepth.model.layout import MODEL_PARTS, missing_files, validate_checkpoint
 from rolldepth.errors import UserError
 
 
@@ -53,7 +52,7 @@ def test_round_trip_is_exact(ckpt):
     expected = build_components(TINY_UNET, TINY_VAE, TINY_TEXT, seed=3)
     assert resolve_checkpoint(ckpt) == ckpt
     loaded = load_components(ckpt)
-    for part in ck.MODEL_PARTS:
+    for part in MODEL_PARTS:
         state_dicts_equal(loaded[part], expected[part])
         assert not loaded[part].training
         assert not any(p.requires_grad for p in loaded[part].parameters())

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rolldepth.model.checkpoint import validate_checkpoint
+from rolldepth.model.layout import validate_checkpoint
 from rolldepth.weights import DEFAULT_MODEL
 from rolldepth.evaluate.metrics import evaluate_video
 from rolldepth.model.pipeline import RollingDepthPipeline

@@ -106,23 +106,37 @@ def test_the_command_line_is_built_without_loading_torch():
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
 
 
-def test_mistakes_in_the_input_are_answered_before_torch_loads(tmp_path):
-    """A wrong path, a video too short for the snippets, frames too small at the model's resolution: each is one
-    line within a second, not after seconds of importing torch and diffusers (and with -q, not after importing
-    diffusers and transformers to silence their bars)."""
+def test_mistakes_are_answered_before_torch_loads(tmp_path):
+    """A wrong path, a video too short for the snippets, frames too small at the model's resolution, a folder that is
+    no checkpoint, training data that is no dataset: each is one line within a second, not after seconds of
+    importing torch and diffusers (and with -q, not after importing diffusers and transformers to silence their
+    bars)."""
+    import json
+
     from conftest import encode_video, pattern_frames
 
-    short = encode_video(tmp_path / "short.mp4", pattern_frames(2))
-    strip = encode_video(tmp_path / "strip.mp4", pattern_frames(4, height=6, width=300))
+    short = str(encode_video(tmp_path / "short.mp4", pattern_frames(2)))
+    strip = str(encode_video(tmp_path / "strip.mp4", pattern_frames(4, height=6, width=300)))
+    out = str(tmp_path / "out")
+    commands = [
+        ["run", str(tmp_path / "missing.mp4"), "-o", out],
+        ["run", short, "-o", out],
+        ["run", strip, "-o", out],
+        ["run", short, "-o", out, "--model", str(tmp_path)],
+        ["eval", "--data", str(tmp_path), "--kind", "video", "-o", out, "--model", str(tmp_path)],
+        ["train", "--data", str(tmp_path), "-o", out],
+        ["train", "--data", str(tmp_path), "-o", out, "--lr", "-1"],
+    ]
     code = (
-        "import sys; from rolldepth.apps.cli import main\n"
-        "for video in sys.argv[1:]:\n"
-        "    assert main(['-q', 'run', video, '-o', sys.argv[1] + '.out']) == 2\n"
+        "import json, sys; from rolldepth.apps.cli import main\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    assert main(['-q', *argv]) == 2, argv\n"
         "print(sorted({'torch', 'diffusers', 'transformers'} & set(sys.modules)))"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing.mp4"), str(short), str(strip)],
-                            capture_output=True, text=True, timeout=120)
-    errors = result.stderr.splitlines()
+    result = subprocess.run([sys.executable, "-c", code, json.dumps(commands)], capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
-    assert [line.split(": ")[2] for line in errors] == ["input not found", str(short), str(strip)], errors
-    assert "the video has 2" in errors[1] and "too small to co-align" in errors[2]
+    errors = result.stderr.splitlines()
+    expected = ["input not found", "the video has 2", "too small to co-align", "is not a RollingDepth/Marigold",
+                "is not a RollingDepth/Marigold", "not a rolldepth synth dataset", "--lr must be a positive number"]
+    assert len(errors) == len(expected) and all(e in line for e, line in zip(expected, errors)), errors

@@ -144,6 +144,7 @@ def add_3d_arguments(p) -> None:
 
 
 def cmd_run(args) -> int:
+    from ..model.layout import check_model_name
     from ..process.presets import resolve_settings
     from ..process.runner import ModelShape, RunOptions, check_input, check_resources, options_for, process_video
     from ..video.reading import list_inputs
@@ -179,6 +180,7 @@ def cmd_run(args) -> int:
         raise UserError(f"--metric-anchors holds the distances of one video, but {len(inputs)} inputs were given: "
                         "run each video with its own anchors")
     model = args.model or default_model()
+    check_model_name(model)  # a wrong folder answered before torch loads; a hub id is checked when it is fetched
     shape = ModelShape.of_folder(model)  # read from its configs: the model itself is loaded after the checks
     infos = [check_input(path, options, model=shape) for path in inputs]  # answered before torch loads
     device = pick_device(args.device)

@@ -308,12 +308,15 @@ def register_cli(subparsers) -> None:
 
 
 def _cmd_web(args) -> int:
-    require_gradio()
-    if not 0 < args.port < 65536:
-        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    from ..model.layout import check_model_name
     from ..weights import default_model
 
-    app = build_app(args.model or str(default_model()), args.device)  # a missing embedded model fails now
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    model = args.model or str(default_model())  # a missing embedded model fails now
+    check_model_name(model)  # a wrong folder now, not at the first upload
+    require_gradio()
+    app = build_app(model, args.device)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks are not news
     try:
         app.queue().launch(server_name=args.host, server_port=args.port, share=args.share == "on")

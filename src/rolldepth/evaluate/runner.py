@@ -380,8 +380,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 # ============================================================================================ command line
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from ..model.loading import load_pipeline
     from ..data.benchmarks import load_dataset
+    from ..model.layout import check_model_name
+    from ..model.loading import load_pipeline
     from ..weights import default_model
 
     variants = parse_variants(args.variants)
@@ -391,6 +392,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise UserError(f"--max-frames must be at least 2 (a video's first two frames), got {args.max_frames}")
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"output {args.out} exists and is not a folder")
+    if args.model:
+        check_model_name(args.model)  # a wrong folder before the first video is read and torch loads
     # One video at a time: a benchmark's frames and depth would not all fit in memory at once (each video's
     # frames stay with its sample once decoded). A broken video is therefore reported when it is reached, and a
     # re-run after fixing it resumes there.

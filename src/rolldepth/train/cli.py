@@ -60,8 +60,6 @@ def register_cli(subparsers) -> None:
 
 
 def _cmd_train(args) -> int:
-    from .trainer import train
-
     cfg = TrainConfig(
         data=";".join(args.data), init=args.init, vae_steps=args.vae_steps, unet_steps=args.unet_steps,
         unet_lr=args.lr if args.lr is not None else (3e-5 if args.init else TrainConfig.unet_lr),
@@ -71,6 +69,9 @@ def _cmd_train(args) -> int:
         unet_minutes=args.unet_minutes, codec_loss=args.codec_loss, vae_batch=args.vae_batch,
         one_step_fraction=args.one_step_fraction, max_dilation=args.max_dilation, accumulate=args.accumulate,
     )
+    cfg.check()  # before the trainer's import loads torch
+    from .trainer import train
+
     tic = time.perf_counter()
     path = train(cfg, args.output_dir, progress=os.environ.get("TQDM_DISABLE") != "1", cache_latents=args.cache_latents)
     log.info("model written to %s in %.0f s", path, time.perf_counter() - tic)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .config import TrainConfig
+from .config import TrainConfig, check_synth_dataset
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,8 @@ class SyntheticVideos:
         self.first_frame = np.cumsum([0] + [len(f) for f in self.frames])  # of each sequence, in all the data
 
     def _add(self, root: Path) -> None:
+        check_synth_dataset(root)
         index = root / "dataset.json"
-        if not index.is_file():
-            raise UserError(f"{root} is not a rolldepth synth dataset (no dataset.json); make one with `rolldepth synth`")
         try:
             names = [entry["name"] for entry in json.loads(index.read_text())["sequences"]]
         except (ValueError, KeyError, TypeError) as exc:
@@ -483,25 +482,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
     from ..model.attention import enable_multi_frame_attention
     from ..model.checkpoint import encode_empty_prompt, save_components
 
-    if cfg.vae_steps < 0 or cfg.unet_steps < 0 or cfg.frames_per_batch < 3 or cfg.vae_batch < 1 or min(cfg.crop) < 8:
-        raise UserError("steps must be >= 0, frames per batch >= 3 and the crop at least 8x8")
-    if cfg.accumulate < 1:
-        raise UserError(f"--accumulate must be at least 1, got {cfg.accumulate}")
-    if cfg.max_dilation < 1:
-        raise UserError(f"--max-dilation must be at least 1, got {cfg.max_dilation}")
-    if not 0.0 <= cfg.one_step_fraction <= 1.0:
-        raise UserError(f"--one-step-fraction must be within [0, 1], got {cfg.one_step_fraction}")
-    for what, lr in (("--lr", cfg.unet_lr), ("the codec's learning rate", cfg.vae_lr)):
-        if not (math.isfinite(lr) and lr > 0):
-            raise UserError(f"{what} must be a positive number, got {lr}")
-    for flag, minutes in (("--vae-minutes", cfg.vae_minutes), ("--unet-minutes", cfg.unet_minutes)):
-        if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
-            raise UserError(f"{flag} must be a positive number of minutes, got {minutes}")
-    if cfg.processing_res < 0:
-        raise UserError(f"--processing-res must be >= 0 (0 keeps the input size), got {cfg.processing_res}")
-    if cfg.save_every < 1 or cfg.workers < 0:
-        raise UserError(f"--save-every must be at least 1 and --workers at least 0, got {cfg.save_every} and "
-                        f"{cfg.workers}")
+    cfg.check()
     data = SyntheticVideos(cfg.data)
     frames = data.frame_size()
     if cache_latents and frames != tuple(cfg.crop):
