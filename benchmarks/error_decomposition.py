@@ -76,7 +76,8 @@ def main() -> None:
         row = dict(name=sample.name, flyby=bool(sample.flyby_object), model=decompose(pred, *common),
                    target=decompose(perfect_target(sample.depth), *common))
         rows.append(row)
-        print(f"{row['name']} {'fly-by' if row['flyby'] else 'other '} {args.label} per video {row['model']['video']:.2f}, "
+        kind = "fly-by" if row["flyby"] else "other "
+        print(f"{row['name']} {kind} {args.label} per video {row['model']['video']:.2f}, "
               f"per frame {row['model']['frame']:.2f}; target {row['target']['video']:.2f}, "
               f"{row['target']['frame']:.2f}", flush=True)
     print("\n| shots | source | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |")

@@ -63,7 +63,8 @@ def same_file(a: Path, b: Path) -> bool:
 def interpolate_models(start: Path, end: Path, alpha: float, out: Path) -> None:
     """Write ``out``: a copy of ``end`` whose UNet weights are interpolated towards ``start``'s."""
     for part in ("vae", "text_encoder", "scheduler"):
-        weights = [p for p in (end / part).iterdir() if p.suffix in (".safetensors", ".json") and p.name != "config.json"]
+        weights = [p for p in (end / part).iterdir()
+                   if p.suffix in (".safetensors", ".json") and p.name != "config.json"]
         for p in weights:
             if not (start / part / p.name).is_file() or not same_file(p, start / part / p.name):
                 raise ValueError(f"{part}/{p.name} differs between the two models: interpolate UNets of one codec only")

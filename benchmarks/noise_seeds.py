@@ -5,7 +5,9 @@ At t=999 of the zero-terminal-SNR schedule the UNet's depth input is pure noise;
 it predicts the same depth for every seed, and averaging seeds gains nothing. Each seed's frame is aligned to the
 first seed's frame by least squares before the mean, as an ensemble of affine-invariant predictions must be.
 
-    for s in 0 1 2 3; do rolldepth eval --data D --kind synth -o EVAL$s --variants per-frame --seed $s --save-predictions; done
+    for s in 0 1 2 3; do
+        rolldepth eval --data D --kind synth -o EVAL$s --variants per-frame --seed $s --save-predictions
+    done
     python benchmarks/noise_seeds.py --data D --evals EVAL0 EVAL1 EVAL2 EVAL3 [--json FILE]
 """
 

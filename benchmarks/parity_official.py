@@ -16,8 +16,8 @@ an ``.npz`` that is compared with ours. Printed per stage: max absolute differen
    converges to) vs the official 2000-step Adam ``DepthAligner``. Also the per-snippet scales and shifts divided by
    the mean scale (a common factor on all ``(s, t)`` cancels in the renormalised merge and is nearly free in the
    loss, so the two solvers may settle at different mean scales), the official loss at either end point, and our
-   replica of the Adam procedure (:func:`rolldepth.method.coalign.adam_coalign`) on our snippets, which shows how far two
-   Adam runs on near-identical inputs land apart (Adam's steps of ``lr`` = 1e-3 keep it jittering at that level);
+   replica of the Adam procedure (:func:`rolldepth.method.coalign.adam_coalign`) on our snippets, which shows how far
+   two Adam runs on near-identical inputs land apart (Adam's steps of ``lr`` = 1e-3 keep it jittering at that level);
 4. refinement (``--refine-steps`` partial-diffusion steps from t=499) of the co-aligned video, end to end, and our
    refinement started from the official co-aligned video (the refinement code alone).
 

@@ -62,11 +62,12 @@ def main() -> None:
     parts = load_components(args.model)
     enable_multi_frame_attention(parts["unet"])
     encode, unet_flops = step_flops(parts, width, height)
-    print(f"per frame at {width}x{height}: codec encoder {encode:.2f} GFLOP, UNet forward + backward {unet_flops:.2f} GFLOP")
+    print(f"per frame at {width}x{height}: codec encoder {encode:.2f} GFLOP, UNet forward + backward "
+          f"{unet_flops:.2f} GFLOP")
     for cached in (1.0, 0.54, 0.0):
         total = unet_flops + encode * (2 - cached)
-        print(f"RGB latents {cached:.0%} cached: {total:.1f} GFLOP a frame, {encode * (2 - cached) / total:.0%} of it the "
-              f"encoder; at 1624 frames/s {total * 1624 / 1e3:.0f} TFLOP/s")
+        print(f"RGB latents {cached:.0%} cached: {total:.1f} GFLOP a frame, {encode * (2 - cached) / total:.0%} of it "
+              f"the encoder; at 1624 frames/s {total * 1624 / 1e3:.0f} TFLOP/s")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,8 @@ def main() -> None:
         chooser, scored = videos[half::2], videos[1 - half::2]
         c2, c3 = min(((a, b) for a in GRID for b in GRID),
                      key=lambda c: np.mean([score(v, *c, pick=v["pick"]) for v in chooser]))
-        print(f"curve chosen on the {'even' if half == 0 else 'odd'} videos: c2 {c2 + 0:+.1f}, c3 {c3 + 0:+.1f}", flush=True)
+        chooser_half = "even" if half == 0 else "odd"
+        print(f"curve chosen on the {chooser_half} videos: c2 {c2 + 0:+.1f}, c3 {c3 + 0:+.1f}", flush=True)
         for video in scored:
             video["scores"]["global curve"] = score(video, c2, c3)
     columns = ("degree 1", "degree 3", "global curve")

@@ -36,7 +36,8 @@ def frames_per_second(parts, device, crop, frames, steps, warmup=5, length=3, ca
                       ) -> float:
     """``cache``: None, or whether a ``LatentCache`` pads its encodes; ``profile``: profile the timed steps and
     write the summary there (:func:`write_profile`)."""
-    unet, vae = parts["unet"].to(device).train().requires_grad_(True), parts["vae"].to(device).eval().requires_grad_(False)
+    unet = parts["unet"].to(device).train().requires_grad_(True)
+    vae = parts["vae"].to(device).eval().requires_grad_(False)
     context = encode_empty_prompt(parts["tokenizer"], parts["text_encoder"]).to(device)
     cuda = device.type == "cuda"
     if cuda:

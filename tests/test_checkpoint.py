@@ -205,7 +205,8 @@ def test_hub_id_offline_without_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(HfApi, "list_repo_files", no_network)
     monkeypatch.chdir(tmp_path)  # so the id is not a relative folder by accident
-    for call in (lambda: resolve_checkpoint("someone/some-depth-model"), lambda: load_components("someone/some-depth-model")):
+    repo = "someone/some-depth-model"
+    for call in (lambda: resolve_checkpoint(repo), lambda: load_components(repo)):
         with pytest.raises(UserError) as info:
             call()
         message = str(info.value)

@@ -39,7 +39,8 @@ def test_the_interval_is_the_bootstrap_of_the_paired_differences():
     b = a + np.array([-1.0, 1.0, -1.0, 1.0])
     result = compare_module.paired_bootstrap(a, b, samples=20000, seed=1)
     assert result["mean"] == pytest.approx(0) and (result["up"], result["down"]) == (2, 2)
-    assert result["low"] == pytest.approx(-1.0) and result["high"] == pytest.approx(1.0)  # all 4 draws -1: 1 in 16 > 2.5 %
+    # all 4 draws -1: 1 in 16 > 2.5 %
+    assert result["low"] == pytest.approx(-1.0) and result["high"] == pytest.approx(1.0)
     rng = np.random.default_rng(1)  # the same resampling by hand
     picks = rng.integers(0, 4, size=(20000, 4))
     assert np.percentile((b - a)[picks].mean(axis=1), 2.5) == pytest.approx(result["low"])

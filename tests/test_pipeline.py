@@ -87,7 +87,8 @@ def test_refinement_follows_the_official_schedule(pipe, monkeypatch):
 
     dilations, timesteps = [], []
     real_indices, real_denoise = module.snippet_indices, pipe.denoise
-    monkeypatch.setattr(module, "snippet_indices", lambda n, d, length=3: dilations.append(d) or real_indices(n, d, length))
+    monkeypatch.setattr(module, "snippet_indices",
+                        lambda n, d, length=3: dilations.append(d) or real_indices(n, d, length))
     monkeypatch.setattr(pipe, "denoise", lambda r, d, t, n: timesteps.append(int(t)) or real_denoise(r, d, t, n))
     frames = pattern_frames(21)
     out = pipe(frames, dilations=(1,), processing_res=20, refine_steps=10, batch_size=64, generator=0, progress=False)

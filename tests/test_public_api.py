@@ -27,8 +27,8 @@ OPTIONS = {
         --quiet --res --seed --shape --verbose --video-frames --what -d -h -m -q -v
     """.split(),
     "synth": """
-        --consistency --frames --help --motion-blur --quiet --realism --rich-textures --seed --sequences --shadows --shutter
-        --size --thin-structures --verbose --workers -h -q -v
+        --consistency --frames --help --motion-blur --quiet --realism --rich-textures --seed --sequences --shadows
+        --shutter --size --thin-structures --verbose --workers -h -q -v
     """.split(),
     "train": """
         --accumulate --cache-latents --codec-loss --crop --data --frames-per-batch --help --init --lr --max-dilation

@@ -1,4 +1,5 @@
-"""Disk-backed runs: the same depth as the in-memory pipeline, bounded reads, resume after kill -9, restart on change."""
+"""Disk-backed runs: the same depth as the in-memory pipeline, bounded reads, resume after kill -9, restart on
+change."""
 
 from __future__ import annotations
 

@@ -13,7 +13,9 @@ import pytest
 
 from rolldepth.errors import UserError
 from rolldepth.data.renderer import get_renderer
-from rolldepth.data.scene import Material, Scene, SceneConfig, SceneObject, box_mesh, intrinsics_matrix, look_at, quad_mesh, rigid, rotation
+from rolldepth.data.scene import (
+    Material, Scene, SceneConfig, SceneObject, box_mesh, intrinsics_matrix, look_at, quad_mesh, rigid, rotation,
+)
 from rolldepth.data.synth import load_sequence, render_sequence, write_dataset
 from rolldepth.evaluate.metrics import tae
 
@@ -75,7 +77,8 @@ def test_fronto_parallel_coverage_and_depth():
     K = intrinsics_matrix(WIDTH, HEIGHT, 70.0, principal_offset=(0.3, 0.7))
     pose = np.eye(4)
     distance, half_u, half_v = 2.5, 0.61, 0.37
-    scene = Scene(objects=[SceneObject(quad_mesh(half_u, half_v), Material(), rigid(np.eye(3), [0.13, -0.05, distance]))])
+    quad = SceneObject(quad_mesh(half_u, half_v), Material(), rigid(np.eye(3), [0.13, -0.05, distance]))
+    scene = Scene(objects=[quad])
     _, depth = render_one(scene, pose, K)
 
     hit = pixel_rays(K, WIDTH, HEIGHT) * distance  # where each centre ray meets z = distance
@@ -113,7 +116,8 @@ def test_object_indices_mark_exactly_each_moving_objects_pixels():
     poses = np.stack([np.eye(4), np.eye(4)])
     wall = SceneObject(quad_mesh(50, 50), Material(), rigid(np.eye(3), [0, 0, 10.0]))
     still = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), rigid(np.eye(3), [0, 1.0, 5.0]))
-    near = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), rigid(np.eye(3)[None].repeat(2, 0), [[-0.5, 0, 3.0], [0.5, 0, 3.0]]))
+    near = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(),
+                       rigid(np.eye(3)[None].repeat(2, 0), [[-0.5, 0, 3.0], [0.5, 0, 3.0]]))
     far = SceneObject(box_mesh([0.3, 0.3, 0.2]), Material(), rigid(np.eye(3)[None].repeat(2, 0), [[0, -1.0, 7.0]] * 2))
     _, depth, objects = get_renderer(WIDTH, HEIGHT, False).render(Scene(objects=[wall, near, still, far]), poses, K)
     assert objects.dtype == np.uint8 and objects.shape == depth.shape
@@ -135,7 +139,8 @@ def bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 def test_multi_view_consistency_static_scene(seed, path):
     """Unproject frame 0 with K and its pose, project into the last frame: the predicted z matches that frame's
     depth where the point is visible (inverse depth interpolated bilinearly, exact on planar patches)."""
-    sample = render_sequence(seed, 8, (WIDTH, HEIGHT), SceneConfig(moving_objects=False, camera_path=path, antialias=False))
+    config = SceneConfig(moving_objects=False, camera_path=path, antialias=False)
+    sample = render_sequence(seed, 8, (WIDTH, HEIGHT), config)
     assert sample["meta"]["n_moving"] == 0 and sample["meta"]["flyby"] is False
     depth, poses = sample["depth"].astype(np.float64), sample["poses"].astype(np.float64)
     K = sample["intrinsics"].astype(np.float64)
@@ -157,7 +162,8 @@ def test_multi_view_consistency_static_scene(seed, path):
     assert np.mean(rel < 1e-2) > 0.8  # the rest are occlusions and depth edges
 
     # Control: the same check with the poses read as world-to-camera fails, so the check has teeth.
-    camj_wrong = (cam0 @ np.linalg.inv(poses[0])[:3, :3].T + np.linalg.inv(poses[0])[:3, 3]) @ poses[j][:3, :3].T + poses[j][:3, 3]
+    world_wrong = cam0 @ np.linalg.inv(poses[0])[:3, :3].T + np.linalg.inv(poses[0])[:3, 3]
+    camj_wrong = world_wrong @ poses[j][:3, :3].T + poses[j][:3, 3]
     zw = camj_wrong[..., 2]
     uw, vw = (camj_wrong @ K.T)[..., 0] / zw, (camj_wrong @ K.T)[..., 1] / zw
     ok = (zw > 0) & (uw >= 0) & (uw <= WIDTH - 1.001) & (vw >= 0) & (vw <= HEIGHT - 1.001)
@@ -225,7 +231,8 @@ def test_write_dataset_resume_and_settings(tmp_path):
     assert description["sequences"][0]["seed"] == first["seq_00000"]["meta"]["seed"]
     assert not list(root.glob(".*"))
 
-    for kwargs in (dict(n_frames=3, size=(32, 24), seed=3), dict(n_frames=2, size=(40, 24), seed=3), dict(n_frames=2, size=(32, 24), seed=4)):
+    for kwargs in (dict(n_frames=3, size=(32, 24), seed=3), dict(n_frames=2, size=(40, 24), seed=3),
+                   dict(n_frames=2, size=(32, 24), seed=4)):
         with pytest.raises(UserError, match="other settings"):
             write_dataset(root, 2, progress=False, **kwargs)
 
@@ -317,7 +324,8 @@ def test_sweep_turns_in_place_and_approach_closes_in(seed):
     turn = np.unwrap(np.radians([_yaw(p) for p in poses]))
     assert np.degrees(np.abs(turn[-1] - turn[0])) > 60  # 70..150 degrees minus handheld wobble
 
-    _, poses, _, meta = build_sequence_scene(seed, 24, (32, 24), SceneConfig(camera_path="approach", moving_objects=False))
+    config = SceneConfig(camera_path="approach", moving_objects=False)
+    _, poses, _, meta = build_sequence_scene(seed, 24, (32, 24), config)
     if meta["camera_path"] == "approach":  # a path that would hit the structure falls back to a pan
         step = poses[-1, :3, 3] - poses[0, :3, 3]
         assert np.dot(step, poses[0, :3, 2]) > 0.9 * np.linalg.norm(step) > 0  # straight ahead, towards the view

@@ -10,7 +10,9 @@ from rolldepth.model.checkpoint import TINY_TEXT, TINY_UNET, TINY_VAE, build_com
 from rolldepth.apps.cli import main
 from rolldepth.errors import UserError
 from rolldepth.model.pipeline import RollingDepthPipeline
-from rolldepth.train.trainer import SyntheticVideos, TrainConfig, lr_factor, normalise_snippet, step_rng, train, unet_loss
+from rolldepth.train.trainer import (
+    SyntheticVideos, TrainConfig, lr_factor, normalise_snippet, step_rng, train, unet_loss,
+)
 
 
 def write_videos(root, n_sequences=2, n_frames=6, size=(40, 32), seed=0):
@@ -159,7 +161,8 @@ def test_fine_tuning_keeps_the_codec_and_fp16_halves_the_files(tmp_path, tiny_ch
     before, after = load_components(tiny_checkpoint), load_components(model)
     kept = before["vae"].state_dict()  # unchanged up to the fp16 rounding of the saved files
     assert all(torch.equal(kept[k].half().float(), v) for k, v in after["vae"].state_dict().items())
-    assert not all(torch.equal(before["unet"].state_dict()[k].half().float(), v) for k, v in after["unet"].state_dict().items())
+    untuned = before["unet"].state_dict()
+    assert not all(torch.equal(untuned[k].half().float(), v) for k, v in after["unet"].state_dict().items())
     assert not (tmp_path / "ft" / "state_vae").exists()
     size = lambda folder: sum(f.stat().st_size for f in (folder / "unet").glob("*.safetensors"))
     assert size(model) < 0.6 * size(tiny_checkpoint)

@@ -105,7 +105,8 @@ def bench_pipeline(model: str | Path, n_frames: int, res: int | None, dilations,
     out = pipe(frames, dilations=tuple(dilations), processing_res=res, generator=seed, progress=False)
     seconds = time.perf_counter() - tic
     row = dict(frames=n_frames, size=list(out.depth.shape[1:]), seconds=seconds, seconds_per_frame=seconds / n_frames,
-               load_seconds=load_seconds, peak_rss_mib=peak_rss_mib(), **{f"{k}_seconds": v for k, v in out.timings.items()})
+               load_seconds=load_seconds, peak_rss_mib=peak_rss_mib(),
+               **{f"{k}_seconds": v for k, v in out.timings.items()})
     print(f"pipeline: {model}, {n_frames} frames at {out.depth.shape[2]}x{out.depth.shape[1]}, "
           f"dilations {list(dilations)}, {torch.get_num_threads()} threads")
     print(f"  {seconds:.1f} s total, {seconds / n_frames:.3f} s/frame, model load {load_seconds:.1f} s, "

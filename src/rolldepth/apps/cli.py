@@ -81,8 +81,8 @@ def add_run_parser(sub) -> None:
     p.add_argument("--fps", type=float, default=0, help="output fps, 0 = input fps (default 0)")
     p.add_argument("--input-fps", type=float, default=30, help="frame rate of image sequences (default 30)")
     p.add_argument("--shots", default="auto", metavar="auto|none|FILE",
-                   help="shot cuts: detected (auto, default), none, or read from FILE (frame numbers or PySceneDetect's "
-                   "CSV); snippets never span a cut and each shot is aligned and normalised on its own")
+                   help="shot cuts: detected (auto, default), none, or read from FILE (frame numbers or "
+                   "PySceneDetect's CSV); snippets never span a cut and each shot is aligned and normalised on its own")
     p.add_argument("--no-autorotate", dest="autorotate", action="store_false",
                    help="ignore a video's display rotation (and an image's EXIF orientation) and process the stored "
                    "pixels as they are, as the official RollingDepth does (default: phone videos and photos are "

@@ -70,7 +70,8 @@ def _camera_path(
         yaw = yaw0 + np.radians(rng.uniform(-8, 8)) * times
         eyes = eye + view_direction(yaw0, 0.0) * speed * times[:, None]
         eyes[:, 1] += bob * np.sin(2 * np.pi * step_freq * times + rng.uniform(0, 2 * np.pi))
-        return eyes, view_direction(yaw, pitch0 + 0.3 * np.radians(rng.uniform(-5, 5)) * np.sin(np.pi * step_freq * times))
+        bob = 0.3 * np.radians(rng.uniform(-5, 5)) * np.sin(np.pi * step_freq * times)
+        return eyes, view_direction(yaw, pitch0 + bob)
     if name == "pan":
         yaw = yaw0 + np.radians(rng.uniform(8, 35)) * rng.choice([-1, 1]) * centred
         pitch = pitch0 + np.radians(rng.uniform(-4, 4)) * centred
@@ -99,7 +100,8 @@ def _poses_along(
     strength = 1.0 if name == "handheld" else (rng.uniform(0.1, 0.4) if rng.uniform() < 0.5 else 0.0)
     if strength > 0:
         angles = _wobble(rng, times, np.radians(2.5) * strength)
-        shake = np.stack([rotation([1, 0, 0], a) @ rotation([0, 1, 0], b) @ rotation([0, 0, 1], c) for a, b, c in angles])
+        shake = np.stack([rotation([1, 0, 0], a) @ rotation([0, 1, 0], b) @ rotation([0, 0, 1], c)
+                          for a, b, c in angles])
         poses[:, :3, :3] = poses[:, :3, :3] @ shake
         poses[:, :3, 3] += _wobble(rng, times, 0.01 * layout.view_distance * strength)
     return poses

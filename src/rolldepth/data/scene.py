@@ -127,7 +127,8 @@ class Scene:
     """
 
     objects: list[SceneObject] = field(default_factory=list)
-    light_direction: np.ndarray = field(default_factory=lambda: np.array([0.3, 0.8, 0.5]) / np.linalg.norm([0.3, 0.8, 0.5]))
+    light_direction: np.ndarray = field(
+        default_factory=lambda: np.array([0.3, 0.8, 0.5]) / np.linalg.norm([0.3, 0.8, 0.5]))
     light_color: tuple[float, float, float] = (0.8, 0.8, 0.8)
     ambient: tuple[float, float, float] = (0.25, 0.25, 0.25)
     sky_top: tuple[float, float, float] = (0.25, 0.45, 0.85)
@@ -213,7 +214,8 @@ def box_mesh(half_extents) -> Mesh:
 
 def quad_mesh(half_u: float, half_v: float) -> Mesh:
     """A rectangle in the local x-y plane with normal +z (walls, floors, test targets)."""
-    positions = np.array([[-half_u, -half_v, 0], [half_u, -half_v, 0], [half_u, half_v, 0], [-half_u, half_v, 0]], dtype=np.float64)
+    positions = np.array([[-half_u, -half_v, 0], [half_u, -half_v, 0], [half_u, half_v, 0], [-half_u, half_v, 0]],
+                         dtype=np.float64)
     normals = np.tile([0.0, 0.0, 1.0], (4, 1))
     return Mesh(positions, normals, np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int64))
 
@@ -238,7 +240,8 @@ def cylinder_mesh(radius: float, half_height: float, n_sides: int = 24) -> Mesh:
     side_pos = np.concatenate([ring * radius - [0, half_height, 0], ring * radius + [0, half_height, 0]])
     side_nrm = np.concatenate([ring, ring])
     k = np.arange(n_sides)
-    side_tri = np.concatenate([np.stack([k, k + n_sides + 1, k + n_sides + 2], 1), np.stack([k, k + n_sides + 2, k + 1], 1)])
+    side_tri = np.concatenate([np.stack([k, k + n_sides + 1, k + n_sides + 2], 1),
+                               np.stack([k, k + n_sides + 2, k + 1], 1)])
     positions, normals, triangles = [side_pos], [side_nrm], [side_tri]
     offset = len(side_pos)
     for sign in (-1.0, 1.0):
@@ -349,7 +352,8 @@ def clip_range(scene: Scene, poses: np.ndarray, K: np.ndarray, size: tuple[int, 
     """
     width, height = size
     n_frames = len(poses)
-    corners_px = np.array([[-0.5, -0.5, 1], [width - 0.5, -0.5, 1], [-0.5, height - 0.5, 1], [width - 0.5, height - 0.5, 1]])
+    corners_px = np.array([[-0.5, -0.5, 1], [width - 0.5, -0.5, 1], [-0.5, height - 0.5, 1],
+                           [width - 0.5, height - 0.5, 1]])
     rays = np.linalg.solve(K, corners_px.T).T
     min_cos = float(np.min(1.0 / np.linalg.norm(rays, axis=1)))
     eyes = poses[:, :3, 3]

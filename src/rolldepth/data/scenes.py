@@ -106,7 +106,8 @@ def lighting(rng: np.random.Generator, outdoor: bool) -> dict:
 def _room_shell(rng: np.random.Generator, half) -> list[SceneObject]:
     hue = rng.uniform()
     floor = random_material(rng, 1.0, ("checker", "noise", "stripes", "marble"), hue=rng.uniform())
-    walls = random_material(rng, 2.0, ("solid", "noise", "stripes", "gradient"), hue=hue, sat=(0.05, 0.4), val=(0.5, 0.95))
+    walls = random_material(rng, 2.0, ("solid", "noise", "stripes", "gradient"), hue=hue, sat=(0.05, 0.4),
+                            val=(0.5, 0.95))
     ceiling = random_material(rng, 2.0, ("solid", "noise"), hue=hue, sat=(0.0, 0.15), val=(0.7, 0.95))
     return enclosure(half, floor, walls, ceiling)
 
@@ -131,7 +132,8 @@ def _tabletop(rng: np.random.Generator) -> tuple[Layout, list[SceneObject], list
         foot = table_rot @ np.array([sx * (top_half[0] - 0.06), 0, sz * (top_half[2] - 0.06)])
         table.append(SceneObject(leg, table_mat, _grounded(leg, foot[0], foot[2], 0.0)))
     surface = top_y
-    target = np.array([0.0, surface + 0.03, 0.0]) + table_rot @ np.array([rng.uniform(-0.2, 0.2), 0, rng.uniform(-0.1, 0.1)])
+    target = (np.array([0.0, surface + 0.03, 0.0])
+              + table_rot @ np.array([rng.uniform(-0.2, 0.2), 0, rng.uniform(-0.1, 0.1)]))
     distance, elevation, azimuth = rng.uniform(0.35, 0.9), np.radians(rng.uniform(20, 55)), rng.uniform(0, 2 * np.pi)
     eye = target + distance * view_direction(azimuth, elevation) * np.array([1, 1, 1])
     eye = target - distance * view_direction(azimuth, -elevation)
@@ -161,7 +163,8 @@ def _room(rng: np.random.Generator) -> tuple[Layout, list[SceneObject], list[tup
     half = np.array([rng.uniform(2.0, 5.0), rng.uniform(1.2, 1.75), rng.uniform(2.0, 5.0)])
     shell = _room_shell(rng, half)
     margin = 0.6
-    eye = np.array([rng.uniform(-1, 1) * (half[0] - margin), rng.uniform(1.2, 1.8), rng.uniform(-1, 1) * (half[2] - margin)])
+    eye = np.array([rng.uniform(-1, 1) * (half[0] - margin), rng.uniform(1.2, 1.8),
+                    rng.uniform(-1, 1) * (half[2] - margin)])
     forward = view_direction(rng.uniform(0, 2 * np.pi), np.radians(rng.uniform(-25, 5)))
     layout = Layout(
         free_lo=np.array([-half[0] + 0.3, 0.3, -half[2] + 0.3]),
@@ -314,7 +317,7 @@ def frame(centre, half, radius: float, yaw: float) -> list[tuple[Mesh, np.ndarra
 def thin_structures(rng: np.random.Generator, kind: str, layout: Layout) -> list[tuple[Mesh, np.ndarray]]:
     """Structures a few pixels or less across, where depth models fail: wires, railings, fences, rod frames,
     pencils. Placed around the view target of each scene kind; the caller drops any too close to the camera."""
-    target, view = layout.target, layout.view_distance
+    target = layout.target
     parts: list[tuple[Mesh, np.ndarray]] = []
     heading = rng.uniform(0, 2 * np.pi)
     along = np.array([np.sin(heading), 0.0, np.cos(heading)])
@@ -425,6 +428,7 @@ def flyby_object(rng: np.random.Generator, poses: np.ndarray, K: np.ndarray, siz
     velocity = (poses[last, :3, 3] - poses[first, :3, 3]) / duration
     offset_y = rng.uniform(-0.3, 0.3) * close * (size[1] / 2) / K[1, 1]
     t = times - times[mid]
-    positions = eye_mid + (rot_mid @ np.array([0.0, offset_y, close])) + np.outer(t, velocity + rot_mid[:, 0] * sideways)
+    positions = (eye_mid + (rot_mid @ np.array([0.0, offset_y, close]))
+                 + np.outer(t, velocity + rot_mid[:, 0] * sideways))
     spin = np.stack([rotation([0.3, 1, 0.2], a) for a in rng.uniform(-3, 3) * times])
     return mesh, rigid(spin, positions)

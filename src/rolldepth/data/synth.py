@@ -97,7 +97,8 @@ def build_sequence_scene(
     objects = list(structure)
     palette_hue = rng.uniform()
     for mesh, place in clutter:
-        obj = SceneObject(mesh, random_material(rng, 2 * float(mesh.bounds[1].max()), hue=palette_hue if rng.uniform() < 0.4 else None), place)
+        hue = palette_hue if rng.uniform() < 0.4 else None
+        obj = SceneObject(mesh, random_material(rng, 2 * float(mesh.bounds[1].max()), hue=hue), place)
         if clearance(obj, eyes) > margin:
             objects.append(obj)
     if config.thin_structures:  # from a stream of their own, so every other draw of the seed stays the same

@@ -99,8 +99,9 @@ def evaluate(
     """Run every variant on every sample and score it.
 
     With ``work_dir``, each (video, variant) result is saved there as soon as it is scored, together with what
-    produced it (weights digest, resolution, refinement, seed, a hash of the frames and ground truth); a re-run after a crash reuses the
-    results whose record matches and computes the rest, so an interrupted evaluation loses at most one variant.
+    produced it (weights digest, resolution, refinement, seed, a hash of the frames and ground truth); a re-run after
+    a crash reuses the results whose record matches and computes the rest, so an interrupted evaluation loses at most
+    one variant.
 
     Parameters
     ----------
@@ -157,8 +158,9 @@ def evaluate(
             steps = 0 if name == "per-frame" else refine_steps
             saved = record = None
             if work_dir:
-                record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps, coalign=coalign,
-                              seed=seed, shape=list(frames.shape), data=data.hexdigest(), temporal=temporal)
+                record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps,
+                              coalign=coalign, seed=seed, shape=list(frames.shape), data=data.hexdigest(),
+                              temporal=temporal)
                 saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json"
             prediction = Path(predictions_dir) / sample.name / f"{name}.npy" if predictions_dir else None
             result = None if prediction and not prediction.is_file() else _load_result(saved, record)
@@ -421,8 +423,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       temporal=not args.no_tae)
     report["settings"] = dict(
         model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
-        refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames, max_videos=args.max_videos,
-        tae=not args.no_tae,
+        refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames,
+        max_videos=args.max_videos, tae=not args.no_tae,
     )
     _write_report(args.out, report)
     shutil.rmtree(work_dir)  # everything it held is in eval.json now

@@ -262,7 +262,8 @@ def save_components(components: dict[str, Any], path: str | Path, extra_json: di
     missing = [part for part in PARTS if part not in components]
     if missing:
         raise ValueError(f"components lack {', '.join(missing)}")
-    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / "model_index.json").exists())):
+    is_checkpoint_or_empty = target.is_dir() and (not any(target.iterdir()) or (target / "model_index.json").exists())
+    if target.exists() and not is_checkpoint_or_empty:
         raise UserError(f"refusing to overwrite {target}: it exists and is not a checkpoint folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"

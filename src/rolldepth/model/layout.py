@@ -67,7 +67,8 @@ def validate_checkpoint(folder: Path, name: str | None = None, variant: str | No
     for part, expected in EXPECTED_CLASSES.items():
         found = configs[part].get("_class_name", expected)
         if found != expected:
-            raise UserError(f"{folder / part} holds a {found}, not the {expected} of a RollingDepth/Marigold checkpoint")
+            raise UserError(f"{folder / part} holds a {found}, not the {expected} of a RollingDepth/Marigold "
+                            "checkpoint")
 
     unet, latent = configs["unet"], configs["vae"].get("latent_channels", 4)
     if unet.get("in_channels") != 2 * latent or unet.get("out_channels", latent) != latent:

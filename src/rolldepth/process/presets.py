@@ -86,7 +86,8 @@ def check_settings(s: Settings) -> None:
     if not s.dilations or any(d < 1 for d in s.dilations):
         raise UserError(f"dilations must be positive integers, got {list(s.dilations)}")
     if 1 not in s.dilations:
-        raise UserError(f"dilation 1 must be among the dilations (got {list(s.dilations)}): it links neighbouring frames")
+        raise UserError(f"dilation 1 must be among the dilations (got {list(s.dilations)}): it links neighbouring "
+                        "frames")
     if len(s.snippet_lengths) not in (1, len(s.dilations)):
         raise UserError(
             f"give one snippet length or one per dilation: {len(s.snippet_lengths)} lengths for "

@@ -210,7 +210,8 @@ def vae_loss(vae, images: torch.Tensor, generator: torch.Generator, kl_weight: f
     latents = posterior.mean + posterior.std * noise
     error = (vae.decode(latents).sample.float() - images.float()).abs()
     if relative and is_depth is not None:
-        weight = torch.where(is_depth.to(images.device)[:, None, None, None], 1.0 / ((images.float() + 1) / 2 + 0.1), 1.0)
+        disparity = (images.float() + 1) / 2  # the depth codec's images are disparity mapped to [-1, 1]
+        weight = torch.where(is_depth.to(images.device)[:, None, None, None], 1.0 / (disparity + 0.1), 1.0)
         error = error * weight
     return error.mean() + kl_weight * posterior.kl().mean()
 
@@ -487,7 +488,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
     frames = data.frame_size()
     if cache_latents and frames != tuple(cfg.crop):
         raise UserError(f"--cache-latents needs whole frames: set --crop to the data's frame size (the crop is "
-                        f"{cfg.crop[0]}x{cfg.crop[1]}, the frames {'%dx%d' % frames if frames else 'of several sizes'})")
+                        f"{cfg.crop[0]}x{cfg.crop[1]}, the frames "
+                        f"{'%dx%d' % frames if frames else 'of several sizes'})")
     run = Run(Path(out), cfg)
     parts = initial_components(cfg)
     vae, unet = parts["vae"], parts["unet"]
@@ -522,7 +524,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True, cache_latent
     unet.set_attn_processor(AttnProcessor2_0())  # saved as a stock UNet; the pipeline installs its processor
     if cfg.save_fp16:  # loading casts back to the dtype asked for (fp32 on the CPU)
         parts.update({name: parts[name].half() for name in ("unet", "vae", "text_encoder")})
-    return save_components(parts, run.out / "model", extra_json={"rolldepth.json": {"processing_res": cfg.processing_res}})
+    return save_components(parts, run.out / "model",
+                           extra_json={"rolldepth.json": {"processing_res": cfg.processing_res}})
 
 
 # ------------------------------------------------------------------------------------------------------------------

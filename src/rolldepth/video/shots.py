@@ -64,7 +64,8 @@ def read_shots_file(path: str | Path) -> list[int]:
     try:
         cuts = [int(w) for w in words]
     except ValueError:
-        raise UserError(f"{path}: a shots file holds frame numbers (or PySceneDetect's CSV), found {words[:3]}") from None
+        raise UserError(f"{path}: a shots file holds frame numbers (or PySceneDetect's CSV), found "
+                        f"{words[:3]}") from None
     if any(c < 0 for c in cuts):
         raise UserError(f"{path}: frame numbers must be >= 0")
     return sorted(set(cuts))

@@ -360,10 +360,10 @@ def save_outputs(
     """Write every requested output of one video (or, with ``still``, of one image) into ``out_dir``.
 
     Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_exr/``, ``<stem>_<cmap>.mp4`` per colormap,
-    ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz`` when ``snippets``
-    is given. Colormap names and shapes are checked before anything is written, so a typo in a colormap name
-    leaves no partial set of outputs behind. The videos play at ``fps``, or keep each frame's time from ``times``
-    (a variable-frame-rate input). Image files are named ``names`` (an image sequence's own names), else
+    ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz``
+    when ``snippets`` is given. Colormap names and shapes are checked before anything is written, so a typo in a
+    colormap name leaves no partial set of outputs behind. The videos play at ``fps``, or keep each frame's time from
+    ``times`` (a variable-frame-rate input). Image files are named ``names`` (an image sequence's own names), else
     ``frame_000000``, ... A still's colorized and side-by-side outputs are PNG images instead of videos.
 
     Everything is written frame by frame, so ``depth`` may be disk-backed (``NpyArray``) and ``rgb`` any iterable
