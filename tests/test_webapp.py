@@ -186,6 +186,15 @@ def test_web_without_gradio_says_how_to_install(monkeypatch, capsys, tiny_checkp
     assert "pip install 'rolldepth[web]'" in capsys.readouterr().err
 
 
+def test_web_refuses_a_wrong_model_folder_or_port_before_serving(tmp_path, capsys, monkeypatch):
+    """It used to serve the page and fail at the first upload; gradio is not even imported now."""
+    monkeypatch.setitem(sys.modules, "gradio", None)  # the checks come before the import: no install message
+    assert main(["web", "--model", str(tmp_path)]) == 2
+    assert f"'{tmp_path}' is not a RollingDepth/Marigold checkpoint: missing unet/" in capsys.readouterr().err
+    assert main(["web", "--port", "0"]) == 2
+    assert "--port must be between 1 and 65535, got 0" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------------------------------
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (Debian package chromium; setup.sh installs it)"
