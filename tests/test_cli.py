@@ -12,6 +12,7 @@ import av
 import numpy as np
 import OpenEXR
 import pytest
+import torch
 from PIL import Image
 
 from conftest import encode_video, pattern_frames
@@ -173,8 +174,6 @@ def test_the_cpu_says_it_runs_fp32_only_when_fp16_was_asked_for(caplog):
     """The presets' fp16 is meant for GPUs: every CPU run told a new user it had not asked for fp16."""
     import logging
 
-    import torch
-
     from rolldepth.model.loading import pick_dtype
 
     cpu = torch.device("cpu")
@@ -189,6 +188,8 @@ def test_the_cpu_says_it_runs_fp32_only_when_fp16_was_asked_for(caplog):
     (["--frames", "0"], "bench videos need at least 3 frames (one snippet), got 0"),  # printed a table header first
     (["--what", "memory", "--memory-frames", "2", "100"], "at least 3 frames"),
     (["--res", "-1"], "--res must be >= 0"),
+    pytest.param(["--what", "gpu"], "--what gpu needs a CUDA device", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="a CUDA device runs the bench")),
 ])
 def test_impossible_bench_options_are_one_line_before_any_output(capsys, args, message):
     code = main(["bench", *args])
@@ -204,8 +205,6 @@ def test_impossible_bench_options_are_one_line_before_any_output(capsys, args, m
     ("mps", "device 'mps' is not usable here: MPS needs Apple silicon"),  # was torch's 1500-character dispatch list
 ])
 def test_a_device_this_machine_lacks_is_one_short_line(name, message):
-    import torch
-
     from rolldepth.model.loading import pick_device
 
     gpus = torch.cuda.device_count()
@@ -522,7 +521,7 @@ def test_an_input_named_twice_runs_once(tmp_path, tiny_checkpoint, monkeypatch):
     seen = []
     monkeypatch.setattr(rolldepth.process.runner, "process_video", lambda pipe, path, *args: seen.append(path))
     video = encode_video(tmp_path / "clip.mp4", pattern_frames(6))
-    other = encode_video(tmp_path / "other.mp4", pattern_frames(6))
+    encode_video(tmp_path / "other.mp4", pattern_frames(6))
     monkeypatch.chdir(tmp_path)
     assert main(["-q", "run", "clip.mp4", "other.mp4", str(video), "-o", "o", "--model", str(tiny_checkpoint)]) == 0
     assert seen == [Path("clip.mp4"), Path("other.mp4")]

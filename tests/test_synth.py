@@ -306,6 +306,15 @@ def test_cli_writes_dataset_and_quiet_hides_progress(tmp_path, capfd):
     assert main(["-q", "synth", str(tmp_path / "bad"), "--sequences", "1", "--frames", "2", "--size", "4x4"]) == 2
     err = capfd.readouterr().err
     assert err.startswith("rolldepth: error:") and err.count("\n") == 1
+    # --workers -1 used to render the whole dataset in one process; a file as the folder was a FileExistsError
+    (tmp_path / "afile").write_text("x")
+    for argv, message in (
+        ([str(tmp_path / "w"), "--workers", "-1"], "--workers must be at least 1 (rendering processes), got -1"),
+        ([str(tmp_path / "afile")], f"{tmp_path / 'afile'} is a file: the dataset needs a folder"),
+    ):
+        assert main(["-q", "synth", *argv, "--sequences", "1", "--frames", "2", "--size", "32x24"]) == 2
+        assert capfd.readouterr().err == f"rolldepth: error: {message}\n"
+    assert not (tmp_path / "w").exists()
 
 
 def _yaw(pose: np.ndarray) -> float:

@@ -234,13 +234,14 @@ def add_bench_parser(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench_coalign, bench_memory, bench_pipeline
-
     lengths = [*args.frames, args.video_frames, *args.memory_frames, args.fast_frames, args.paper_frames]
     if min(lengths) < 3:
         raise UserError(f"bench videos need at least 3 frames (one snippet), got {min(lengths)}")
     if args.res is not None and args.res < 0:
         raise UserError(f"--res must be >= 0 (0 keeps the input size), got {args.res}")
+    if args.what == "gpu" and args.device.startswith("cuda") and not torch_cuda_available():
+        raise UserError("--what gpu needs a CUDA device (or --device cpu --shape tiny for a rehearsal)")
+    from .bench import bench_coalign, bench_memory, bench_pipeline  # loads diffusers: after the checks
 
     if args.what in ("coalign", "all"):
         bench_coalign(args.frames, args.dilations, args.seed)
@@ -252,8 +253,6 @@ def cmd_bench(args) -> int:
     if args.what == "gpu":
         from .bench_gpu import bench_gpu
 
-        if args.device.startswith("cuda") and not torch_cuda_available():
-            raise UserError("--what gpu needs a CUDA device (or --device cpu --shape tiny for a rehearsal)")
         bench_gpu(args.shape, args.device, args.fast_frames, args.paper_frames, res=args.res or 768,
                   max_vram=args.max_vram, json_path=args.json)
     return 0

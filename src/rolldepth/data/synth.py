@@ -225,10 +225,17 @@ def write_dataset(
     width, height = _check_size(size)
     if n_sequences < 1 or n_frames < 1:
         raise UserError(f"need at least one sequence and one frame, got {n_sequences} and {n_frames}")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1 (rendering processes), got {workers}")
     if config:
         _check_blur(config)
     options = recorded_options(config or SceneConfig())
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root} is a file: the dataset needs a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the dataset folder {root}: {exc.strerror or exc}") from None
     for stale in root.glob(".seq_*.partial"):
         shutil.rmtree(stale)
     todo, metas = [], {}
@@ -412,7 +419,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     config = SceneConfig(**recipe, motion_blur=args.motion_blur, shutter=args.shutter,
                          **{name: getattr(args, name) or args.realism for name in REALISM})
     root = write_dataset(args.out, args.sequences, args.frames, args.size, args.seed, progress=not args.quiet,
-                         config=config, workers=max(1, args.workers))
+                         config=config, workers=args.workers)
     logger.info("wrote %d sequences to %s", args.sequences, root)
     return 0
 
