@@ -100,7 +100,7 @@ def test_image_sequence_folder_and_frame_window(tmp_path, tiny_checkpoint):
                  "-d", "1", "--from", "2", "--frames", "8", "--cmap", "--no-save-png", "--input-fps", "12"])
     assert code == 0
     assert np.load(out / "shot01_pred.npy").shape == (8, 18, 26)
-    assert sorted(p.name for p in out.iterdir()) == ["shot01_pred.npy"]
+    assert sorted(p.name for p in out.iterdir()) == [".shot01.rolldepth-done.json", "shot01_pred.npy"]
 
 
 def test_frames_of_an_image_sequence_keep_their_names(tmp_path, tiny_checkpoint):
@@ -322,8 +322,9 @@ def test_a_single_image_gets_per_frame_depth_and_png_previews(tmp_path, tiny_che
     depth = np.load(out / "photo_pred.npy")
     assert depth.shape == (1, 18, 26)
     np.testing.assert_array_equal(depth, np.load(tmp_path / "b" / "seq_pred.npy"))
-    assert sorted(p.name for p in out.iterdir()) == ["photo_Greys_r.png", "photo_Spectral_r.png", "photo_exr",
-                                                     "photo_png16", "photo_pred.npy", "photo_rgbd.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".photo.rolldepth-done.json", "photo_Greys_r.png",
+                                                     "photo_Spectral_r.png", "photo_exr", "photo_png16",
+                                                     "photo_pred.npy", "photo_rgbd.png"]
     assert (out / "photo_png16" / "photo.png").is_file() and (out / "photo_exr" / "photo.exr").is_file()
     colour = np.asarray(Image.open(out / "photo_Spectral_r.png"))
     np.testing.assert_array_equal(colour, colorize(depth, "Spectral_r")[0])

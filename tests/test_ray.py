@@ -30,7 +30,8 @@ def test_ray_run_matches_the_one_process_run(tmp_path, videos, tiny_checkpoint, 
     assert not ray.is_initialized()  # the driver disconnected
     for name in ("clip1_pred.npy", "clip2_pred.npy"):
         np.testing.assert_allclose(np.load(spread / name), np.load(local / name), atol=1e-5)
-    assert sorted(p.name for p in spread.iterdir()) == ["clip1_pred.npy", "clip2_pred.npy"]  # no work folders
+    assert sorted(p.name for p in spread.iterdir()) == [  # no work folders
+        ".clip1.rolldepth-done.json", ".clip2.rolldepth-done.json", "clip1_pred.npy", "clip2_pred.npy"]
 
 
 def test_ray_run_reports_a_failing_video_and_finishes_the_others(tmp_path, videos, tiny_checkpoint, capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import time
@@ -102,7 +103,7 @@ def test_disk_backed_run_equals_in_memory_call(pipe, tmp_path, changes):
     got = np.load(written["pred"])
     assert got.shape == expected.depth.shape == ((11, 36, 52) if changes else (11, 18, 26))
     np.testing.assert_allclose(got, expected.depth, rtol=0, atol=1e-6)
-    assert sorted(os.listdir(out)) == ["clip_pred.npy"]  # the work folder is gone
+    assert sorted(os.listdir(out)) == [".clip.rolldepth-done.json", "clip_pred.npy"]  # the work folder is gone
 
 
 def test_frames_that_stop_early_are_processed_as_the_shorter_video(pipe, caplog):
@@ -183,7 +184,7 @@ def test_run_killed_mid_way_resumes_to_the_identical_result(tiny_checkpoint, tmp
     # 14 snippets of dilation 1 and 8 of dilation 4 in batches of 2: 11 UNet calls, minus the batches recorded
     assert len(calls) - resumed == 11
     assert resumed == 11 - done["snippets0"] // 2
-    assert sorted(p.name for p in out.iterdir()) == ["clip_pred.npy"]
+    assert sorted(p.name for p in out.iterdir()) == [".clip.rolldepth-done.json", "clip_pred.npy"]
 
 
 def test_changed_option_starts_over(pipe, tmp_path, monkeypatch, caplog):
@@ -202,6 +203,33 @@ def test_changed_option_starts_over(pipe, tmp_path, monkeypatch, caplog):
     expected = pipe(read_frames(video), dilations=(1, 3), processing_res=26, batch_size=3, vae_batch_size=2,
                     generator=1, progress=False).depth
     np.testing.assert_allclose(np.load(written["pred"]), expected, rtol=0, atol=1e-6)
+
+
+def test_a_finished_input_is_skipped_until_its_input_options_or_outputs_change(pipe, tmp_path, monkeypatch, caplog):
+    """A batch interrupted at its 57th video, run again, must not compute the 56 finished ones again; anything that
+    would change their outputs computes them anew."""
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(8))
+    out = tmp_path / "out"
+    first = process_video(pipe, video, out, options_for())
+    pred = np.load(first["pred"])
+    calls = count_unet_calls(monkeypatch, pipe)
+    caplog.set_level("INFO", logger="rolldepth")
+    assert process_video(pipe, video, out, options_for()) == first and calls == []
+    assert "clip.mp4: done already" in caplog.text and "(clip_pred.npy)" in caplog.text
+
+    with_png = process_video(pipe, video, out, options_for(save_png=True))  # another output option: computed
+    one_run = len(calls)  # UNet calls of the whole video
+    assert one_run > 0 and with_png.keys() == {"pred", "png16"}
+    np.testing.assert_array_equal(np.load(with_png["pred"]), pred)
+    assert process_video(pipe, video, out, options_for(save_png=True)) == with_png and len(calls) == one_run
+    shutil.rmtree(with_png["png16"])  # an output deleted: computed
+    process_video(pipe, video, out, options_for(save_png=True))
+    assert len(calls) == 2 * one_run and with_png["png16"].is_dir()
+    process_video(pipe, video, out, options_for(save_png=True), resume=False)  # starting over is asked for
+    assert len(calls) == 3 * one_run
+    encode_video(video, pattern_frames(8, seed=1))  # the input changed
+    changed = process_video(pipe, video, out, options_for(save_png=True))
+    assert len(calls) == 4 * one_run and not np.array_equal(np.load(changed["pred"]), pred)
 
 
 def test_memory_bench_measures_each_child_on_its_own():

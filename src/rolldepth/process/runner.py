@@ -9,6 +9,11 @@ instead of memory, so memory does not grow with the video's length. The folder r
 for what (input file, model weights, options); running the same command again after a crash or ``kill -9``
 continues from the last finished batch and gives the same result, while a run with other inputs, model or options
 starts over. It is deleted once every output is written; outputs only ever appear under their final names complete.
+
+A finished input leaves ``<output_dir>/.<stem>.rolldepth-done.json``: what its outputs were computed from (the work
+folder's record plus the output options) and their names. Running the same command again, say after a batch of
+videos was interrupted at its 57th, skips every input whose record matches and whose outputs are all there, instead
+of computing it again; any change (input, model, options, a deleted output) computes it anew.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -34,6 +39,7 @@ from ..model.loading import read_model_defaults
 log = logging.getLogger(__name__)
 
 WORK_SUFFIX = ".rolldepth-work"
+DONE_SUFFIX = ".rolldepth-done.json"
 
 
 @dataclass
@@ -60,7 +66,6 @@ class RunOptions:
     max_vram: float | None = None  # GB the planned batches may use
     seed: int = 0
     progress: bool = True
-    extra: dict = field(default_factory=dict)
     # metric depth and 3-D export (see export3d)
     metric_anchors: Path | None = None  # CSV/JSON of frame, x, y, metres
     anchor_tolerance: float = 0.25  # relative depth error within which an anchor agrees with the fit
@@ -494,6 +499,41 @@ def work_folder(output_dir: Path, stem: str) -> Path:
     return Path(output_dir) / f".{stem}{WORK_SUFFIX}"
 
 
+def done_record(fingerprint: dict, options: RunOptions) -> dict:
+    """What a finished input's outputs depend on: the work folder's record and the output options (files named by
+    their content), as JSON values."""
+    from ..video.shots import file_digest
+
+    outputs = asdict(options)
+    for key in ("settings", "progress"):  # the settings are in the fingerprint; progress bars change no output
+        outputs.pop(key)
+    for key in ("metric_anchors", "intrinsics"):
+        if outputs[key] is not None:
+            outputs[key] = file_digest(outputs[key])
+    return json.loads(json.dumps({"run": fingerprint, "outputs": outputs}, default=str))
+
+
+def outputs_done(output_dir: Path, stem: str, record: dict) -> dict[str, Path] | None:
+    """The outputs of an earlier run of this input with the same ``record``, if they are all still there."""
+    try:
+        done = json.loads((Path(output_dir) / f".{stem}{DONE_SUFFIX}").read_text())
+        files = {key: Path(output_dir) / name for key, name in done["files"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if done.get("record") != record or not files or not all(f.exists() for f in files.values()):
+        return None
+    return files
+
+
+def write_done(output_dir: Path, stem: str, record: dict, written: dict[str, Path]) -> None:
+    """Record a finished input (see :func:`outputs_done`), written under a temporary name and renamed."""
+    from ..video.writers import atomic_path
+
+    content = {"record": record, "files": {key: Path(p).name for key, p in written.items()}}
+    with atomic_path(Path(output_dir) / f".{stem}{DONE_SUFFIX}") as tmp:
+        tmp.write_text(json.dumps(content, indent=1))
+
+
 def _rgb_frames(path: Path, start: int, n_frames: int, res: int, native: bool, autorotate: bool):
     """The input frames again, one at a time, at the depth's size (for the side-by-side video)."""
     from ..video.reading import iter_frames, resize_frames
@@ -539,7 +579,13 @@ def process_video(
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the output folder {output_dir}: {exc.strerror or exc}") from None
-    store = DiskStore(work_folder(output_dir, stem), run_fingerprint(pipe, path, options, res, n_frames), resume)
+    fingerprint = run_fingerprint(pipe, path, options, res, n_frames)
+    done = done_record(fingerprint, options)
+    if resume and (written := outputs_done(output_dir, stem, done)):
+        log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an output "
+                 "to compute it again", path, ", ".join(p.name for p in written.values()))
+        return written
+    store = DiskStore(work_folder(output_dir, stem), fingerprint, resume)
     try:
         shots = store.get("shots")
         if shots is None:
@@ -560,6 +606,7 @@ def process_video(
     finally:
         store.close()
     store.remove()
+    write_done(output_dir, stem, done, written)
     # stage seconds; snippets_unet and snippets_decode are parts of snippets, not stages of their own
     seconds = sum(v for out in outs for k, v in out.timings.items() if not k.startswith("snippets_"))
     log.info("%d frames in %.1f s (%.2f s/frame): %s", n_done, seconds, seconds / n_done,
