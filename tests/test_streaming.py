@@ -216,6 +216,9 @@ def test_a_finished_input_is_skipped_until_its_input_options_or_outputs_change(p
     caplog.set_level("INFO", logger="rolldepth")
     assert process_video(pipe, video, out, options_for()) == first and calls == []
     assert "clip.mp4: done already" in caplog.text and "(clip_pred.npy)" in caplog.text
+    with monkeypatch.context() as full:  # a finished input needs no disk: not refused for lack of it
+        full.setattr("rolldepth.process.runner.free_disk", lambda folder: 0)
+        assert process_video(pipe, video, out, options_for()) == first and calls == []
 
     with_png = process_video(pipe, video, out, options_for(save_png=True))  # another output option: computed
     one_run = len(calls)  # UNet calls of the whole video

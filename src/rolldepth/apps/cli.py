@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         import os
 
-        os.environ["TQDM_DISABLE"] = "1"  # also silences the weight-loading bars (see load_pipeline)
+        os.environ["TQDM_DISABLE"] = "1"  # also silences the weight-loading bars (see load_components)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

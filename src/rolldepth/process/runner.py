@@ -567,24 +567,24 @@ def process_video(
     shape = ModelShape.of_pipe(pipe)
     refine_asked = options.settings.refine_steps
     options = options_for(path, options, shape)
+    info = info or check_input(path, options)
+    res = options.settings.res
+    n_frames = frame_window(info, options)
+    stem = output_stem(path)
+    fingerprint = run_fingerprint(pipe, path, options, res, n_frames)
+    done = done_record(fingerprint, options)
+    if resume and (written := outputs_done(output_dir, stem, done)):  # before the estimate: nothing more is needed
+        log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an output "
+                 "to compute it again", path, ", ".join(p.name for p in written.values()))
+        return written
     if options.settings.refine_steps != refine_asked:
         log.info("refinement: %d steps, as the model recommends (its rolldepth.json) instead of the preset's %d; "
                  "--refine-steps N sets them", options.settings.refine_steps, refine_asked)
-    info = info or check_input(path, options)
-    res = options.settings.res
     check_resources(path, info, options, output_dir, shape, pipe.device.type)
-    n_frames = frame_window(info, options)
-    stem = output_stem(path)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the output folder {output_dir}: {exc.strerror or exc}") from None
-    fingerprint = run_fingerprint(pipe, path, options, res, n_frames)
-    done = done_record(fingerprint, options)
-    if resume and (written := outputs_done(output_dir, stem, done)):
-        log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an output "
-                 "to compute it again", path, ", ".join(p.name for p in written.values()))
-        return written
     store = DiskStore(work_folder(output_dir, stem), fingerprint, resume)
     try:
         shots = store.get("shots")
