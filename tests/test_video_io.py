@@ -18,7 +18,7 @@ from rolldepth.errors import UserError
 from rolldepth.video import reading
 from rolldepth.video.reading import (
     check_sequence,
-    frame_times,
+    frame_clock,
     iter_frames,
     list_inputs,
     load_rgb8,
@@ -112,16 +112,17 @@ def video(tmp_path_factory, frames) -> Path:
 def test_frame_times_of_a_variable_rate_video_and_none_for_a_constant_one(tmp_path, frames, video):
     vfr = encode_vfr(tmp_path / "vfr.mp4", frames, VFR_MS)
     info = probe(vfr)
-    times = frame_times(info, 0, info.n_frames)
+    times = frame_clock(info, 0, info.n_frames)[1]
     assert len(times) == 24 and np.allclose([float(t) for t in times], np.array(VFR_MS) / 1000, atol=1e-4)
-    window = frame_times(info, 10, 20)  # seconds from the window's first frame
+    start, window = frame_clock(info, 10, 20)  # seconds from the window's first frame, shown at VFR_MS[10]
     assert np.allclose([float(t) for t in window], (np.array(VFR_MS[10:20]) - VFR_MS[10]) / 1000, atol=1e-4)
-    assert frame_times(probe(video), 0, 24) is None  # 30000/1001 times every frame: nothing to keep
+    assert abs(float(start) - (VFR_MS[10] - VFR_MS[0]) / 1000) < 1e-4
+    assert frame_clock(probe(video), 0, 24)[1] is None  # 30000/1001 times every frame: nothing to keep
     folder = tmp_path / "seq"
     folder.mkdir()
     for i, frame in enumerate(frames[:3]):
         Image.fromarray(frame).save(folder / f"{i}.png")
-    assert frame_times(probe(folder), 0, 3) is None
+    assert frame_clock(probe(folder), 1, 3) == (Fraction(1) / probe(folder).fps, None)
 
 
 @pytest.mark.parametrize("fps, fmt, suffix", [(Fraction(30000, 1001), None, "mp4"), (Fraction(25), "matroska", "mkv")])

@@ -685,12 +685,14 @@ def fit_anchors(depth, shots, info: VideoInfo, options: RunOptions):
                             options.anchor_tolerance)
 
 
-def add_sound(path: Path, info: VideoInfo, options: RunOptions, n_done: int, times, outputs) -> None:
-    """The input's sound, cut to the frames written, into each MP4 output (see :mod:`rolldepth.video.audio`)."""
+def add_sound(path: Path, info: VideoInfo, options: RunOptions, n_done: int, start: Fraction | None, times,
+              outputs) -> None:
+    """The input's sound, cut to the frames written (the first shown at ``start`` seconds, the others ``times``
+    after it, see :func:`rolldepth.video.reading.frame_clock`), into each MP4 output (see
+    :mod:`rolldepth.video.audio`)."""
     import av
 
     from ..video.audio import add_audio, has_audio
-    from ..video.reading import frame_start
 
     videos = [p for p in outputs if p.suffix == ".mp4"]
     if not videos or not has_audio(path):
@@ -699,7 +701,6 @@ def add_sound(path: Path, info: VideoInfo, options: RunOptions, n_done: int, tim
         log.info("%s: --fps %g retimes the depth videos, so they are written without the input's sound", path,
                  options.fps)
         return
-    start = frame_start(info, options.start)
     duration = (times[-1] if times else Fraction(n_done - 1) / info.fps) + 1 / info.fps
     for video in videos:
         try:
@@ -712,7 +713,7 @@ def add_sound(path: Path, info: VideoInfo, options: RunOptions, n_done: int, tim
 def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, info: VideoInfo, options: RunOptions,
                   res: int, fit, store) -> dict[str, Path]:
     """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``."""
-    from ..video.reading import frame_names, frame_times, is_still
+    from ..video.reading import frame_clock, frame_names, is_still
     from ..video.writers import save_outputs
 
     n_done = len(depth)
@@ -727,7 +728,8 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
                          for i, (g, a) in enumerate(zip(out.groups, out.snippets))}
             snippets |= {f"{prefix}dilation{g.dilation}_{i}_indices": g.indices for i, g in enumerate(out.groups)}
     fps = Fraction(options.fps).limit_denominator(1001) if options.fps else info.fps
-    times = None if options.fps else frame_times(info, options.start, options.start + n_done)  # a variable rate
+    # a variable rate's frame times, and when the first is shown (for the sound); --fps retimes every frame
+    start, times = (None, None) if options.fps else frame_clock(info, options.start, options.start + n_done)
     names = frame_names(path, options.start, n_done)  # plate.1001 stays plate.1001, --from 100 starts at 100
     written = save_outputs(
         output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
@@ -735,7 +737,7 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
         times=times, names=names, still=is_still(path),
     )
     if options.audio:
-        add_sound(path, info, options, n_done, times, written.values())
+        add_sound(path, info, options, n_done, start, times, written.values())
     if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
         written["shots"] = write_shots_json(output_dir / f"{stem}_shots.json", shots, depth, options)
     if fit is not None or options.save_ply or options.save_rrd:

@@ -219,32 +219,28 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
     return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path)
 
 
-def frame_times(info: VideoInfo, start: int, stop: int) -> list[Fraction] | None:
-    """Presentation times (seconds from frame ``start``) of frames ``start .. stop-1`` of a variable-frame-rate
-    video, so the depth videos can keep them; None where ``info.fps`` already times every frame to within half a
-    frame (the usual case), for image sequences, and where the container has no timestamps.
+def frame_clock(info: VideoInfo, start: int, stop: int) -> tuple[Fraction, list[Fraction] | None]:
+    """When frame ``start`` is shown, in seconds on the file's clock (which its audio shares), and the presentation
+    times (seconds from frame ``start``) of frames ``start .. stop-1`` of a variable-frame-rate video, so the depth
+    videos can keep them. The times are None where ``info.fps`` already times every frame to within half a frame
+    (the usual case), for image sequences, and where the container has no timestamps; the start is then
+    ``start / fps``.
 
-    The times come from demuxing, not decoding: the packets' timestamps sorted are the frames' in display order.
+    Both come from one demux, not from decoding: the packets' timestamps sorted are the frames' in display order.
     """
     if _is_images(info.path):
-        return None
+        return Fraction(start) / info.fps, None
     stamps, time_base = _frame_stamps(info.path)
-    if len(stamps) != info.n_frames or len(set(stamps)) != len(stamps) or time_base is None or stop > len(stamps):
-        return None
+    if start >= len(stamps) or time_base is None:
+        return Fraction(start) / info.fps, None
+    first = stamps[start] * time_base
+    if len(stamps) != info.n_frames or len(set(stamps)) != len(stamps) or stop > len(stamps):
+        return first, None
     times = [(pts - stamps[start]) * time_base for pts in stamps[start:stop]]
     period = 1 / info.fps
     if all(abs(t - i * period) <= period / 2 for i, t in enumerate(times)):
-        return None
-    return times
-
-
-def frame_start(info: VideoInfo, index: int) -> Fraction:
-    """When frame ``index`` of a video file is shown, in seconds on the file's clock (which its audio shares): the
-    ``index``-th of its packets' sorted timestamps; ``index / fps`` where the container has none."""
-    stamps, time_base = _frame_stamps(info.path)
-    if index >= len(stamps) or time_base is None:
-        return Fraction(index) / info.fps
-    return stamps[index] * time_base
+        return first, None
+    return first, times
 
 
 def _frame_stamps(path: Path) -> tuple[list[int], Fraction | None]:

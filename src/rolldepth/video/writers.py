@@ -187,7 +187,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
         x264 constant rate factor: 0 lossless (in YUV), 18 visually lossless, 23 x264's default.
     times : sequence of Fraction, optional
         Each frame's time in seconds, for a variable-frame-rate video (see
-        :func:`~rolldepth.video.reading.frame_times`); ``fps`` is then only the stream's nominal rate.
+        :func:`~rolldepth.video.reading.frame_clock`); ``fps`` is then only the stream's nominal rate.
     """
     rate = as_rate(fps)
     path = Path(path)
