@@ -4,6 +4,10 @@ and atomicity checked by making writers fail half-way."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,8 +27,10 @@ from rolldepth.video.writers import (
     write_exr,
     write_npy,
     write_png16,
+    write_each,
     write_video,
 )
+from rolldepth.storage.workdir import NpyArray
 
 
 def read_video(path: Path) -> tuple[np.ndarray, Fraction, list[Fraction]]:
@@ -281,3 +287,134 @@ def test_save_outputs_without_colormaps_and_with_a_bad_one(tmp_path):
     assert not (tmp_path / "b").exists()  # checked before anything was written
     with pytest.raises(ValueError, match="rgb"):
         save_outputs(tmp_path / "c", "x", depth, rgb[:1], 25)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Writing on several threads
+def test_write_each_writes_every_frame_it_was_given_on_threads(tmp_path):
+    # The reader reuses one buffer, as a decoder might: each frame must be copied before a thread gets it.
+    buffer = np.empty((4, 4), np.float32)
+
+    def frames():
+        for i in range(30):
+            buffer[:] = i
+            yield tmp_path / f"{i}.npy", buffer
+
+    def write(path, frame):
+        time.sleep(0.002)  # the reader runs ahead meanwhile
+        np.save(path, frame)
+
+    write_each(frames(), write, threads=3)
+    for i in range(30):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), np.full((4, 4), i, np.float32))
+
+
+def test_write_each_stops_reading_at_the_first_error_and_waits_for_its_threads():
+    read, running, finished = [], [0], []
+    lock = threading.Lock()
+
+    def frames():
+        for i in range(1000):
+            read.append(i)
+            yield Path(f"{i}"), np.zeros(1)
+
+    def write(path, frame):
+        with lock:
+            running[0] += 1
+        time.sleep(0.005)
+        with lock:
+            running[0] -= 1
+        if path.name == "5":
+            raise OSError("disk full")
+        finished.append(path.name)
+
+    with pytest.raises(OSError, match="disk full"):
+        write_each(frames(), write, threads=2)
+    assert running[0] == 0  # no thread still writing when the error reaches the caller
+    assert len(read) <= 6 + 2 * 2 + 1  # at most two frames a thread were waiting past the failing one
+    assert "999" not in finished
+
+
+def test_write_each_holds_no_more_frames_than_its_memory_allows(monkeypatch):
+    frame = np.zeros((100, 100), np.float32)
+    monkeypatch.setattr(writers, "WRITE_MEMORY_BYTES", 4 * frame.nbytes * 3)  # room for three frames in flight
+    read, written, most, lock = [0], [0], [0], threading.Lock()
+
+    def frames():
+        for i in range(40):
+            read[0] += 1
+            most[0] = max(most[0], read[0] - written[0])
+            yield Path(f"{i}"), frame
+
+    def write(path, frame):
+        time.sleep(0.003)
+        with lock:
+            written[0] += 1
+
+    write_each(frames(), write, threads=8)
+    assert written[0] == 40
+    assert most[0] <= 3 + 1  # three in flight, and the one just read that waits for a place
+
+
+class SlowDepth:
+    """A depth video whose frames take ``delay`` seconds each to read, counting the reads (like a slow disk)."""
+
+    def __init__(self, depth: np.ndarray, delay: float):
+        self.depth, self.delay, self.reads = depth, delay, 0
+        self.shape, self.dtype = depth.shape, depth.dtype
+
+    def __len__(self):
+        return len(self.depth)
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):  # whole-video slices are the range scan, before any writer starts
+            self.reads += 1
+            time.sleep(self.delay)
+        return self.depth[key]
+
+
+def test_save_outputs_stops_every_writer_at_the_first_failure(tmp_path):
+    depth = SlowDepth(np.random.default_rng(0).random((100, 16, 16), dtype=np.float32), 0.02)
+
+    def rgb_then_full_disk():
+        for i in range(100):
+            if i == 2:
+                raise OSError("disk full")
+            yield np.zeros((16, 16, 3), np.uint8)
+
+    with pytest.raises(OSError, match="disk full"):
+        save_outputs(tmp_path, "clip", depth, rgb_then_full_disk(), 25, save_npy=False, save_png=True, save_exr=True)
+    # png16, exr, two colormaps and rgbd would read 500 frames to the end; each stopped at its next one instead
+    assert depth.reads < 100
+    assert leftovers(tmp_path) == []  # nothing under a final name, no partial file
+
+
+def test_ctrl_c_while_writing_stops_every_writer_and_leaves_nothing(tmp_path):
+    depth = SlowDepth(np.random.default_rng(0).random((100, 16, 16), dtype=np.float32), 0.02)
+    rgb = np.zeros((100, 16, 16, 3), np.uint8)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            save_outputs(tmp_path, "clip", depth, rgb, 25, save_npy=False, save_png=True, save_exr=True)
+    finally:
+        timer.cancel()
+    assert depth.reads < 300  # 500 to finish; each writer stopped within a frame of Ctrl-C
+    assert leftovers(tmp_path) == []
+
+
+def test_save_outputs_of_a_disk_backed_video_equal_those_of_the_array(tmp_path):
+    # Every writer reads the same file at once: a seek and its read must not interleave with another thread's.
+    depth = np.random.default_rng(1).random((40, 24, 32), dtype=np.float32)
+    on_disk = NpyArray.create(tmp_path / "depth.npy", depth.shape)
+    on_disk[:] = depth
+    on_disk.flush()
+    kwargs = dict(save_png=True, save_exr=True, cmaps=("Greys_r", "Spectral_r"))
+    from_disk = save_outputs(tmp_path / "disk", "clip", NpyArray(tmp_path / "depth.npy"), None, 25, **kwargs)
+    from_memory = save_outputs(tmp_path / "memory", "clip", depth, None, 25, **kwargs)
+    assert list(from_disk) == list(from_memory) == ["pred", "png16", "exr", "Greys_r", "Spectral_r"]
+    np.testing.assert_array_equal(np.load(from_disk["pred"]), depth)
+    for name in leftovers(from_memory["png16"]):
+        assert (from_disk["png16"] / name).read_bytes() == (from_memory["png16"] / name).read_bytes()
+    for key in ("Greys_r", "Spectral_r"):
+        np.testing.assert_array_equal(read_video(from_disk[key])[0], read_video(from_memory[key])[0])

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +73,7 @@ class NpyArray:
             self._file.close()
             raise ValueError(f"{self.path}: only C-order arrays of plain numbers are supported")
         self._offset = self._file.tell()
+        self._lock = threading.Lock()  # a seek and its read or write are one step for threads (the output writers)
         self.dtype = dtype
         self.shape = (shape[0] if rows is None else min(int(rows), shape[0]), *shape[1:])
         self._row_items = int(np.prod(shape[1:], dtype=np.int64))
@@ -110,8 +112,10 @@ class NpyArray:
     def _read(self, first: int, count: int, items: int | None = None, skip: int = 0) -> np.ndarray:
         n_items = count * self._row_items if items is None else items
         out = np.empty(n_items, dtype=self.dtype)
-        self._file.seek(self._offset + first * self._row_bytes + skip * self.dtype.itemsize)
-        if self._file.readinto(memoryview(out).cast("B")) != out.nbytes:
+        with self._lock:
+            self._file.seek(self._offset + first * self._row_bytes + skip * self.dtype.itemsize)
+            n_read = self._file.readinto(memoryview(out).cast("B"))
+        if n_read != out.nbytes:
             raise OSError(f"{self.path} is shorter than its header says")
         return out
 
@@ -184,8 +188,9 @@ class NpyArray:
         else:
             raise IndexError(f"unsupported index {key!r}")
         data = np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=self.dtype), shape))
-        self._file.seek(self._offset + row * self._row_bytes + skip * self.dtype.itemsize)
-        self._file.write(memoryview(data).cast("B"))
+        with self._lock:
+            self._file.seek(self._offset + row * self._row_bytes + skip * self.dtype.itemsize)
+            self._file.write(memoryview(data).cast("B"))
 
     def flush(self, sync: bool = True) -> None:
         """Hand written data to the OS (enough to survive the process being killed); ``sync`` also asks the disk."""

@@ -8,6 +8,10 @@ name, where a later ``--resume``-style check or a user would take it for a finis
 The depth written here is RollingDepth's relative INVERSE depth: larger values are nearer. Colorized videos map the
 video-global minimum and maximum to the ends of the colormap, so with the default ``Spectral_r`` near is red and far
 is blue, and one colour means the same depth in every frame.
+
+Compressing and encoding take longer than a GPU takes to estimate the depth, so the outputs of a video are written
+at the same time, each on its own thread, and image sequences compress several frames at once (zlib, x264 and
+OpenEXR release Python's lock while they work).
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 try:
@@ -294,10 +302,11 @@ def write_png16(
     depth = _as_depth(depth)
     lo, hi = value_range(depth, vmin, vmax)
     folder = Path(folder)
+    def write(path: Path, frame: np.ndarray) -> None:
+        Image.fromarray(np.rint(_normalised(frame, lo, hi) * 65535).astype(np.uint16)).save(path)
+
     with atomic_path(folder, directory=True) as tmp:
-        for index, frame in enumerate(depth):
-            values = np.rint(_normalised(frame, lo, hi) * 65535).astype(np.uint16)
-            Image.fromarray(values).save(tmp / f"{frame_name(index, names)}.png")
+        write_each(((tmp / f"{frame_name(i, names)}.png", frame) for i, frame in enumerate(depth)), write)
         meta = {
             "vmin": lo,
             "vmax": hi,
@@ -322,12 +331,54 @@ def write_exr(folder: str | Path, depth: np.ndarray, meaning: str = EXR_MEANING,
     depth = _as_depth(depth)
     folder = Path(folder)
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "rolldepth": meaning}
+    def write(path: Path, frame: np.ndarray) -> None:
+        with OpenEXR.File(header, {"Y": np.ascontiguousarray(frame, dtype=np.float32)}) as image:
+            image.write(str(path))
+
     with atomic_path(folder, directory=True) as tmp:
-        for index, frame in enumerate(depth):
-            pixels = np.ascontiguousarray(frame, dtype=np.float32)
-            with OpenEXR.File(header, {"Y": pixels}) as image:
-                image.write(str(tmp / f"{frame_name(index, names)}.exr"))
+        write_each(((tmp / f"{frame_name(i, names)}.exr", frame) for i, frame in enumerate(depth)), write)
     return folder
+
+
+# What the frames of one sequence being written may hold at once, counting 4x a float32 frame for its copy and the
+# float64 and 16-bit arrays made from it: 16 frames in flight at 768x432, 3 of 4K
+WRITE_MEMORY_BYTES = 512 << 20
+
+
+def write_threads() -> int:
+    """Threads that compress image sequences: the CPUs this process may use, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def write_each(items: Iterable[tuple[Path, np.ndarray]], write: Callable[[Path, np.ndarray], None],
+               threads: int | None = None) -> None:
+    """``write(path, frame)`` for every item, on several threads.
+
+    Compressing a frame (zlib for PNG, OpenEXR's ZIP) releases the GIL, so a sequence is written about as many
+    times faster as there are cores (``python benchmarks/write_outputs.py``). The frames are read here, in order (a
+    disk-backed array is read sequentially), each copied, and no more are in flight than ``WRITE_MEMORY_BYTES``
+    allows (at most two a thread). The first error is raised once the threads have stopped: nothing is left writing into a folder that
+    :func:`atomic_path` removes.
+    """
+    threads = threads or write_threads()
+    pending: deque = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix="rolldepth-write") as pool:
+        try:
+            for path, frame in items:
+                frame = np.array(frame)  # a copy: the caller's buffer (or memory map) may change under the thread
+                limit = max(1, min(2 * threads, WRITE_MEMORY_BYTES // max(1, 4 * frame.nbytes)))
+                while len(pending) >= limit:
+                    pending.popleft().result()
+                pending.append(pool.submit(write, path, frame))
+            while pending:
+                pending.popleft().result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def side_by_side(rgb: Iterable[np.ndarray], depth_rgb: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -367,7 +418,8 @@ def save_outputs(
     ``frame_000000``, ... A still's colorized and side-by-side outputs are PNG images instead of videos.
 
     Everything is written frame by frame, so ``depth`` may be disk-backed (``NpyArray``) and ``rgb`` any iterable
-    of uint8 [H, W, 3] frames (e.g. decoded again from the input), read once, for the side-by-side video.
+    of uint8 [H, W, 3] frames (e.g. decoded again from the input), read once, for the side-by-side video. The
+    outputs are written at once, each on its own thread (:func:`run_concurrently`); the first error stops them all.
 
     Returns
     -------
@@ -395,25 +447,76 @@ def save_outputs(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    written: dict[str, Path] = {}
-    if save_npy:
-        written["pred"] = write_npy(out_dir / f"{stem}_pred.npy", depth)
-    if save_png:
-        written["png16"] = write_png16(out_dir / f"{stem}_png16", depth, lo, hi, names)
-    if save_exr:
-        written["exr"] = write_exr(out_dir / f"{stem}_exr", depth, names=names)
-
     def write_frames(name: str, frames: Iterable[np.ndarray]) -> Path:
         if still:
             return write_image(out_dir / f"{stem}_{name}.png", next(iter(frames)))
         return write_video(out_dir / f"{stem}_{name}.mp4", frames, rate, times=times)
 
+    stop = threading.Event()
+    frames = _Stoppable(depth, stop)
+    jobs: dict[str, Callable[[], Path]] = {}
+    if save_npy:
+        jobs["pred"] = partial(write_npy, out_dir / f"{stem}_pred.npy", frames)
+    if save_png:
+        jobs["png16"] = partial(write_png16, out_dir / f"{stem}_png16", frames, lo, hi, names)
+    if save_exr:
+        jobs["exr"] = partial(write_exr, out_dir / f"{stem}_exr", frames, names=names)
     for name, colormap in selected.items():
-        written[name] = write_frames(name, _colorized_frames(depth, colormap, lo, hi))
+        jobs[name] = partial(write_frames, name, _colorized_frames(frames, colormap, lo, hi))
     if save_sbs and rgb is not None and selected:
-        first = next(iter(selected.values()))
-        written["rgbd"] = write_frames("rgbd", side_by_side(rgb, _colorized_frames(depth, first, lo, hi)))
+        colormap = next(iter(selected.values())).copy()  # its own: a colormap builds its table on first use
+        jobs["rgbd"] = partial(write_frames, "rgbd", side_by_side(rgb, _colorized_frames(frames, colormap, lo, hi)))
+    written = run_concurrently(jobs, stop)
     if snippets is not None:
         written["snippets"] = write_npz(out_dir / f"{stem}_snippets.npz", snippets)
     log.debug("wrote %s", ", ".join(str(p) for p in written.values()))
     return written
+
+
+class _Stopped(Exception):
+    """A writer ended early because another one failed (or Ctrl-C was pressed)."""
+
+
+class _Stoppable:
+    """``depth`` read through a check of ``stop``: a writer on another thread ends at its next frame once it is set.
+
+    Indexing and iteration as the writers use them (a disk-backed ``NpyArray`` is read under its lock)."""
+
+    def __init__(self, depth, stop: threading.Event):
+        self._depth, self._stop = depth, stop
+        self.shape, self.dtype = depth.shape, depth.dtype
+
+    def __len__(self) -> int:
+        return len(self._depth)
+
+    def __getitem__(self, key):
+        if self._stop.is_set():
+            raise _Stopped
+        return self._depth[key]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for index in range(len(self)):
+            yield self[index]
+
+
+def run_concurrently(jobs: Mapping[str, Callable[[], Path]], stop: threading.Event) -> dict[str, Path]:
+    """Run each output's writer on its own thread and return their paths, keyed and ordered as ``jobs``.
+
+    The videos' colour mapping and encoding and the image sequences' compression overlap
+    (``python benchmarks/write_outputs.py``). On the first error, or Ctrl-C, ``stop`` is set so the other writers end
+    at their next frame (each removes its unfinished file, see :func:`atomic_path`), and that error is raised once
+    they have.
+    """
+    if not jobs:
+        return {}
+    with ThreadPoolExecutor(len(jobs), thread_name_prefix="rolldepth-output") as pool:
+        futures = {key: pool.submit(job) for key, job in jobs.items()}
+        try:
+            done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()
+        except BaseException:
+            stop.set()
+            wait(futures.values())
+            raise
+    return {key: future.result() for key, future in futures.items()}

@@ -1,0 +1,87 @@
+"""Seconds to write one video's outputs (`rolldepth run`'s defaults, plus EXR): one thread against several.
+
+A GPU estimates depth faster than one CPU thread compresses it: on the H200 the fast preset spent 18 % of its time
+writing the .npy and the 16-bit PNGs (README, "On a GPU"). On a smooth depth video like a prediction (a tilted
+plane, a few blobs, moving) and an RGB video, this times
+- the image sequences with ``threads`` frames compressed at once (``write_each``) against one;
+- every output written alone, one after the other, against ``save_outputs``, which writes them all at once.
+
+    python benchmarks/write_outputs.py --frames 100 --size 768x432
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rolldepth.video import writers
+
+
+def depth_video(n_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """[N, H, W] float32: a tilted plane and drifting Gaussian blobs, in [-1, 1] like ``_pred.npy``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy, xx = yy / height, xx / width
+    centres, sizes, speeds = rng.random((6, 2)), 0.05 + 0.1 * rng.random(6), 0.01 * rng.standard_normal((6, 2))
+    frames = []
+    for i in range(n_frames):
+        frame = 0.8 * yy - 0.2 * xx
+        for (cy, cx), s, (vy, vx) in zip(centres, sizes, speeds):
+            frame += 0.5 * np.exp(-((yy - cy - i * vy) ** 2 + (xx - cx - i * vx) ** 2) / (2 * s * s))
+        frames.append(frame)
+    depth = np.stack(frames)
+    return (2 * (depth - depth.min()) / (depth.max() - depth.min()) - 1).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--size", default="768x432", help="WIDTHxHEIGHT")
+    parser.add_argument("--threads", type=int, default=writers.write_threads(),
+                        help="threads of the parallel runs (default: this machine's, at most 8)")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    depth = depth_video(args.frames, height, width)
+    lo, hi = writers.value_range(depth)
+    print(f"{args.frames} frames at {width}x{height}, {args.threads} threads against 1")
+    rgb = np.repeat(((depth[..., None] + 1) * 127.5).astype(np.uint8), 3, axis=-1)
+    cmaps = ("Spectral_r", "Greys_r")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        alone = {
+            "npy": lambda: writers.write_npy(tmp / "a.npy", depth),
+            "png16": lambda: writers.write_png16(tmp / "png", depth, lo, hi),
+            "exr": lambda: writers.write_exr(tmp / "exr", depth),
+            **{cmap: lambda cmap=cmap: writers.write_video(
+                tmp / f"{cmap}.mp4", writers._colorized_frames(depth, writers.get_colormap(cmap), lo, hi), 30)
+               for cmap in cmaps},
+            "rgbd": lambda: writers.write_video(tmp / "rgbd.mp4", writers.side_by_side(
+                rgb, writers._colorized_frames(depth, writers.get_colormap(cmaps[0]), lo, hi)), 30),
+        }
+        for name in ("png16", "exr"):
+            seconds = {}
+            for n in (1, args.threads):
+                writers.write_threads = lambda n=n: n  # what write_each asks for
+                seconds[n] = timed(alone[name])
+            print(f"  {name}: 1 thread {seconds[1]:.2f} s, {args.threads} threads {seconds[args.threads]:.2f} s "
+                  f"({seconds[1] / seconds[args.threads]:.2f}x)")
+        writers.write_threads = lambda: args.threads
+        each = {name: timed(write) for name, write in alone.items()}
+        together = timed(lambda: writers.save_outputs(tmp / "all", "clip", depth, rgb, 30, save_png=True,
+                                                      save_exr=True, cmaps=cmaps))
+        print(f"  one after the other: {sum(each.values()):.2f} s ("
+              + ", ".join(f"{name} {s:.2f}" for name, s in each.items()) + ")")
+        print(f"  all at once (save_outputs): {together:.2f} s ({sum(each.values()) / together:.2f}x)")
+
+
+def timed(call) -> float:
+    tic = time.perf_counter()
+    call()
+    return time.perf_counter() - tic
+
+if __name__ == "__main__":
+    main()
