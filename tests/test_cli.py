@@ -440,6 +440,21 @@ def test_a_run_that_cannot_fit_on_the_disk_is_refused(tmp_path, tiny_checkpoint,
     assert "292.0 kB of disk" in one_line_error(capsys)
 
 
+def test_a_finished_input_is_not_refused_for_the_disk_a_rerun_would_need(tmp_path, tiny_checkpoint, capsys,
+                                                                          monkeypatch):
+    """A batch interrupted at its 57th video, run again on a nearly full disk: the 56 finished ones need no room."""
+    import rolldepth.process.runner as runner
+
+    video = encode_video(tmp_path / "ok.mp4", pattern_frames(6))
+    argv = ["-q", "run", str(video), "-o", str(tmp_path / "o"), "--model", str(tiny_checkpoint), "--res", "0",
+            "-d", "1", "--cmap"]
+    assert main(argv) == 0
+    monkeypatch.setattr(runner, "free_disk", lambda folder: 1000)
+    assert main(argv) == 0
+    (tmp_path / "o" / "ok_pred.npy").unlink()  # no longer finished: it needs the disk again
+    assert main(argv) == 2 and "of disk" in one_line_error(capsys)
+
+
 @pytest.mark.parametrize("argv", [["-q", "run", "a.mp4", "-o", "o"], ["run", "a.mp4", "-o", "o", "-q"],
                                   ["synth", "d", "--quiet"]])
 def test_quiet_is_accepted_before_or_after_the_command(argv):

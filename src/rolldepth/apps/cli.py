@@ -146,7 +146,9 @@ def add_3d_arguments(p) -> None:
 def cmd_run(args) -> int:
     from ..model.layout import check_model_name
     from ..process.presets import resolve_settings
-    from ..process.runner import ModelShape, RunOptions, check_input, check_resources, options_for, process_video
+    from ..process.runner import (
+        ModelShape, RunOptions, check_input, check_resources, likely_done, options_for, process_video,
+    )
     from ..video.reading import list_inputs
 
     settings = resolve_settings(
@@ -185,7 +187,8 @@ def cmd_run(args) -> int:
     infos = [check_input(path, options, model=shape) for path in inputs]  # answered before torch loads
     device = pick_device(args.device)
     for path, info in zip(inputs, infos):  # the disk and memory each needs, estimated before the model loads
-        check_resources(path, info, options_for(path, options, shape), args.output_dir, shape, device.type)
+        if not likely_done(path, args.output_dir):  # a rerun of a finished input needs neither
+            check_resources(path, info, options_for(path, options, shape), args.output_dir, shape, device.type)
     if args.ray:
         from .ray_cluster import run_on_ray
 
