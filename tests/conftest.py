@@ -33,13 +33,16 @@ def pattern_frames(n_frames: int, height: int = 36, width: int = 52, seed: int =
     return frames
 
 
-def encode_video(path: Path, frames: np.ndarray, fps=Fraction(25)) -> Path:
-    """Write frames as a near-lossless H.264 mp4 with PyAV directly (independent of rolldepth's writer)."""
+def encode_video(path: Path, frames: np.ndarray, fps=Fraction(25), pixel_aspect: Fraction | None = None) -> Path:
+    """Write frames as a near-lossless H.264 mp4 with PyAV directly (independent of rolldepth's writer), with
+    ``pixel_aspect`` as its sample aspect ratio if given (non-square pixels)."""
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv444p"
         stream.options = {"qp": "0"}
+        if pixel_aspect:
+            stream.codec_context.sample_aspect_ratio = pixel_aspect
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

@@ -90,6 +90,18 @@ def test_a_variable_frame_rate_video_keeps_each_frames_time(tmp_path, tiny_check
     assert code == 0 and np.allclose(times(tmp_path / "cfr" / "vfr_Greys_r.mp4"), np.arange(24) / 10, atol=1e-4)
 
 
+def test_a_video_of_non_square_pixels_gets_depth_of_the_shape_it_is_shown_in(tmp_path, tiny_checkpoint, caplog):
+    video = encode_video(tmp_path / "hdv.mp4", pattern_frames(6, 36, 48), pixel_aspect=Fraction(4, 3))
+    out = tmp_path / "out"
+    caplog.set_level("INFO", logger="rolldepth")
+    argv = ["run", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "0", "-d", "1", "--cmap"]
+    assert main(argv) == 0
+    assert np.load(out / "hdv_pred.npy").shape == (6, 36, 64)  # 48 stored columns of 4:3 pixels are 64 shown
+    assert "pixels are not square (sample aspect ratio 4:3)" in caplog.text and "64x36" in caplog.text
+    assert main([*argv, "-o", str(tmp_path / "stored"), "--no-autorotate"]) == 0
+    assert np.load(tmp_path / "stored" / "hdv_pred.npy").shape == (6, 36, 48)
+
+
 def test_image_sequence_folder_and_frame_window(tmp_path, tiny_checkpoint):
     seq = tmp_path / "shot01"
     seq.mkdir()

@@ -44,16 +44,20 @@ def gradient_frames(n: int = 24, height: int = H, width: int = W) -> np.ndarray:
 
 
 def encode(
-    path: Path, frames: np.ndarray, fps: Fraction = Fraction(25), fmt: str | None = None, rotation: int = 0
+    path: Path, frames: np.ndarray, fps: Fraction = Fraction(25), fmt: str | None = None, rotation: int = 0,
+    pixel_aspect: Fraction | None = None,
 ) -> Path:
     """Near-lossless H.264 (yuv444p, qp 0) written with PyAV directly, independent of rolldepth's writer;
-    ``rotation`` is a display rotation (degrees counter-clockwise) as phones record it."""
+    ``rotation`` is a display rotation (degrees counter-clockwise) as phones record it, ``pixel_aspect`` the
+    sample aspect ratio of HDV (4/3) or DV (8/9) cameras."""
     with av.open(str(path), mode="w", format=fmt) as container:
         stream = container.add_stream("libx264", rate=fps, options={"qp": "0"})
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv444p"
         if rotation:
             stream.set_display_rotation(rotation)
+        if pixel_aspect:
+            stream.codec_context.sample_aspect_ratio = pixel_aspect
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode(None))
@@ -173,6 +177,29 @@ def test_display_rotation_is_applied(tmp_path, frames, rotation, turns):
     # a prediction of the upright frames goes back onto the stored pixels (own footage's depth is often stored so)
     np.testing.assert_array_equal(np.moveaxis(stored_orientation(path)(np.moveaxis(back, -1, 1)), 1, -1), raw)
     assert stored_orientation(encode(tmp_path / "plain.mp4", frames[:3])) is None
+
+
+@pytest.mark.parametrize("pixel_aspect, width", [(Fraction(4, 3), 64), (Fraction(8, 9), 43)])
+def test_non_square_pixels_are_read_at_the_shape_they_are_shown_in(tmp_path, pixel_aspect, width):
+    """HDV (1440x1080 shown as 1920x1080) and DV (720x480 shown as 640x480): the model must see a round wheel
+    round. The frames come out resampled to the display's width, the height kept; --no-autorotate keeps the
+    stored pixels."""
+    xx = np.broadcast_to(np.arange(48), (36, 48))
+    ramp = np.stack([xx * 5, np.full_like(xx, 90), np.full_like(xx, 160)], axis=-1).astype(np.uint8)  # 0..235
+    path = encode(tmp_path / "hdv.mp4", np.stack([ramp] * 3), pixel_aspect=pixel_aspect)
+    info = probe(path)
+    assert (info.width, info.height, info.pixel_aspect) == (width, 36, pixel_aspect)  # 48 x 4/3, 48 x 8/9 rounded
+    shown = read_frames(path)
+    assert shown.shape == (3, 36, width, 3)
+    # a linear resampling of a ramp is the ramp at the output pixels' centres, mapped back onto the stored ones
+    centres = (np.arange(width) + 0.5) * 48 / width - 0.5
+    inside = (centres >= 0) & (centres <= 47)  # the edges are clamped
+    assert np.abs(shown[0, 18, inside, 0] - 5 * centres[inside]).max() <= 3
+    stored = probe(path, autorotate=False)
+    assert (stored.width, stored.height) == (48, 36)
+    assert np.abs(read_frames(path, autorotate=False)[0].astype(int) - ramp).max() <= 3
+    turned = encode(tmp_path / "turned.mp4", np.stack([ramp] * 3), rotation=90, pixel_aspect=pixel_aspect)
+    assert read_frames(turned).shape == (3, width, 36, 3) and (probe(turned).width, probe(turned).height) == (36, width)
 
 
 def test_iter_frames_is_lazy_and_checks_eagerly(video):

@@ -230,6 +230,11 @@ def check_input(
     options = for_input(path, options) if model is None else options_for(path, options, model)
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
     check_start(path, info, options.start, "--from")
+    if info.pixel_aspect != 1 and options.autorotate:
+        sar = info.pixel_aspect
+        log.info("%s: its pixels are not square (sample aspect ratio %d:%d): the frames are read, and the depth "
+                 "written, at the shape they are shown in, %dx%d (--no-autorotate keeps the stored pixels)", path,
+                 sar.numerator, sar.denominator, info.width, info.height)
     n_frames = frame_window(info, options)
     if path.is_dir():  # first: a folder of photos of different sizes is no sequence, however many there are
         check_sequence(path, options.start, n_frames, options.autorotate)

@@ -60,9 +60,13 @@ class VideoInfo:
     fps : Fraction
         Exact frame rate (30000/1001 stays 30000/1001), so outputs play at the input's speed.
     width, height : int
-        Frame size in pixels.
+        Frame size in pixels, as the frames are decoded (upright and with square pixels, unless ``autorotate`` is
+        off).
     path : Path
         The video file or image-sequence folder.
+    pixel_aspect : Fraction
+        Width over height of the video's stored pixels (its sample aspect ratio: 4/3 for HDV's 1440x1080 shown as
+        1920x1080, 2 for an anamorphic squeeze); 1 for square pixels, images and where the file says nothing.
     """
 
     n_frames: int
@@ -70,6 +74,7 @@ class VideoInfo:
     width: int
     height: int
     path: Path
+    pixel_aspect: Fraction = Fraction(1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -187,8 +192,9 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         Frame rate of an image sequence, which has none of its own (default 30). A video's own rate is used;
         ``fps`` only stands in when the container declares no rate at all.
     autorotate : bool
-        Report the size of the upright picture when the video carries a display rotation (phones), as the frames
-        are decoded by default; ``False`` reports the stored pixels' size, as the official RollingDepth reads them.
+        Report the size of the upright picture when the video carries a display rotation (phones), and of the
+        displayed picture when its pixels are not square (HDV, DV, anamorphic), as the frames are decoded by
+        default; ``False`` reports the stored pixels' size, as the official RollingDepth reads them.
 
     Notes
     -----
@@ -208,7 +214,8 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
             if rotation is None:  # the display rotation is side data of decoded frames: decode until one appears
                 rotation = next((frame.rotation for frame in packet.decode()), None)
         rate = stream.average_rate or stream.guessed_rate
-        width, height = stream.codec_context.width, stream.codec_context.height
+        pixel_aspect = _pixel_aspect(stream)
+        width, height = _decoded_size(stream, autorotate)
     if autorotate and _quarter_turns(rotation or 0) % 2:
         width, height = height, width
     if n_frames == 0:
@@ -216,7 +223,23 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
     if not rate or rate <= 0:
         rate = default_rate
         log.warning("%s declares no frame rate; using %s fps", path, rate)
-    return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path)
+    return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path,
+                     pixel_aspect=pixel_aspect)
+
+
+def _pixel_aspect(stream: av.VideoStream) -> Fraction:
+    """The stream's sample aspect ratio; 1 where it is missing, zero (FFmpeg's "unknown") or absurd."""
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return Fraction(sar) if sar and Fraction(1, 8) <= sar <= 8 else Fraction(1)
+
+
+def _decoded_size(stream: av.VideoStream, square_pixels: bool) -> tuple[int, int]:
+    """(width, height) the frames are converted to: the stream's size, with ``square_pixels`` widened (or narrowed)
+    to the display's shape, the height kept, so that a circle filmed on an anamorphic or HDV camera stays round."""
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if square_pixels:
+        width = max(1, round(width * _pixel_aspect(stream)))
+    return width, height
 
 
 def frame_clock(info: VideoInfo, start: int, stop: int) -> tuple[Fraction, list[Fraction] | None]:
@@ -407,7 +430,8 @@ def iter_frames(path: str | Path, start: int = 0, count: int = 0, autorotate: bo
     count : int
         Frames to read; 0 reads to the end, a count past the end stops at the end.
     autorotate : bool
-        Turn frames upright by the video's display rotation (default); ``False`` keeps the stored pixels.
+        Turn frames upright by the video's display rotation and give non-square pixels the display's shape
+        (default); ``False`` keeps the stored pixels.
     """
     path = Path(path)
     info, stop = _window(path, start, count, autorotate)
@@ -459,7 +483,7 @@ def _decode(info: VideoInfo, start: int, stop: int, autorotate: bool = True) -> 
 def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> Iterator[np.ndarray]:
     with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
-        width, height = stream.codec_context.width, stream.codec_context.height  # every frame at the stream size
+        width, height = _decoded_size(stream, autorotate)  # every frame at the stream's (display) size
         for index, frame in enumerate(_until_eof(container.decode(stream))):
             if index >= start:  # frames before the window are decoded (H.264 needs them) but never converted
                 image = frame.to_ndarray(format="rgb24", width=width, height=height)
