@@ -202,6 +202,63 @@ def test_non_square_pixels_are_read_at_the_shape_they_are_shown_in(tmp_path, pix
     assert read_frames(turned).shape == (3, width, 36, 3) and (probe(turned).width, probe(turned).height) == (36, width)
 
 
+def camcorder_fields(n_frames: int, height: int = 48, width: int = 64) -> np.ndarray:
+    """Interlaced frames as a camcorder takes them: a bar moving 3 px a field, the even lines from one field (time
+    2i), the odd lines from the next (2i + 1), so its edges comb; the right part of the picture stands still."""
+    frames = np.full((n_frames, height, width, 3), 40, np.uint8)
+    for i in range(n_frames):
+        for y in range(height):
+            t = 2 * i + y % 2
+            frames[i, y, 8 + 3 * t : 20 + 3 * t] = 220
+    frames[:, :, 50:] = 120
+    return frames
+
+
+def combing(frames: np.ndarray) -> np.ndarray:
+    """Per frame, how far each line is from the mean of its neighbours: large where fields disagree."""
+    g = frames[..., 1].astype(float)
+    return np.abs(g[:, 1:-1] - (g[:, :-2] + g[:, 2:]) / 2).mean(axis=(1, 2))
+
+
+def encode_interlaced(path: Path) -> tuple[Path, np.ndarray]:
+    """:func:`camcorder_fields` coded interlaced by x264 (which flags the frames so), and the frames stored, as
+    PyAV alone decodes them."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"qp": "0", "x264-params": "interlaced=1:tff=1"})
+        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv444p"
+        for frame in camcorder_fields(6):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    with av.open(str(path)) as container:
+        return path, np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def test_interlaced_frames_are_deinterlaced_one_for_one(tmp_path, video):
+    path, raw = encode_interlaced(tmp_path / "dv.mp4")
+    assert probe(path).interlaced and not probe(video).interlaced
+    frames = read_frames(path)
+    assert frames.shape == raw.shape  # a frame for each frame
+    assert (combing(frames) < 0.1 * combing(raw)).all()  # 16.9 -> 0.6 and below
+    assert np.abs(frames[:, :, 52:].astype(int) - raw[:, :, 52:]).max() <= 2  # what stands still is untouched
+    np.testing.assert_array_equal(read_frames(path, start=3, count=2), frames[3:5])  # same frames in a window
+    np.testing.assert_array_equal(read_frames(path, autorotate=False), raw)  # --no-autorotate: as stored
+
+
+def test_interlaced_frames_without_a_deinterlacer_are_read_as_stored(tmp_path, monkeypatch, caplog):
+    path, raw = encode_interlaced(tmp_path / "dv.mp4")
+
+    real_add = av.filter.Graph.add
+
+    def without_yadif(self, filter, *args, **kwargs):  # an FFmpeg built without it
+        if filter == "yadif":
+            raise ValueError(f"no filter named {filter}")
+        return real_add(self, filter, *args, **kwargs)
+
+    monkeypatch.setattr(av.filter.Graph, "add", without_yadif)
+    np.testing.assert_array_equal(read_frames(path), raw)
+    assert "deinterlacer is unavailable (ValueError: no filter named yadif)" in caplog.text
+
+
 def test_iter_frames_is_lazy_and_checks_eagerly(video):
     full = read_frames(video)
     frames = iter_frames(video, start=3, count=4)

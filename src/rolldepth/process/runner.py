@@ -235,6 +235,9 @@ def check_input(
         log.info("%s: its pixels are not square (sample aspect ratio %d:%d): the frames are read, and the depth "
                  "written, at the shape they are shown in, %dx%d (--no-autorotate keeps the stored pixels)", path,
                  sar.numerator, sar.denominator, info.width, info.height)
+    if info.interlaced and options.autorotate:
+        log.info("%s: its frames are interlaced: they are deinterlaced (FFmpeg's yadif, a frame for each frame) "
+                 "before depth is estimated (--no-autorotate keeps them as stored)", path)
     n_frames = frame_window(info, options)
     if path.is_dir():  # first: a folder of photos of different sizes is no sequence, however many there are
         check_sequence(path, options.start, n_frames, options.autorotate)

@@ -9,10 +9,12 @@ abandoned half-way (a generator closed early, an exception in the caller) still 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
 import shlex
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +69,9 @@ class VideoInfo:
     pixel_aspect : Fraction
         Width over height of the video's stored pixels (its sample aspect ratio: 4/3 for HDV's 1440x1080 shown as
         1920x1080, 2 for an anamorphic squeeze); 1 for square pixels, images and where the file says nothing.
+    interlaced : bool
+        The video's frames are interlaced (DV, HDV, broadcast): they are deinterlaced as they are decoded, unless
+        ``autorotate`` is off.
     """
 
     n_frames: int
@@ -75,6 +80,7 @@ class VideoInfo:
     height: int
     path: Path
     pixel_aspect: Fraction = Fraction(1)
+    interlaced: bool = False
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -194,7 +200,8 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
     autorotate : bool
         Report the size of the upright picture when the video carries a display rotation (phones), and of the
         displayed picture when its pixels are not square (HDV, DV, anamorphic), as the frames are decoded by
-        default; ``False`` reports the stored pixels' size, as the official RollingDepth reads them.
+        default (interlaced ones also deinterlaced); ``False`` reports the stored pixels' size, as the official
+        RollingDepth reads them.
 
     Notes
     -----
@@ -208,11 +215,13 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         width, height = _image_size(files[0], autorotate)
         return VideoInfo(n_frames=len(files), fps=default_rate, width=width, height=height, path=path)
     with _open_video(path) as (container, stream):
-        n_frames, rotation = 0, None
+        n_frames, rotation, interlaced = 0, None, False
         for packet in _until_eof(container.demux(stream)):
             n_frames += packet.size > 0
             if rotation is None:  # the display rotation is side data of decoded frames: decode until one appears
-                rotation = next((frame.rotation for frame in packet.decode()), None)
+                first = next(iter(packet.decode()), None)
+                if first is not None:
+                    rotation, interlaced = first.rotation, _is_interlaced(first, stream)
         rate = stream.average_rate or stream.guessed_rate
         pixel_aspect = _pixel_aspect(stream)
         width, height = _decoded_size(stream, autorotate)
@@ -224,7 +233,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         rate = default_rate
         log.warning("%s declares no frame rate; using %s fps", path, rate)
     return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path,
-                     pixel_aspect=pixel_aspect)
+                     pixel_aspect=pixel_aspect, interlaced=interlaced)
 
 
 def _pixel_aspect(stream: av.VideoStream) -> Fraction:
@@ -430,8 +439,8 @@ def iter_frames(path: str | Path, start: int = 0, count: int = 0, autorotate: bo
     count : int
         Frames to read; 0 reads to the end, a count past the end stops at the end.
     autorotate : bool
-        Turn frames upright by the video's display rotation and give non-square pixels the display's shape
-        (default); ``False`` keeps the stored pixels.
+        Turn frames upright by the video's display rotation, give non-square pixels the display's shape and
+        deinterlace interlaced frames (default); ``False`` keeps the stored pixels.
     """
     path = Path(path)
     info, stop = _window(path, start, count, autorotate)
@@ -484,12 +493,68 @@ def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> I
     with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
         width, height = _decoded_size(stream, autorotate)  # every frame at the stream's (display) size
-        for index, frame in enumerate(_until_eof(container.decode(stream))):
+        decoded = _until_eof(container.decode(stream))
+        frames = _progressive(decoded, stream) if autorotate else ((frame, frame.rotation) for frame in decoded)
+        for index, (frame, rotation) in enumerate(frames):
             if index >= start:  # frames before the window are decoded (H.264 needs them) but never converted
                 image = frame.to_ndarray(format="rgb24", width=width, height=height)
-                yield _upright(image, frame.rotation) if autorotate else image
+                yield _upright(image, rotation) if autorotate else image
             if index + 1 >= stop:
                 break
+
+
+_INTERLACED_FIELD_ORDERS = frozenset({2, 3, 4, 5})  # FFmpeg's AVFieldOrder: top or bottom field first, coded so
+
+
+def _is_interlaced(frame: av.VideoFrame, stream: av.VideoStream) -> bool:
+    return bool(frame.interlaced_frame) or int(stream.codec_context.field_order or 0) in _INTERLACED_FIELD_ORDERS
+
+
+def _progressive(frames: Iterator[av.VideoFrame], stream: av.VideoStream) -> Iterator[tuple[av.VideoFrame, float]]:
+    """The decoded frames with their display rotations, interlaced ones deinterlaced.
+
+    An interlaced frame (DV, HDV, broadcast) holds two fields taken a field apart: on motion its lines alternate
+    between two positions, combs that the model would read as depth edges. FFmpeg's yadif turns each such frame
+    into one progressive frame (one out for each in, so frame numbers and times stay), and passes frames not
+    flagged interlaced through; a stream whose first frame and field order say progressive is not filtered at all.
+    """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        return
+    if not _is_interlaced(first, stream):
+        yield first, first.rotation
+        yield from ((frame, frame.rotation) for frame in frames)
+        return
+    try:
+        graph = av.filter.Graph()
+        source = graph.add_buffer(template=stream)
+        yadif = graph.add("yadif", "mode=send_frame:parity=auto:deint=interlaced")
+        sink = graph.add("buffersink")
+        source.link_to(yadif)
+        yadif.link_to(sink)
+        graph.configure()
+    except (av.FFmpegError, ValueError) as exc:  # an FFmpeg build without yadif: combed frames beat no frames
+        log.warning("interlaced frames are used as they are: the deinterlacer is unavailable (%s)", first_line(exc))
+        yield first, first.rotation
+        yield from ((frame, frame.rotation) for frame in frames)
+        return
+    rotations: deque[float] = deque()  # the filter drops the side data that holds them: one out for each in
+
+    def ready() -> Iterator[tuple[av.VideoFrame, float]]:
+        while True:
+            try:
+                frame = graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            yield frame, rotations.popleft()
+
+    for frame in itertools.chain([first], frames):
+        rotations.append(frame.rotation)
+        graph.push(frame)
+        yield from ready()
+    graph.push(None)
+    yield from ready()
 
 
 def _quarter_turns(rotation: float) -> int:
