@@ -4,7 +4,9 @@ A GPU estimates depth faster than one CPU thread compresses it: on the H200 the 
 writing the .npy and the 16-bit PNGs (README, "On a GPU"). On a smooth depth video like a prediction (a tilted
 plane, a few blobs, moving) and an RGB video, this times
 - the image sequences with ``threads`` frames compressed at once (``write_each``) against one;
-- every output written alone, one after the other, against ``save_outputs``, which writes them all at once.
+- every output written alone, one after the other, against ``save_outputs``, which writes them all at once;
+- a camera's PCM sound (MP4 takes none) encoded to AAC for each of the three videos, against once for all
+  (``audio.mp4_sound``), as ``rolldepth run`` adds it.
 
     python benchmarks/write_outputs.py --frames 100 --size 768x432
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +79,35 @@ def main() -> None:
         print(f"  one after the other: {sum(each.values()):.2f} s ("
               + ", ".join(f"{name} {s:.2f}" for name, s in each.items()) + ")")
         print(f"  all at once (save_outputs): {together:.2f} s ({sum(each.values()) / together:.2f}x)")
+        sound_bench(tmp, [tmp / "all" / f"clip_{name}.mp4" for name in (*cmaps, "rgbd")], args.frames / 30)
+
+
+def sound_bench(tmp: Path, videos: list[Path], seconds: float) -> None:
+    """Seconds to add ``seconds`` of 48 kHz stereo PCM to ``videos``: encoded for each, and encoded once."""
+    import av
+
+    from rolldepth.video.audio import add_audio, mp4_sound
+
+    source = tmp / "camera.mov"
+    with av.open(str(source), mode="w") as container:
+        stream = container.add_stream("pcm_s16le", rate=48000)
+        stream.layout = "stereo"
+        for first in range(0, round(seconds * 48000), 1920):
+            tone = (3000 * np.sin(2 * np.pi * 440 * (first + np.arange(1920)) / 48000)).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(np.repeat(tone, 2)[None], format="s16", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, first
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    duration = Fraction(seconds).limit_denominator(1000)
+    each = timed(lambda: [add_audio(video, source, Fraction(0), duration) for video in videos])
+
+    def once():
+        with mp4_sound(source, Fraction(0), duration, tmp) as (sound, start):
+            for video in videos:
+                add_audio(video, sound, start, duration)
+
+    print(f"  sound, {seconds:.1f} s of PCM into {len(videos)} videos: encoded for each {each:.2f} s, once "
+          f"{timed(once):.2f} s")
 
 
 def timed(call) -> float:

@@ -95,14 +95,22 @@ def test_the_sound_of_the_frames_processed_plays_in_every_depth_video(tmp_path, 
                                   pictures(tmp_path / "from10" / "clip_rgbd.mp4"))
 
 
-def test_sound_mp4_cannot_hold_is_encoded_to_aac_in_sync(tmp_path, tiny_checkpoint):
-    """A camera's MOV with PCM sound: MP4 does not take PCM, so it is encoded to AAC; its clicks still land where
-    the frames say, within a millisecond."""
+def test_sound_mp4_cannot_hold_is_encoded_to_aac_in_sync(tmp_path, tiny_checkpoint, monkeypatch):
+    """A camera's MOV with PCM sound: MP4 does not take PCM, so it is encoded to AAC, once for all the videos; its
+    clicks still land where the frames say, within a millisecond."""
+    import rolldepth.video.audio as audio
+
+    encodes, real = [], audio._encoded_packets
+    monkeypatch.setattr(audio, "_encoded_packets", lambda *a: encodes.append(1) or real(*a))
     clip = clip_with_sound(tmp_path / "camera.mov", "pcm_s16le")
     assert run(clip, tmp_path / "o", tiny_checkpoint, "--from", "6", "--frames", "30") == 0  # 0.24 s to 1.44 s
     sound, codec = decoded(tmp_path / "o" / "camera_rgbd.mp4")
     assert codec == "aac" and len(sound) >= 30 * RATE // 25
     np.testing.assert_allclose(onsets(sound), [0.16, 0.36, 0.56, 0.76, 0.96, 1.16], atol=1e-3)
+    np.testing.assert_array_equal(decoded(tmp_path / "o" / "camera_Greys_r.mp4")[0], sound)  # the same AAC
+    assert len(encodes) == 1  # for two videos
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [  # the encoded sound was a temporary file
+        ".camera.rolldepth-done.json", "camera_Greys_r.mp4", "camera_pred.npy", "camera_rgbd.mp4"]
 
 
 def test_a_retimed_output_is_written_without_sound(tmp_path, tiny_checkpoint, caplog):

@@ -718,7 +718,7 @@ def add_sound(path: Path, info: VideoInfo, options: RunOptions, n_done: int, sta
     :mod:`rolldepth.video.audio`)."""
     import av
 
-    from ..video.audio import add_audio, has_audio
+    from ..video.audio import add_audio, has_audio, mp4_sound
 
     videos = [p for p in outputs if p.suffix == ".mp4"]
     if not videos or not has_audio(path):
@@ -728,12 +728,17 @@ def add_sound(path: Path, info: VideoInfo, options: RunOptions, n_done: int, sta
                  options.fps)
         return
     duration = (times[-1] if times else Fraction(n_done - 1) / info.fps) + 1 / info.fps
-    for video in videos:
-        try:
-            add_audio(video, path, start, duration)
-        except av.FFmpegError as exc:  # the depth is done: a damaged sound track must not lose it
-            log.warning("%s: its sound could not be added to %s (%s); the video is written without it", path,
-                        video.name, first_line(exc))
+    try:
+        with mp4_sound(path, start, duration, videos[0].parent) as (sound, sound_start):
+            for video in videos:
+                try:
+                    add_audio(video, sound, sound_start, duration)
+                except av.FFmpegError as exc:  # the depth is done: a damaged sound track must not lose it
+                    log.warning("%s: its sound could not be added to %s (%s); the video is written without it",
+                                path, video.name, first_line(exc))
+    except av.FFmpegError as exc:
+        log.warning("%s: its sound could not be encoded (%s); the videos are written without it", path,
+                    first_line(exc))
 
 
 def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, info: VideoInfo, options: RunOptions,

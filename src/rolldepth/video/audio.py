@@ -2,14 +2,18 @@
 
 The first audio stream of the input is cut to the frames processed (``--from``/``--frames``) and muxed into each
 finished MP4 output. Codecs that MP4 holds are copied packet for packet, from the packet before the window (MP4's
-edit list keeps what precedes the first frame silent); others (the PCM of cameras' MOV files) are re-encoded to
-AAC. The video is copied, never re-encoded.
+edit list keeps what precedes the first frame silent); others (the PCM of cameras' MOV files) are encoded to AAC,
+once for all the outputs (:func:`mp4_sound`). The video is copied, never re-encoded.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,6 +75,35 @@ def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: 
     log.debug("%s: audio of %s (%s, %s) from %.3f s for %.3f s", video.name, source.name,
               sound_in.codec_context.codec.canonical_name, "copied" if copy else "re-encoded to AAC", start, duration)
     return video
+
+
+@contextmanager
+def mp4_sound(source: str | Path, start: Fraction, duration: Fraction, folder: str | Path) -> Iterator[
+        tuple[Path, Fraction]]:
+    """The sound for :func:`add_audio` to copy into several MP4s, and where their window starts in it.
+
+    ``source`` itself, from ``start``, when MP4 holds its codec. Otherwise (a camera's PCM) its window is encoded
+    to AAC once, into a hidden audio-only MP4 in ``folder`` that is deleted afterwards, and copied from there into
+    each video: encoding a minute of 48 kHz PCM takes seconds, and a run writes up to three videos.
+    """
+    source = Path(source)
+    with av.open(str(source)) as src:
+        sound_in = src.streams.audio[0]
+        if sound_in.codec_context.codec.canonical_name in MP4_AUDIO:
+            yield source, start
+            return
+        handle, name = tempfile.mkstemp(dir=folder, prefix=f".{source.stem}.sound.", suffix=".partial")
+        os.close(handle)
+        try:
+            with av.open(name, mode="w", format="mp4") as out:
+                sound_out = out.add_stream("aac", rate=sound_in.codec_context.sample_rate)
+                sound_out.bit_rate = AAC_BIT_RATE
+                sound_out.layout = sound_in.codec_context.layout
+                for packet in _encoded_packets(src, sound_in, sound_out, start, start + duration):
+                    out.mux(packet)
+            yield Path(name), Fraction(0)
+        finally:
+            Path(name).unlink(missing_ok=True)
 
 
 def _timed(packets, order: int):
