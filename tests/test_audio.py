@@ -20,14 +20,17 @@ RATE = 48000
 CLICKS = np.arange(0, 2, 0.2)  # seconds
 
 
-def clip_with_sound(path: Path, codec: str, n_frames: int = 50, fps: int = 25) -> Path:
-    """``n_frames`` frames at ``fps`` and 2 s of mono sound: 10 ms clicks at CLICKS, silence between."""
+def clip_with_sound(path: Path, codec: str, n_frames: int = 50, fps: int = 25, timecode: str | None = None) -> Path:
+    """``n_frames`` frames at ``fps`` and 2 s of mono sound: 10 ms clicks at CLICKS, silence between; the first
+    frame at ``timecode`` if given (a timecode track, as cameras write)."""
     sound = np.zeros(2 * RATE, np.float32)
     for t in CLICKS:
         sound[round(t * RATE) : round(t * RATE) + 480] = 0.8 * np.sin(np.arange(480) / 3)
     with av.open(str(path), mode="w") as container:
         picture = container.add_stream("libx264", rate=fps)
         picture.width, picture.height, picture.pix_fmt = 52, 36, "yuv420p"
+        if timecode:
+            picture.metadata["timecode"] = timecode
         audio = container.add_stream(codec, rate=RATE)
         audio.layout = "mono"
         for i, frame in enumerate(pattern_frames(n_frames)):
@@ -140,3 +143,26 @@ def test_every_codec_plays_in_sync(tmp_path, codec, suffix, written, exact):
     np.testing.assert_allclose(onsets(sound), CLICKS, atol=1e-3)
     if exact:
         np.testing.assert_array_equal(sound, decoded(clip)[0][: len(sound)])
+
+
+def timecode_of(path: Path) -> str | None:
+    """The timecode of a file's first frame, as an editor reads it: from its timecode track (a data stream)."""
+    with av.open(str(path)) as container:
+        tracks = [s for s in container.streams if s.type == "data" and s.metadata.get("timecode")]
+        return tracks[0].metadata["timecode"] if tracks else None
+
+
+def test_depth_videos_start_at_the_timecode_of_the_first_frame_processed(tmp_path, tiny_checkpoint):
+    """A camera clip stamped 01:00:10:05: the depth of frames 10 on starts at 01:00:10:15, so an editor lines it up
+    with the clip, with sound or without; retimed by --fps, it has none."""
+    clip = clip_with_sound(tmp_path / "camera.mov", "aac", timecode="01:00:10:05")
+    assert run(clip, tmp_path / "o", tiny_checkpoint, "--from", "10", "--frames", "20") == 0
+    assert run(clip, tmp_path / "silent", tiny_checkpoint, "--from", "10", "--frames", "20", "--no-audio") == 0
+    for out in ("o", "silent"):
+        for name in ("camera_Greys_r.mp4", "camera_rgbd.mp4"):
+            assert timecode_of(tmp_path / out / name) == "01:00:10:15", (out, name)
+    assert decoded(tmp_path / "o" / "camera_rgbd.mp4") is not None  # the sound was added with the timecode kept
+    assert run(clip, tmp_path / "retimed", tiny_checkpoint, "--fps", "50") == 0
+    assert timecode_of(tmp_path / "retimed" / "camera_rgbd.mp4") is None
+    assert run(clip_with_sound(tmp_path / "plain.mp4", "aac"), tmp_path / "plain", tiny_checkpoint) == 0
+    assert timecode_of(tmp_path / "plain" / "plain_rgbd.mp4") is None

@@ -745,6 +745,7 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
                   res: int, fit, store) -> dict[str, Path]:
     """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``."""
     from ..video.reading import frame_clock, frame_names, is_still
+    from ..video.timecode import shift_timecode
     from ..video.writers import save_outputs
 
     n_done = len(depth)
@@ -762,10 +763,13 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
     # a variable rate's frame times, and when the first is shown (for the sound); --fps retimes every frame
     start, times = (None, None) if options.fps else frame_clock(info, options.start, options.start + n_done)
     names = frame_names(path, options.start, n_done)  # plate.1001 stays plate.1001, --from 100 starts at 100
+    timecode = None  # the videos start at the timecode of the first frame processed; --fps retimes the frames
+    if info.timecode and not options.fps:
+        timecode = shift_timecode(info.timecode, options.start, info.fps)
     written = save_outputs(
         output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
         save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
-        times=times, names=names, still=is_still(path),
+        times=times, names=names, still=is_still(path), timecode=timecode,
     )
     if options.audio:
         add_sound(path, info, options, n_done, start, times, written.values())

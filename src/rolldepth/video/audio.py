@@ -60,6 +60,8 @@ def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: 
             av.open(str(tmp), mode="w", format="mp4") as out:
         picture_in, sound_in = silent.streams.video[0], src.streams.audio[0]
         picture_out = out.add_stream_from_template(picture_in)
+        if picture_in.metadata.get("timecode"):  # the timecode track is made again from it
+            picture_out.metadata["timecode"] = picture_in.metadata["timecode"]
         copy = sound_in.codec_context.codec.canonical_name in MP4_AUDIO
         if copy:
             sound_out = out.add_stream_from_template(sound_in)

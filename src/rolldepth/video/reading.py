@@ -72,6 +72,8 @@ class VideoInfo:
     interlaced : bool
         The video's frames are interlaced (DV, HDV, broadcast): they are deinterlaced as they are decoded, unless
         ``autorotate`` is off.
+    timecode : str or None
+        The SMPTE timecode of the video's first frame, where the file holds one (cameras, editors, MXF).
     """
 
     n_frames: int
@@ -81,6 +83,7 @@ class VideoInfo:
     path: Path
     pixel_aspect: Fraction = Fraction(1)
     interlaced: bool = False
+    timecode: str | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -223,6 +226,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
                 if first is not None:
                     rotation, interlaced = first.rotation, _is_interlaced(first, stream)
         rate = stream.average_rate or stream.guessed_rate
+        timecode = _timecode(container, stream)
         pixel_aspect = _pixel_aspect(stream)
         width, height = _decoded_size(stream, autorotate)
     if autorotate and _quarter_turns(rotation or 0) % 2:
@@ -233,7 +237,15 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         rate = default_rate
         log.warning("%s declares no frame rate; using %s fps", path, rate)
     return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path,
-                     pixel_aspect=pixel_aspect, interlaced=interlaced)
+                     pixel_aspect=pixel_aspect, interlaced=interlaced, timecode=timecode)
+
+
+def _timecode(container: av.container.InputContainer, stream: av.VideoStream) -> str | None:
+    """The first frame's timecode: a tag of the video stream (MOV, MP4), of a timecode track, or of the file (MXF)."""
+    for tags in (stream.metadata, *(s.metadata for s in container.streams if s.type == "data"), container.metadata):
+        if tags.get("timecode"):
+            return tags["timecode"]
+    return None
 
 
 def _pixel_aspect(stream: av.VideoStream) -> Fraction:

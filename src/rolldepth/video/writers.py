@@ -176,7 +176,7 @@ def _as_depth(depth: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 # Files
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, crf: int = 18,
-                times: Sequence[Fraction] | None = None) -> Path:
+                times: Sequence[Fraction] | None = None, timecode: str | None = None) -> Path:
     """Encode uint8 RGB frames as an H.264 (libx264, yuv420p) mp4 that any player opens.
 
     Frames are consumed one at a time (any iterable, e.g. a generator). yuv420p needs even sides, so an odd
@@ -196,6 +196,8 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
     times : sequence of Fraction, optional
         Each frame's time in seconds, for a variable-frame-rate video (see
         :func:`~rolldepth.video.reading.frame_clock`); ``fps`` is then only the stream's nominal rate.
+    timecode : str, optional
+        SMPTE timecode of the first frame (``01:00:10:05``), written as a timecode track that editors line up by.
     """
     rate = as_rate(fps)
     path = Path(path)
@@ -208,6 +210,8 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
             if stream is None:
                 size = frame.shape[:2]
                 stream = _add_h264_stream(container, rate, size, crf, variable=times is not None)
+                if timecode:
+                    stream.metadata["timecode"] = timecode
             elif frame.shape[:2] != size:
                 raise ValueError(f"frame {index} is {list(frame.shape[:2])}, frame 0 was {list(size)}")
             video_frame = av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24")
@@ -407,6 +411,7 @@ def save_outputs(
     times: Sequence[Fraction] | None = None,
     names: Sequence[str] | None = None,
     still: bool = False,
+    timecode: str | None = None,
 ) -> dict[str, Path]:
     """Write every requested output of one video (or, with ``still``, of one image) into ``out_dir``.
 
@@ -414,8 +419,9 @@ def save_outputs(
     ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz``
     when ``snippets`` is given. Colormap names and shapes are checked before anything is written, so a typo in a
     colormap name leaves no partial set of outputs behind. The videos play at ``fps``, or keep each frame's time from
-    ``times`` (a variable-frame-rate input). Image files are named ``names`` (an image sequence's own names), else
-    ``frame_000000``, ... A still's colorized and side-by-side outputs are PNG images instead of videos.
+    ``times`` (a variable-frame-rate input), and start at ``timecode`` (of the first frame) where given. Image files
+    are named ``names`` (an image sequence's own names), else ``frame_000000``, ... A still's colorized and
+    side-by-side outputs are PNG images instead of videos.
 
     Everything is written frame by frame, so ``depth`` may be disk-backed (``NpyArray``) and ``rgb`` any iterable
     of uint8 [H, W, 3] frames (e.g. decoded again from the input), read once, for the side-by-side video. The
@@ -450,7 +456,7 @@ def save_outputs(
     def write_frames(name: str, frames: Iterable[np.ndarray]) -> Path:
         if still:
             return write_image(out_dir / f"{stem}_{name}.png", next(iter(frames)))
-        return write_video(out_dir / f"{stem}_{name}.mp4", frames, rate, times=times)
+        return write_video(out_dir / f"{stem}_{name}.mp4", frames, rate, times=times, timecode=timecode)
 
     stop = threading.Event()
     frames = _Stoppable(depth, stop)
