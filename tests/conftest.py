@@ -49,3 +49,16 @@ def encode_video(path: Path, frames: np.ndarray, fps=Fraction(25), pixel_aspect:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def damage(path: Path, frames: list[int], out: Path) -> Path:
+    """A copy of ``path`` with the packets of ``frames`` (decode order) zeroed, as a bad sector or a broken
+    download leaves them: the decoder rejects them."""
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    for k in frames:
+        position, size = packets[k]
+        data[position : position + size] = bytes(size)
+    out.write_bytes(bytes(data))
+    return out

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import encode_video, pattern_frames
+from conftest import damage, encode_video, pattern_frames
 from rolldepth.apps.cli import build_parser, main
 from rolldepth.errors import UserError
 from rolldepth.process.presets import resolve_settings
@@ -100,6 +100,22 @@ def test_a_video_of_non_square_pixels_gets_depth_of_the_shape_it_is_shown_in(tmp
     assert "pixels are not square (sample aspect ratio 4:3)" in caplog.text and "64x36" in caplog.text
     assert main([*argv, "-o", str(tmp_path / "stored"), "--no-autorotate"]) == 0
     assert np.load(tmp_path / "stored" / "hdv_pred.npy").shape == (6, 36, 48)
+
+
+def test_a_video_found_undecodable_while_processing_does_not_stop_the_batch(tmp_path, tiny_checkpoint, capsys):
+    """The inputs are checked before the model loads, but damage inside a file shows only when it is decoded: the
+    other videos of the batch are still processed, and the command fails at the end, naming the one that failed."""
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    ok = encode_video(batch / "b_ok.mp4", pattern_frames(6))
+    damage(ok, list(range(6)), batch / "a_dead.mp4")
+    out = tmp_path / "out"
+    assert main(["-q", "run", str(batch), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "0", "-d", "1",
+                 "--cmap", "--no-save-png"]) == 2
+    err = capsys.readouterr().err
+    assert "a_dead.mp4: none of the 6 frames could be decoded (damaged data)" in err
+    assert "1 of 2 inputs failed, the others are done: " + str(batch / "a_dead.mp4") in err
+    assert sorted(p.name for p in out.iterdir()) == [".b_ok.rolldepth-done.json", "b_ok_pred.npy"]
 
 
 def test_image_sequence_folder_and_frame_window(tmp_path, tiny_checkpoint):

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import pattern_frames
+from conftest import damage, pattern_frames
 from rolldepth.errors import UserError
 from rolldepth.video import reading
 from rolldepth.video.reading import (
@@ -257,6 +257,42 @@ def test_interlaced_frames_without_a_deinterlacer_are_read_as_stored(tmp_path, m
     monkeypatch.setattr(av.filter.Graph, "add", without_yadif)
     np.testing.assert_array_equal(read_frames(path), raw)
     assert "deinterlacer is unavailable (ValueError: no filter named yadif)" in caplog.text
+
+
+@pytest.mark.parametrize("interlaced", [False, True])
+def test_a_frame_that_cannot_be_decoded_is_stood_in_for_and_the_others_keep_their_place(tmp_path, caplog, interlaced):
+    rng = np.random.default_rng(3)
+    frames = (rng.random((12, 48, 64, 3)) * 255).astype(np.uint8)
+    params = "keyint=1" + (":interlaced=1:tff=1" if interlaced else "")  # intra only: a lost frame is no reference
+    intact = tmp_path / "intact.mp4"
+    with av.open(str(intact), mode="w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"qp": "0", "x264-params": params})
+        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv444p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    good = read_frames(intact)
+    damaged = damage(intact, [0, 5, 6], tmp_path / "damaged.mp4")
+    assert probe(damaged).n_frames == 12
+    back = read_frames(damaged)
+    assert back.shape == good.shape  # every frame keeps its number (and time)
+    # yadif looks at the neighbours: a frame next to a lost one is deinterlaced from its stand-in
+    for k in (2, 3, 8, 9, 10, 11) + (() if interlaced else (1, 4, 7)):
+        np.testing.assert_array_equal(back[k], good[k])
+    np.testing.assert_array_equal(back[0], back[1])  # no frame before it: the next one
+    np.testing.assert_array_equal(back[5], back[4])
+    np.testing.assert_array_equal(back[6], back[4])
+    np.testing.assert_array_equal(read_frames(damaged, start=5, count=3), back[5:8])
+    assert "damaged.mp4: frame 5 could not be decoded (damaged data): the frame before it stands in" in caplog.text
+
+
+def test_a_file_damaged_throughout_is_refused_in_a_few_lines(tmp_path, caplog):
+    frames = (np.random.default_rng(4).random((12, 48, 64, 3)) * 255).astype(np.uint8)
+    intact = encode(tmp_path / "intact.mp4", frames)
+    dead = damage(intact, list(range(12)), tmp_path / "dead.mp4")
+    with pytest.raises(UserError, match="no frame of .*dead.mp4 could be decoded"):
+        read_frames(dead)
+    assert len([r for r in caplog.records if "dead.mp4" in r.getMessage()]) == 4  # three named, then one line
 
 
 def test_iter_frames_is_lazy_and_checks_eagerly(video):

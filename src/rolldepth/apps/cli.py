@@ -197,16 +197,26 @@ def cmd_run(args) -> int:
                    dtype=settings.dtype, device=args.device, cpus_per_video=args.ray_cpus)
         return 0
     pipe = load_pipeline(model, settings.dtype, args.device, dtype_asked=args.dtype is not None)
+    failed: list[tuple[Path, UserError]] = []
     try:
         for number, (path, info) in enumerate(zip(inputs, infos), 1):
             log.info("[%d/%d] %s", number, len(inputs), path)
-            process_video(pipe, path, args.output_dir, options, info)
+            try:
+                process_video(pipe, path, args.output_dir, options, info)
+            except UserError as exc:  # found while processing (a damaged file): the other inputs go on
+                if len(inputs) == 1:
+                    raise
+                print(f"rolldepth: error: {exc if str(path) in str(exc) else f'{path}: {exc}'}", file=sys.stderr)
+                failed.append((path, exc))
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
             raise
         raise UserError(
             f"cannot write to {args.output_dir}: {exc.strerror} (free some space and rerun the command to resume)"
         ) from None
+    if failed:
+        raise UserError(f"{len(failed)} of {len(inputs)} inputs failed, the others are done: "
+                        + ", ".join(str(path) for path, _ in failed) + " (errors above)")
     return 0
 
 

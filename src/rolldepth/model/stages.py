@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UserError
+
 from ..method.coalign import COALIGN_SOLVERS, subsampled
 from ..method.merge import global_min, merge_frames, renormalise
 from ..method.snippets import SnippetGroup, build_snippet_groups, check_refine_coverage
@@ -81,6 +83,8 @@ def encode_video(pipe, source, store, res: int, size, n_frames: int, groups, ker
             source.frames(done), res, latents, start=done, batch=vae_batch, progress=progress,
             on_chunk=lambda k: store.set("encoded", k),
         )
+        if encoded == 0:
+            raise UserError(f"none of the {n_frames} frames could be decoded (damaged data)")
         if encoded < n_frames:  # a damaged file: decoding stopped early
             log.warning("only %d of %d frames could be decoded; estimating depth for those", encoded, n_frames)
             n_frames = encoded

@@ -9,6 +9,7 @@ abandoned half-way (a generator closed early, an exception in the caller) still 
 from __future__ import annotations
 
 import functools
+import heapq
 import itertools
 import logging
 import re
@@ -222,7 +223,10 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         for packet in _until_eof(container.demux(stream)):
             n_frames += packet.size > 0
             if rotation is None:  # the display rotation is side data of decoded frames: decode until one appears
-                first = next(iter(packet.decode()), None)
+                try:
+                    first = next(iter(packet.decode()), None)
+                except av.error.InvalidDataError:  # a damaged frame: decoding stands another in for it
+                    first = None
                 if first is not None:
                     rotation, interlaced = first.rotation, _is_interlaced(first, stream)
         rate = stream.average_rate or stream.guessed_rate
@@ -505,14 +509,83 @@ def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> I
     with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
         width, height = _decoded_size(stream, autorotate)  # every frame at the stream's (display) size
-        decoded = _until_eof(container.decode(stream))
-        frames = _progressive(decoded, stream) if autorotate else ((frame, frame.rotation) for frame in decoded)
+        decoded = _frames_or_gaps(container, stream)
+        frames = _progressive(decoded, stream) if autorotate else ((f, f.rotation if f else 0.0) for f in decoded)
+
+        def image(frame: av.VideoFrame, rotation: float) -> np.ndarray:
+            array = frame.to_ndarray(format="rgb24", width=width, height=height)
+            return _upright(array, rotation) if autorotate else array
+
+        last, waiting = None, 0  # the last decoded frame; gaps in the window before any decoded frame
         for index, (frame, rotation) in enumerate(frames):
-            if index >= start:  # frames before the window are decoded (H.264 needs them) but never converted
-                image = frame.to_ndarray(format="rgb24", width=width, height=height)
-                yield _upright(image, rotation) if autorotate else image
+            if frame is None:
+                if index >= start:
+                    _warn_gap(path, index, "the frame before it" if last else "the next decoded frame")
+                    if last is not None:
+                        yield image(*last)
+                    else:
+                        waiting += 1
+            else:
+                last = (frame, rotation)
+                if index >= start:  # frames before the window are decoded (H.264 needs them) but never converted
+                    current = image(frame, rotation)
+                    for _ in range(waiting + 1):
+                        yield current
+                    waiting = 0
             if index + 1 >= stop:
                 break
+
+
+def _frames_or_gaps(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[
+        av.VideoFrame | None]:
+    """The stream's frames in display order, with None in the place of each frame whose packet the decoder
+    rejects (a damaged part of the file), so that every later frame keeps its number and time.
+
+    The decoder may report a rejected packet a few packets late (frame threads), so the gaps are found by
+    timestamp: a decoder gives frames in display order, and gives one only after every packet shown before it was
+    sent, so each packet timestamp below that of the frame given and not yet matched is a frame that will never
+    come.
+    """
+    sent: list[int] = []  # timestamps of the packets sent and not yet matched by a frame, a heap
+    unplaced = 0  # rejected packets without a timestamp
+    for packet in _until_eof(container.demux(stream)):
+        if packet.size and packet.pts is not None:
+            heapq.heappush(sent, packet.pts)
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            unplaced += packet.pts is None
+            continue
+        for frame in frames:
+            if frame.pts is None:  # no timestamp to place it by: it is the next one
+                if sent:
+                    heapq.heappop(sent)
+            else:
+                while sent and sent[0] < frame.pts:
+                    heapq.heappop(sent)
+                    yield None
+                if sent and sent[0] == frame.pts:
+                    heapq.heappop(sent)
+            yield frame
+    for _ in range(len(sent) + unplaced):
+        yield None
+
+
+_GAPS_WARNED: dict[str, set[int]] = {}
+_GAPS_NAMED = 3  # frames named in warnings per file; a file damaged throughout would print a line per frame
+
+
+def _warn_gap(path: Path, index: int, stand_in: str) -> None:
+    """Once per frame and process (the frames are decoded again for the shots and the side-by-side video), and for
+    the first few frames of a file only."""
+    warned = _GAPS_WARNED.setdefault(str(path), set())
+    if index in warned or len(warned) > _GAPS_NAMED:
+        return
+    warned.add(index)
+    if len(warned) > _GAPS_NAMED:
+        log.warning("%s: more frames could not be decoded; they are not named", path)
+    else:
+        log.warning("%s: frame %d could not be decoded (damaged data): %s stands in for it", path, index, stand_in)
 
 
 _INTERLACED_FIELD_ORDERS = frozenset({2, 3, 4, 5})  # FFmpeg's AVFieldOrder: top or bottom field first, coded so
@@ -522,21 +595,27 @@ def _is_interlaced(frame: av.VideoFrame, stream: av.VideoStream) -> bool:
     return bool(frame.interlaced_frame) or int(stream.codec_context.field_order or 0) in _INTERLACED_FIELD_ORDERS
 
 
-def _progressive(frames: Iterator[av.VideoFrame], stream: av.VideoStream) -> Iterator[tuple[av.VideoFrame, float]]:
-    """The decoded frames with their display rotations, interlaced ones deinterlaced.
+def _progressive(frames: Iterator[av.VideoFrame | None], stream: av.VideoStream) -> Iterator[
+        tuple[av.VideoFrame | None, float]]:
+    """The decoded frames with their display rotations, interlaced ones deinterlaced (a None, a frame that could
+    not be decoded, stays None in its place).
 
     An interlaced frame (DV, HDV, broadcast) holds two fields taken a field apart: on motion its lines alternate
     between two positions, combs that the model would read as depth edges. FFmpeg's yadif turns each such frame
     into one progressive frame (one out for each in, so frame numbers and times stay), and passes frames not
     flagged interlaced through; a stream whose first frame and field order say progressive is not filtered at all.
     """
-    frames = iter(frames)
-    first = next(frames, None)
+    frames, first = iter(frames), None
+    for frame in frames:
+        if frame is not None:
+            first = frame
+            break
+        yield None, 0.0  # a gap before the first frame
     if first is None:
         return
     if not _is_interlaced(first, stream):
         yield first, first.rotation
-        yield from ((frame, frame.rotation) for frame in frames)
+        yield from ((frame, frame.rotation if frame else 0.0) for frame in frames)
         return
     try:
         graph = av.filter.Graph()
@@ -549,24 +628,33 @@ def _progressive(frames: Iterator[av.VideoFrame], stream: av.VideoStream) -> Ite
     except (av.FFmpegError, ValueError) as exc:  # an FFmpeg build without yadif: combed frames beat no frames
         log.warning("interlaced frames are used as they are: the deinterlacer is unavailable (%s)", first_line(exc))
         yield first, first.rotation
-        yield from ((frame, frame.rotation) for frame in frames)
+        yield from ((frame, frame.rotation if frame else 0.0) for frame in frames)
         return
-    rotations: deque[float] = deque()  # the filter drops the side data that holds them: one out for each in
+    # What went in, in order: a frame's display rotation (the filter drops the side data that holds it; one frame
+    # comes out for each in) or None for a gap, which keeps its place among the frames that come out
+    order: deque[float | None] = deque()
 
-    def ready() -> Iterator[tuple[av.VideoFrame, float]]:
+    def ready() -> Iterator[tuple[av.VideoFrame | None, float]]:
         while True:
             try:
                 frame = graph.pull()
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
-            yield frame, rotations.popleft()
+            while order[0] is None:
+                order.popleft()
+                yield None, 0.0
+            yield frame, order.popleft()
 
     for frame in itertools.chain([first], frames):
-        rotations.append(frame.rotation)
+        if frame is None:
+            order.append(None)
+            continue
+        order.append(frame.rotation)
         graph.push(frame)
         yield from ready()
     graph.push(None)
     yield from ready()
+    yield from ((None, 0.0) for _ in order)  # gaps after the last frame
 
 
 def _quarter_turns(rotation: float) -> int:
