@@ -162,6 +162,8 @@ def test_depth_videos_start_at_the_timecode_of_the_first_frame_processed(tmp_pat
         for name in ("camera_Greys_r.mp4", "camera_rgbd.mp4"):
             assert timecode_of(tmp_path / out / name) == "01:00:10:15", (out, name)
     assert decoded(tmp_path / "o" / "camera_rgbd.mp4") is not None  # the sound was added with the timecode kept
+    with av.open(str(tmp_path / "o" / "camera_rgbd.mp4")) as container:  # and the colour tags
+        assert container.streams.video[0].codec_context.colorspace == 1  # BT.709
     assert run(clip, tmp_path / "retimed", tiny_checkpoint, "--fps", "50") == 0
     assert timecode_of(tmp_path / "retimed" / "camera_rgbd.mp4") is None
     assert run(clip_with_sound(tmp_path / "plain.mp4", "aac"), tmp_path / "plain", tiny_checkpoint) == 0

@@ -78,6 +78,22 @@ def test_write_video_odd_size_and_exact_fractional_rate(tmp_path, fps):
     assert leftovers(tmp_path) == ["out.mp4"]
 
 
+def test_videos_show_the_colours_given_as_players_read_them(tmp_path):
+    """Players and editors show an untagged HD video as BT.709: the video is converted with BT.709 and tagged so,
+    and decoded as BT.709 gives the colours written (Spectral_r's ends, its middle, greys), within YUV rounding."""
+    colours = np.array([[213, 62, 79], [50, 136, 189], [254, 224, 139], [128, 128, 128], [20, 20, 20],
+                        [240, 240, 240]], np.uint8)
+    frame = np.repeat(np.repeat(colours[None], 32, axis=0), 32, axis=1)  # 6 blocks of 32x32: [32, 192, 3]
+    write_video(tmp_path / "c.mp4", [frame] * 3, 25)
+    with av.open(str(tmp_path / "c.mp4")) as container:
+        context = container.streams.video[0].codec_context
+        assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
+        decoded = next(container.decode(video=0))
+        as_bt709 = decoded.reformat(format="rgb24", src_colorspace="ITU709", src_color_range="MPEG").to_ndarray()
+    centres = as_bt709[16, 16::32].astype(int)
+    assert np.abs(centres - colours).max() <= 3  # BT.601 conversion shown as BT.709: 15 off (225, 77, 77)
+
+
 def test_write_video_rejects_bad_input_and_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match="no frames"):
         write_video(tmp_path / "a.mp4", [], 25)

@@ -177,7 +177,8 @@ def _as_depth(depth: np.ndarray) -> np.ndarray:
 # Files
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, crf: int = 18,
                 times: Sequence[Fraction] | None = None, timecode: str | None = None) -> Path:
-    """Encode uint8 RGB frames as an H.264 (libx264, yuv420p) mp4 that any player opens.
+    """Encode uint8 RGB frames as an H.264 (libx264, yuv420p, BT.709 tagged) mp4 that any player opens and shows
+    in the colours given.
 
     Frames are consumed one at a time (any iterable, e.g. a generator). yuv420p needs even sides, so an odd
     width or height gets one replicated edge column/row. The rate is set as a Fraction on the stream, so
@@ -214,7 +215,8 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
                     stream.metadata["timecode"] = timecode
             elif frame.shape[:2] != size:
                 raise ValueError(f"frame {index} is {list(frame.shape[:2])}, frame 0 was {list(size)}")
-            video_frame = av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24")
+            video_frame = av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24").reformat(
+                format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")  # as the stream is tagged
             video_frame.pts = index if times is None else round(times[index] / stream.codec_context.time_base)
             video_frame.time_base = stream.codec_context.time_base
             container.mux(stream.encode(video_frame))
@@ -225,6 +227,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
 
 
 VFR_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: fine enough for any frame's timestamp
+BT709, MPEG_RANGE = 1, 1  # FFmpeg's AVCOL_SPC/PRI/TRC_BT709 and AVCOL_RANGE_MPEG (16-235)
 
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:
@@ -241,6 +244,11 @@ def _add_h264_stream(
     stream = container.add_stream("libx264", rate=rate, options={"crf": str(crf)})
     stream.height, stream.width = (side + side % 2 for side in size)
     stream.pix_fmt = "yuv420p"
+    # BT.709, tagged: an untagged HD video is shown as BT.709 by players and editors, while FFmpeg converts with
+    # BT.601 unless told, which turned Spectral_r's red (213, 62, 79) into (225, 77, 77) on screen
+    context = stream.codec_context
+    context.colorspace = context.color_primaries = context.color_trc = BT709
+    context.color_range = MPEG_RANGE
     # one tick per frame, so timestamps are exact frame indices; a variable rate needs a finer clock
     stream.codec_context.time_base = VFR_TIME_BASE if variable else 1 / rate
     return stream
