@@ -9,13 +9,10 @@ abandoned half-way (a generator closed early, an exception in the caller) still 
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
 import logging
 import re
 import shlex
 import sys
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError, first_line
+from .decoding import frames_or_gaps, is_interlaced, progressive, warn_gap
 
 if TYPE_CHECKING:  # torch loads only when frames are resized for the model: a wrong path is answered at once
     import torch
@@ -228,7 +226,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
                 except av.error.InvalidDataError:  # a damaged frame: decoding stands another in for it
                     first = None
                 if first is not None:
-                    rotation, interlaced = first.rotation, _is_interlaced(first, stream)
+                    rotation, interlaced = first.rotation, is_interlaced(first, stream)
         rate = stream.average_rate or stream.guessed_rate
         timecode = _timecode(container, stream)
         pixel_aspect = _pixel_aspect(stream)
@@ -509,8 +507,8 @@ def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> I
     with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
         width, height = _decoded_size(stream, autorotate)  # every frame at the stream's (display) size
-        decoded = _frames_or_gaps(container, stream)
-        frames = _progressive(decoded, stream) if autorotate else ((f, f.rotation if f else 0.0) for f in decoded)
+        decoded = frames_or_gaps(_until_eof(container.demux(stream)))
+        frames = progressive(decoded, stream) if autorotate else ((f, f.rotation if f else 0.0) for f in decoded)
 
         def image(frame: av.VideoFrame, rotation: float) -> np.ndarray:
             array = frame.to_ndarray(format="rgb24", width=width, height=height)
@@ -520,7 +518,7 @@ def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> I
         for index, (frame, rotation) in enumerate(frames):
             if frame is None:
                 if index >= start:
-                    _warn_gap(path, index, "the frame before it" if last else "the next decoded frame")
+                    warn_gap(path, index, "the frame before it" if last else "the next decoded frame")
                     if last is not None:
                         yield image(*last)
                     else:
@@ -534,127 +532,6 @@ def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> I
                     waiting = 0
             if index + 1 >= stop:
                 break
-
-
-def _frames_or_gaps(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[
-        av.VideoFrame | None]:
-    """The stream's frames in display order, with None in the place of each frame whose packet the decoder
-    rejects (a damaged part of the file), so that every later frame keeps its number and time.
-
-    The decoder may report a rejected packet a few packets late (frame threads), so the gaps are found by
-    timestamp: a decoder gives frames in display order, and gives one only after every packet shown before it was
-    sent, so each packet timestamp below that of the frame given and not yet matched is a frame that will never
-    come.
-    """
-    sent: list[int] = []  # timestamps of the packets sent and not yet matched by a frame, a heap
-    unplaced = 0  # rejected packets without a timestamp
-    for packet in _until_eof(container.demux(stream)):
-        if packet.size and packet.pts is not None:
-            heapq.heappush(sent, packet.pts)
-        try:
-            frames = packet.decode()
-        except av.error.InvalidDataError:
-            unplaced += packet.pts is None
-            continue
-        for frame in frames:
-            if frame.pts is None:  # no timestamp to place it by: it is the next one
-                if sent:
-                    heapq.heappop(sent)
-            else:
-                while sent and sent[0] < frame.pts:
-                    heapq.heappop(sent)
-                    yield None
-                if sent and sent[0] == frame.pts:
-                    heapq.heappop(sent)
-            yield frame
-    for _ in range(len(sent) + unplaced):
-        yield None
-
-
-_GAPS_WARNED: dict[str, set[int]] = {}
-_GAPS_NAMED = 3  # frames named in warnings per file; a file damaged throughout would print a line per frame
-
-
-def _warn_gap(path: Path, index: int, stand_in: str) -> None:
-    """Once per frame and process (the frames are decoded again for the shots and the side-by-side video), and for
-    the first few frames of a file only."""
-    warned = _GAPS_WARNED.setdefault(str(path), set())
-    if index in warned or len(warned) > _GAPS_NAMED:
-        return
-    warned.add(index)
-    if len(warned) > _GAPS_NAMED:
-        log.warning("%s: more frames could not be decoded; they are not named", path)
-    else:
-        log.warning("%s: frame %d could not be decoded (damaged data): %s stands in for it", path, index, stand_in)
-
-
-_INTERLACED_FIELD_ORDERS = frozenset({2, 3, 4, 5})  # FFmpeg's AVFieldOrder: top or bottom field first, coded so
-
-
-def _is_interlaced(frame: av.VideoFrame, stream: av.VideoStream) -> bool:
-    return bool(frame.interlaced_frame) or int(stream.codec_context.field_order or 0) in _INTERLACED_FIELD_ORDERS
-
-
-def _progressive(frames: Iterator[av.VideoFrame | None], stream: av.VideoStream) -> Iterator[
-        tuple[av.VideoFrame | None, float]]:
-    """The decoded frames with their display rotations, interlaced ones deinterlaced (a None, a frame that could
-    not be decoded, stays None in its place).
-
-    An interlaced frame (DV, HDV, broadcast) holds two fields taken a field apart: on motion its lines alternate
-    between two positions, combs that the model would read as depth edges. FFmpeg's yadif turns each such frame
-    into one progressive frame (one out for each in, so frame numbers and times stay), and passes frames not
-    flagged interlaced through; a stream whose first frame and field order say progressive is not filtered at all.
-    """
-    frames, first = iter(frames), None
-    for frame in frames:
-        if frame is not None:
-            first = frame
-            break
-        yield None, 0.0  # a gap before the first frame
-    if first is None:
-        return
-    if not _is_interlaced(first, stream):
-        yield first, first.rotation
-        yield from ((frame, frame.rotation if frame else 0.0) for frame in frames)
-        return
-    try:
-        graph = av.filter.Graph()
-        source = graph.add_buffer(template=stream)
-        yadif = graph.add("yadif", "mode=send_frame:parity=auto:deint=interlaced")
-        sink = graph.add("buffersink")
-        source.link_to(yadif)
-        yadif.link_to(sink)
-        graph.configure()
-    except (av.FFmpegError, ValueError) as exc:  # an FFmpeg build without yadif: combed frames beat no frames
-        log.warning("interlaced frames are used as they are: the deinterlacer is unavailable (%s)", first_line(exc))
-        yield first, first.rotation
-        yield from ((frame, frame.rotation if frame else 0.0) for frame in frames)
-        return
-    # What went in, in order: a frame's display rotation (the filter drops the side data that holds it; one frame
-    # comes out for each in) or None for a gap, which keeps its place among the frames that come out
-    order: deque[float | None] = deque()
-
-    def ready() -> Iterator[tuple[av.VideoFrame | None, float]]:
-        while True:
-            try:
-                frame = graph.pull()
-            except (av.error.BlockingIOError, av.error.EOFError):
-                return
-            while order[0] is None:
-                order.popleft()
-                yield None, 0.0
-            yield frame, order.popleft()
-
-    for frame in itertools.chain([first], frames):
-        if frame is None:
-            order.append(None)
-            continue
-        order.append(frame.rotation)
-        graph.push(frame)
-        yield from ready()
-    graph.push(None)
-    yield from ready()
-    yield from ((None, 0.0) for _ in order)  # gaps after the last frame
 
 
 def _quarter_turns(rotation: float) -> int:

@@ -373,8 +373,8 @@ def write_each(items: Iterable[tuple[Path, np.ndarray]], write: Callable[[Path, 
     Compressing a frame (zlib for PNG, OpenEXR's ZIP) releases the GIL, so a sequence is written about as many
     times faster as there are cores (``python benchmarks/write_outputs.py``). The frames are read here, in order (a
     disk-backed array is read sequentially), each copied, and no more are in flight than ``WRITE_MEMORY_BYTES``
-    allows (at most two a thread). The first error is raised once the threads have stopped: nothing is left writing into a folder that
-    :func:`atomic_path` removes.
+    allows (at most two a thread). The first error is raised once the threads have stopped: nothing is left
+    writing into a folder that :func:`atomic_path` removes.
     """
     threads = threads or write_threads()
     pending: deque = deque()
