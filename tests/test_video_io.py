@@ -295,6 +295,33 @@ def test_a_file_damaged_throughout_is_refused_in_a_few_lines(tmp_path, caplog):
     assert len([r for r in caplog.records if "dead.mp4" in r.getMessage()]) == 4  # three named, then one line
 
 
+def test_a_thumbnail_track_ahead_of_the_video_is_not_read_as_the_video(tmp_path):
+    """Downloads and some cameras put a cover picture or a thumbnail track first: the video is the stream FFmpeg's
+    players would show, not stream 0."""
+    import io
+
+    cover = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(cover, format="JPEG")
+    frames = pattern_frames(10, 48, 64)
+    path = tmp_path / "download.mkv"
+    with av.open(str(path), mode="w") as container:
+        thumbnail = container.add_stream("mjpeg", rate=1)
+        thumbnail.width, thumbnail.height, thumbnail.pix_fmt = 32, 32, "yuvj420p"
+        stream = container.add_stream("libx264", rate=25, options={"qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv444p"
+        packet = av.Packet(cover.getvalue())
+        packet.stream, packet.pts, packet.dts = thumbnail, 0, 0
+        container.mux(packet)
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.name == "mjpeg"  # the thumbnail is stream 0
+    info = probe(path)
+    assert (info.n_frames, info.width, info.height) == (10, 64, 48)
+    assert np.abs(read_frames(path).astype(int) - frames).max() <= 3
+
+
 def test_iter_frames_is_lazy_and_checks_eagerly(video):
     full = read_frames(video)
     frames = iter_frames(video, start=3, count=4)

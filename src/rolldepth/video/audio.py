@@ -1,9 +1,10 @@
 """The input's sound in the depth videos: a side-by-side or colorized video made from a clip plays in sync with it.
 
-The first audio stream of the input is cut to the frames processed (``--from``/``--frames``) and muxed into each
-finished MP4 output. Codecs that MP4 holds are copied packet for packet, from the packet before the window (MP4's
-edit list keeps what precedes the first frame silent); others (the PCM of cameras' MOV files) are encoded to AAC,
-once for all the outputs (:func:`mp4_sound`). The video is copied, never re-encoded.
+The input's audio stream (FFmpeg's best, as players choose) is cut to the frames processed (``--from``,
+``--frames``) and muxed into each finished MP4 output. Codecs that MP4 holds are copied packet for packet, from the
+packet before the window (MP4's edit list keeps what precedes the first frame silent); others (the PCM of cameras'
+MOV files) are encoded to AAC, once for all the outputs (:func:`mp4_sound`). The video is copied, never
+re-encoded.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def has_audio(source: str | Path) -> bool:
 
 
 def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: Fraction) -> Path:
-    """Mux the part of ``source``'s first audio stream from ``start`` seconds (on the source's clock, where its
-    first processed frame is shown) lasting ``duration`` seconds into the finished MP4 ``video``, which is replaced
-    when complete; the audio starts with the video.
+    """Mux the part of ``source``'s audio stream (FFmpeg's best) from ``start`` seconds (on the source's clock,
+    where its first processed frame is shown) lasting ``duration`` seconds into the finished MP4 ``video``, which is
+    replaced when complete; the audio starts with the video.
 
     Parameters
     ----------
@@ -58,7 +59,7 @@ def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: 
     end = start + duration
     with av.open(str(source)) as src, av.open(str(video)) as silent, atomic_path(video) as tmp, \
             av.open(str(tmp), mode="w", format="mp4") as out:
-        picture_in, sound_in = silent.streams.video[0], src.streams.audio[0]
+        picture_in, sound_in = silent.streams.video[0], _sound_stream(src)
         picture_out = out.add_stream_from_template(picture_in)
         if picture_in.metadata.get("timecode"):  # the timecode track is made again from it
             picture_out.metadata["timecode"] = picture_in.metadata["timecode"]
@@ -90,7 +91,7 @@ def mp4_sound(source: str | Path, start: Fraction, duration: Fraction, folder: s
     """
     source = Path(source)
     with av.open(str(source)) as src:
-        sound_in = src.streams.audio[0]
+        sound_in = _sound_stream(src)
         if sound_in.codec_context.codec.canonical_name in MP4_AUDIO:
             yield source, start
             return
@@ -106,6 +107,11 @@ def mp4_sound(source: str | Path, start: Fraction, duration: Fraction, folder: s
             yield Path(name), Fraction(0)
         finally:
             Path(name).unlink(missing_ok=True)
+
+
+def _sound_stream(container) -> av.AudioStream:
+    """The sound a player plays: FFmpeg's best audio stream (the default one of a camera's or an editor's several)."""
+    return container.streams.best("audio") or container.streams.audio[0]
 
 
 def _timed(packets, order: int):

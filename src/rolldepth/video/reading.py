@@ -375,8 +375,8 @@ def as_rate(fps: Fraction | float) -> Fraction:
 
 @contextmanager
 def _open_video(path: Path, image: bool = False) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
-    """Open a video (with ``image``, a picture FFmpeg reads and Pillow cannot, such as DPX) and hand out its first
-    video stream; PyAV errors become one-line UserErrors naming the file."""
+    """Open a video (with ``image``, a picture FFmpeg reads and Pillow cannot, such as DPX) and hand out its video
+    stream (FFmpeg's best); PyAV errors become one-line UserErrors naming the file."""
 
     def error(as_video: str, why) -> UserError:
         return UserError(f"cannot read image {path}: {why}" if image else as_video)
@@ -390,8 +390,10 @@ def _open_video(path: Path, image: bool = False) -> Iterator[tuple[av.container.
     with container:
         if not container.streams.video:
             raise error(f"{path} has no video stream", "no picture in it")
+        # FFmpeg's choice, as its players make it: not a cover picture or a thumbnail track ahead of the video
+        stream = container.streams.best("video") or container.streams.video[0]
         try:
-            yield container, container.streams.video[0]
+            yield container, stream
         except av.FFmpegError as exc:
             raise error(f"error while reading {path}: {exc.strerror or exc}", exc.strerror or exc) from None
 
