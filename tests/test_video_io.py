@@ -322,6 +322,27 @@ def test_a_thumbnail_track_ahead_of_the_video_is_not_read_as_the_video(tmp_path)
     assert np.abs(read_frames(path).astype(int) - frames).max() <= 3
 
 
+def test_a_video_trimmed_by_an_edit_list_has_only_its_shown_frames(tmp_path, caplog):
+    """A phone's "trim" keeps the frames before the cut that the first shown frame is decoded from, and an edit list
+    that hides them: FFmpeg decodes and drops them, and they are no frames of the video (before, they were counted,
+    and the video was short of them at its end)."""
+    frames = pattern_frames(48, 48, 64)
+    full = encode(tmp_path / "full.mp4", frames)  # one keyframe: every frame is decoded from frame 0
+    trimmed = tmp_path / "trimmed.mp4"
+    with av.open(str(full)) as source, av.open(str(trimmed), mode="w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        cut = round(Fraction(10, 25) / source.streams.video[0].time_base)  # frame 10 becomes time 0
+        for packet in source.demux(video=0):
+            if packet.size:
+                packet.pts, packet.dts, packet.stream = packet.pts - cut, packet.dts - cut, stream
+                out.mux(packet)  # frames 0-9 at negative times: the muxer's edit list hides them
+    info = probe(trimmed)
+    assert info.n_frames == 38
+    assert np.abs(read_frames(trimmed).astype(int) - frames[10:]).max() <= 3
+    assert frame_clock(info, 5, 38)[0] == Fraction(1, 5)  # frame 5 of the trimmed video is shown at 0.2 s
+    assert "could not be decoded" not in caplog.text
+
+
 def test_iter_frames_is_lazy_and_checks_eagerly(video):
     full = read_frames(video)
     frames = iter_frames(video, start=3, count=4)

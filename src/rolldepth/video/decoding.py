@@ -33,7 +33,7 @@ def frames_or_gaps(packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame | Non
     sent: list[int] = []  # timestamps of the packets sent and not yet matched by a frame, a heap
     unplaced = 0  # rejected packets without a timestamp
     for packet in packets:
-        if packet.size and packet.pts is not None:
+        if packet.size and not packet.is_discard and packet.pts is not None:  # a frame that will be shown
             heapq.heappush(sent, packet.pts)
         try:
             frames = packet.decode()
