@@ -4,6 +4,7 @@ checked against a float64 triangle-filter reference and closed forms."""
 from __future__ import annotations
 
 import sys
+import types
 from fractions import Fraction
 from pathlib import Path
 
@@ -284,6 +285,36 @@ def test_a_frame_that_cannot_be_decoded_is_stood_in_for_and_the_others_keep_thei
     np.testing.assert_array_equal(back[6], back[4])
     np.testing.assert_array_equal(read_frames(damaged, start=5, count=3), back[5:8])
     assert "damaged.mp4: frame 5 could not be decoded (damaged data): the frame before it stands in" in caplog.text
+
+
+class FakePacket:
+    """A packet whose decoding gives ``frames`` (their timestamps) or is rejected (``frames`` None)."""
+
+    def __init__(self, pts, frames, size=1, is_discard=False):
+        self.pts, self.frames, self.size, self.is_discard = pts, frames, size, is_discard
+
+    def decode(self):
+        if self.frames is None:
+            raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+        return [types.SimpleNamespace(pts=t) for t in self.frames]
+
+
+def test_gaps_are_placed_by_timestamp_however_late_the_decoder_reports_them():
+    from rolldepth.video.decoding import frames_or_gaps
+
+    def shown(packets):
+        return [None if f is None else f.pts for f in frames_or_gaps(packets)]
+
+    # frame threads: the decoder gives each frame two packets late, and rejects packet 2 when packet 4 is sent
+    late = [FakePacket(0, []), FakePacket(1, []), FakePacket(2, [0]), FakePacket(3, [1]), FakePacket(4, None),
+            FakePacket(5, [3]), FakePacket(None, [4, 5], size=0)]
+    assert shown(late) == [0, 1, None, 3, 4, 5]
+    # a frame that never comes without a rejection is left out, as FFmpeg leaves it; one hidden by an edit list
+    # is no frame at all
+    assert shown([FakePacket(0, [0]), FakePacket(1, []), FakePacket(2, [2])]) == [0, 2]
+    assert shown([FakePacket(-1, [], is_discard=True), FakePacket(0, [0])]) == [0]
+    # the last frames rejected, or a rejected packet without a timestamp: gaps at the end
+    assert shown([FakePacket(0, [0]), FakePacket(1, None), FakePacket(None, None)]) == [0, None, None]
 
 
 def test_a_file_damaged_throughout_is_refused_in_a_few_lines(tmp_path, caplog):

@@ -25,20 +25,23 @@ def frames_or_gaps(packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame | Non
     """The frames of a video stream's ``packets`` in display order, with None in the place of each frame whose
     packet the decoder rejects (a damaged part of the file), so that every later frame keeps its number and time.
 
-    The decoder may report a rejected packet a few packets late (frame threads), so the gaps are found by
+    The decoder may report a rejected packet a few packets late (frame threads), so the gaps are placed by
     timestamp: a decoder gives frames in display order, and gives one only after every packet shown before it was
-    sent, so each packet timestamp below that of the frame given and not yet matched is a frame that will never
-    come.
+    sent, so a packet timestamp below that of the frame given, and not matched by a frame, is a frame that will
+    never come. It becomes a gap while there are rejections to account for (a frame missing without one is left
+    out, as FFmpeg leaves it); rejections left at the end (the last frames, or packets without timestamps) end the
+    video as gaps.
     """
-    sent: list[int] = []  # timestamps of the packets sent and not yet matched by a frame, a heap
-    unplaced = 0  # rejected packets without a timestamp
+    sent: list[int] = []  # timestamps of the shown packets sent and not yet matched by a frame, a heap
+    rejected = 0  # shown packets the decoder rejected, not yet given a place
     for packet in packets:
-        if packet.size and not packet.is_discard and packet.pts is not None:  # a frame that will be shown
+        shown = packet.size > 0 and not packet.is_discard  # not the flush packet, nor one an edit list hides
+        if shown and packet.pts is not None:
             heapq.heappush(sent, packet.pts)
         try:
             frames = packet.decode()
         except av.error.InvalidDataError:
-            unplaced += packet.pts is None
+            rejected += shown
             continue
         for frame in frames:
             if frame.pts is None:  # no timestamp to place it by: it is the next one
@@ -47,11 +50,13 @@ def frames_or_gaps(packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame | Non
             else:
                 while sent and sent[0] < frame.pts:
                     heapq.heappop(sent)
-                    yield None
+                    if rejected:
+                        rejected -= 1
+                        yield None
                 if sent and sent[0] == frame.pts:
                     heapq.heappop(sent)
             yield frame
-    for _ in range(len(sent) + unplaced):
+    for _ in range(rejected):
         yield None
 
 
