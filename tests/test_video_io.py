@@ -374,6 +374,29 @@ def test_a_video_trimmed_by_an_edit_list_has_only_its_shown_frames(tmp_path, cap
     assert "could not be decoded" not in caplog.text
 
 
+@pytest.mark.parametrize("name, codec, pixels, options", [
+    ("vp9.webm", "libvpx-vp9", "yuv420p", {}),
+    ("vp8.webm", "libvpx", "yuv420p", {"auto-alt-ref": "1", "lag-in-frames": "16"}),  # hidden alt-ref frames
+    ("hevc10.mp4", "libx265", "yuv420p10le", {"x265-params": "log-level=error"}),  # B-frames, 10 bits
+    ("bframes.ts", "libx264", "yuv420p", {"bf": "3"}),
+    ("mpeg2.mpg", "mpeg2video", "yuv420p", {"bf": "2"}),
+    ("anim.gif", "gif", "rgb8", {}),
+])
+def test_every_codec_gives_as_many_frames_as_probe_counts(tmp_path, name, codec, pixels, options):
+    """The frame count (from packets) and the frames decoded agree, whatever reorders, hides or packs frames."""
+    path = tmp_path / name
+    try:
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream(codec, rate=25, options=options)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, pixels
+            for frame in pattern_frames(30, 48, 64):
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode(None))
+    except (av.FFmpegError, ValueError) as exc:  # a PyAV build without that encoder
+        pytest.skip(f"{codec}: {exc}")
+    assert probe(path).n_frames == len(read_frames(path)) == 30
+
+
 def test_iter_frames_is_lazy_and_checks_eagerly(video):
     full = read_frames(video)
     frames = iter_frames(video, start=3, count=4)
