@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import encode_video, pattern_frames
+from conftest import damage, encode_video, pattern_frames
 from rolldepth.apps.cli import main
 from rolldepth.model.loading import load_pipeline
 from rolldepth.errors import UserError
@@ -120,6 +120,23 @@ def test_request_on_a_video_with_cuts_reports_its_shots_and_strip(tmp_path, tiny
         near = np.unravel_index(depth[first].argmax(), depth[first].shape)
         far = np.unravel_index(depth[first].argmin(), depth[first].shape)
         assert image[near].mean() > image[far].mean()  # Greys_r: nearer is brighter
+
+
+def test_request_tells_the_page_what_the_log_warned_of(tmp_path, tiny_checkpoint):
+    """A damaged upload still gets depth; the page's summary says which frame was stood in for, by the file's name
+    (the server's upload path means nothing at the browser), as the command line's log does."""
+    intact = encode_video(tmp_path / "intact.mp4", pattern_frames(8))
+    (tmp_path / "upload").mkdir()
+    upload = damage(intact, [3], tmp_path / "upload" / "clip.mp4")
+    result = run_request(PipelineCache(str(tiny_checkpoint), "cpu"), str(upload), "fast", "26", "", "Greys_r",
+                         tmp_path / "work")
+    assert result.n_frames == 8
+    summary = result.summary()
+    assert "Note: clip.mp4: frame" in summary and "could not be decoded (damaged data)" in summary
+    assert str(tmp_path) not in summary
+    clean = run_request(PipelineCache(str(tiny_checkpoint), "cpu"), str(intact), "fast", "26", "", "Greys_r",
+                        tmp_path / "work")
+    assert clean.notes == [] and "Note" not in clean.summary()
 
 
 def test_request_on_a_photo_gives_per_frame_depth_and_png_views(tmp_path, tiny_checkpoint):

@@ -16,6 +16,8 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -84,6 +86,7 @@ class RequestResult:
     stage_seconds: list[tuple[str, float]] = field(default_factory=list)
     shots: list[tuple[int, int]] = field(default_factory=list)  # [start, stop) frames; empty: no cuts
     still: bool = False
+    notes: list[str] = field(default_factory=list)  # the run's warnings (a damaged frame, a sound not added, ...)
 
     def summary(self) -> str:
         stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.stage_seconds)
@@ -93,6 +96,8 @@ class RequestResult:
         if self.shots:
             ranges = ", ".join(f"{a}-{b - 1}" for a, b in self.shots)
             text += f" {len(self.shots)} shots (frames {ranges}), each aligned and normalised on its own."
+        if self.notes:
+            text += " Note: " + " ".join(note if note.endswith(".") else note + "." for note in self.notes)
         return text
 
     def shot_strip(self, cmap: str) -> list[tuple[np.ndarray, str]]:
@@ -173,7 +178,8 @@ def run_request(
     work_root.mkdir(parents=True, exist_ok=True)
     prune_old(work_root)
     folder = Path(tempfile.mkdtemp(prefix="request-", dir=work_root))
-    written = process_video(pipe, path, folder, options, info, on_stage=stage)
+    with warnings_of_this_thread() as notes:  # the person at the browser sees no log
+        written = process_video(pipe, path, folder, options, info, on_stage=stage)
     stage("packing downloads")
     png_zip = zip_folder(written["png16"], folder / f"{written['png16'].name}.zip")
     exr_zip = zip_folder(written["exr"], folder / f"{written['exr'].name}.zip")
@@ -186,7 +192,29 @@ def run_request(
         folder=folder, depth_video=written[cmap], sbs_video=written["rgbd"], npy=written["pred"], png_zip=png_zip,
         exr_zip=exr_zip, n_frames=n_frames, shots=shots, still=is_still(path),
         stage_seconds=[(a, t1 - t0) for (a, t0), (_, t1) in zip(stamps, stamps[1:])],
+        notes=[note.replace(str(path), path.name) for note in notes],  # the server's upload path means nothing there
     )
+
+
+@contextmanager
+def warnings_of_this_thread() -> Iterator[list[str]]:
+    """The messages of rolldepth's warnings logged by this thread while the block runs (another request's, on
+    another thread, are not this one's)."""
+    notes: list[str] = []
+    thread = threading.get_ident()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == thread:
+                notes.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    logger = logging.getLogger("rolldepth")
+    logger.addHandler(handler)
+    try:
+        yield notes
+    finally:
+        logger.removeHandler(handler)
 
 
 def stage_fraction(name: str, last: float) -> float:
