@@ -206,7 +206,7 @@ def cmd_run(args) -> int:
             except UserError as exc:  # found while processing (a damaged file): the other inputs go on
                 if len(inputs) == 1:
                     raise
-                print(f"rolldepth: error: {exc if str(path) in str(exc) else f'{path}: {exc}'}", file=sys.stderr)
+                print_error(exc if str(path) in str(exc) else f"{path}: {exc}")
                 failed.append((path, exc))
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
@@ -299,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_error(message) -> None:
+    """A user mistake, as the command reports it: one line on stderr."""
+    print(f"rolldepth: error: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
@@ -310,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"rolldepth: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
     except KeyboardInterrupt:
         print("rolldepth: interrupted; run the same command again to continue where it stopped", file=sys.stderr)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
-
 from ..method.coalign import COALIGN_SOLVERS, subsampled
 from ..method.merge import global_min, merge_frames, renormalise
 from ..method.snippets import SnippetGroup, build_snippet_groups, check_refine_coverage

@@ -521,21 +521,22 @@ def done_record(fingerprint: dict, options: RunOptions) -> dict:
     return json.loads(json.dumps({"run": fingerprint, "outputs": outputs}, default=str))
 
 
-def _read_done(output_dir: Path, stem: str) -> tuple[dict, dict[str, Path]] | None:
-    """The record and the output paths of the done file of ``stem`` in ``output_dir``, if it is readable."""
+def _finished(output_dir: Path, stem: str, matches: Callable[[dict], bool]) -> dict[str, Path] | None:
+    """The outputs named by the done file of ``stem`` in ``output_dir``, if it is readable, its record ``matches``
+    and they are all still there."""
     try:
         done = json.loads((Path(output_dir) / f".{stem}{DONE_SUFFIX}").read_text())
-        return done["record"], {key: Path(output_dir) / name for key, name in done["files"].items()}
+        files = {key: Path(output_dir) / name for key, name in done["files"].items()}
+        if not matches(done["record"]):
+            return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    return files if files and all(f.exists() for f in files.values()) else None
 
 
 def outputs_done(output_dir: Path, stem: str, record: dict) -> dict[str, Path] | None:
     """The outputs of an earlier run of this input with the same ``record``, if they are all still there."""
-    done = _read_done(output_dir, stem)
-    if done is None or done[0] != record or not done[1] or not all(f.exists() for f in done[1].values()):
-        return None
-    return done[1]
+    return _finished(output_dir, stem, lambda found: found == record)
 
 
 def likely_done(path: Path, output_dir: Path) -> bool:
@@ -543,12 +544,8 @@ def likely_done(path: Path, output_dir: Path) -> bool:
     outputs are all there: the command line then skips its disk and memory estimate, made before the model loads.
     Whether the model and options were the same is only known once the model is loaded; :func:`process_video` checks
     it, and estimates again for an input that turns out not to be done."""
-    done = _read_done(output_dir, output_stem(path))
-    try:
-        same_input = done is not None and done[0]["run"]["input"] == input_signature(path)
-    except (KeyError, TypeError, OSError):
-        return False
-    return same_input and bool(done[1]) and all(f.exists() for f in done[1].values())
+    finished = _finished(output_dir, output_stem(path), lambda found: found["run"]["input"] == input_signature(path))
+    return finished is not None
 
 
 def write_done(output_dir: Path, stem: str, record: dict, written: dict[str, Path]) -> None:

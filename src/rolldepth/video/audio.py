@@ -68,9 +68,7 @@ def add_audio(video: str | Path, source: str | Path, start: Fraction, duration: 
             sound_out = out.add_stream_from_template(sound_in)
             sound = _copied_packets(src, sound_in, sound_out, start, end)
         else:
-            sound_out = out.add_stream("aac", rate=sound_in.codec_context.sample_rate)
-            sound_out.bit_rate = AAC_BIT_RATE
-            sound_out.layout = sound_in.codec_context.layout
+            sound_out = _aac_stream(out, sound_in)
             sound = _encoded_packets(src, sound_in, sound_out, start, end)
         pictures = _moved(silent.demux(picture_in), picture_out)
         for _, packet in heapq.merge(_timed(pictures, 0), _timed(sound, 1)):  # interleaved by time
@@ -99,14 +97,20 @@ def mp4_sound(source: str | Path, start: Fraction, duration: Fraction, folder: s
         os.close(handle)
         try:
             with av.open(name, mode="w", format="mp4") as out:
-                sound_out = out.add_stream("aac", rate=sound_in.codec_context.sample_rate)
-                sound_out.bit_rate = AAC_BIT_RATE
-                sound_out.layout = sound_in.codec_context.layout
+                sound_out = _aac_stream(out, sound_in)
                 for packet in _encoded_packets(src, sound_in, sound_out, start, start + duration):
                     out.mux(packet)
             yield Path(name), Fraction(0)
         finally:
             Path(name).unlink(missing_ok=True)
+
+
+def _aac_stream(out, sound_in: av.AudioStream) -> av.AudioStream:
+    """An AAC stream in ``out`` for the sound of ``sound_in`` (its rate and channels), which MP4 cannot hold."""
+    sound_out = out.add_stream("aac", rate=sound_in.codec_context.sample_rate)
+    sound_out.bit_rate = AAC_BIT_RATE
+    sound_out.layout = sound_in.codec_context.layout
+    return sound_out
 
 
 def _sound_stream(container) -> av.AudioStream:

@@ -21,6 +21,18 @@ from ..errors import first_line
 log = logging.getLogger(__name__)
 
 
+def shown(packet: av.Packet) -> bool:
+    """Whether a packet holds a frame that is shown: not the flush packet at the end, and not one that an edit list
+    cuts off (a video trimmed on a phone keeps the frames before the cut that the first shown one is decoded from;
+    FFmpeg decodes them and drops them)."""
+    return packet.size > 0 and not packet.is_discard
+
+
+def with_rotations(frames: Iterator[av.VideoFrame | None]) -> Iterator[tuple[av.VideoFrame | None, float]]:
+    """Each frame with its display rotation (a gap, None, with none)."""
+    return ((frame, 0.0 if frame is None else frame.rotation) for frame in frames)
+
+
 def frames_or_gaps(packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame | None]:
     """The frames of a video stream's ``packets`` in display order, with None in the place of each frame whose
     packet the decoder rejects (a damaged part of the file), so that every later frame keeps its number and time.
@@ -35,13 +47,12 @@ def frames_or_gaps(packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame | Non
     sent: list[int] = []  # timestamps of the shown packets sent and not yet matched by a frame, a heap
     rejected = 0  # shown packets the decoder rejected, not yet given a place
     for packet in packets:
-        shown = packet.size > 0 and not packet.is_discard  # not the flush packet, nor one an edit list hides
-        if shown and packet.pts is not None:
+        if shown(packet) and packet.pts is not None:
             heapq.heappush(sent, packet.pts)
         try:
             frames = packet.decode()
         except av.error.InvalidDataError:
-            rejected += shown
+            rejected += shown(packet)
             continue
         for frame in frames:
             if frame.pts is None:  # no timestamp to place it by: it is the next one
@@ -102,9 +113,9 @@ def progressive(frames: Iterator[av.VideoFrame | None], stream: av.VideoStream) 
         yield None, 0.0  # a gap before the first frame
     if first is None:
         return
+    frames = itertools.chain([first], frames)
     if not is_interlaced(first, stream):
-        yield first, first.rotation
-        yield from ((frame, frame.rotation if frame else 0.0) for frame in frames)
+        yield from with_rotations(frames)
         return
     try:
         graph = av.filter.Graph()
@@ -116,8 +127,7 @@ def progressive(frames: Iterator[av.VideoFrame | None], stream: av.VideoStream) 
         graph.configure()
     except (av.FFmpegError, ValueError) as exc:  # an FFmpeg build without yadif: combed frames beat no frames
         log.warning("interlaced frames are used as they are: the deinterlacer is unavailable (%s)", first_line(exc))
-        yield first, first.rotation
-        yield from ((frame, frame.rotation if frame else 0.0) for frame in frames)
+        yield from with_rotations(frames)
         return
     # What went in, in order: a frame's display rotation (the filter drops the side data that holds it; one frame
     # comes out for each in) or None for a gap, which keeps its place among the frames that come out
@@ -134,7 +144,7 @@ def progressive(frames: Iterator[av.VideoFrame | None], stream: av.VideoStream) 
                 yield None, 0.0
             yield frame, order.popleft()
 
-    for frame in itertools.chain([first], frames):
+    for frame in frames:
         if frame is None:
             order.append(None)
             continue

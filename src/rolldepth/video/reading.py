@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError, first_line
-from .decoding import frames_or_gaps, is_interlaced, progressive, warn_gap
+from .decoding import frames_or_gaps, is_interlaced, progressive, shown, warn_gap, with_rotations
 
 if TYPE_CHECKING:  # torch loads only when frames are resized for the model: a wrong path is answered at once
     import torch
@@ -219,7 +219,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
     with _open_video(path) as (container, stream):
         n_frames, rotation, interlaced = 0, None, False
         for packet in _until_eof(container.demux(stream)):
-            n_frames += _shown(packet)
+            n_frames += shown(packet)
             if rotation is None:  # the display rotation is side data of decoded frames: decode until one appears
                 try:
                     first = next(iter(packet.decode()), None)
@@ -292,7 +292,7 @@ def frame_clock(info: VideoInfo, start: int, stop: int) -> tuple[Fraction, list[
 def _frame_stamps(path: Path) -> tuple[list[int], Fraction | None]:
     """A video's frames' presentation timestamps in display order (its packets' sorted), and their time base."""
     with _open_video(path) as (container, stream):
-        stamps = sorted(p.pts for p in _until_eof(container.demux(stream)) if _shown(p) and p.pts is not None)
+        stamps = sorted(p.pts for p in _until_eof(container.demux(stream)) if shown(p) and p.pts is not None)
         return stamps, stream.time_base
 
 
@@ -396,13 +396,6 @@ def _open_video(path: Path, image: bool = False) -> Iterator[tuple[av.container.
             yield container, stream
         except av.FFmpegError as exc:
             raise error(f"error while reading {path}: {exc.strerror or exc}", exc.strerror or exc) from None
-
-
-def _shown(packet: av.Packet) -> bool:
-    """Whether a packet holds a frame that is shown: not the flush packet at the end, and not one that an edit list
-    cuts off (a video trimmed on a phone keeps the frames before the cut that the first shown one is decoded from;
-    FFmpeg decodes them and drops them)."""
-    return packet.size > 0 and not packet.is_discard
 
 
 def _until_eof(items: Iterator) -> Iterator:
@@ -517,7 +510,7 @@ def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> I
         stream.thread_type = "AUTO"
         width, height = _decoded_size(stream, autorotate)  # every frame at the stream's (display) size
         decoded = frames_or_gaps(_until_eof(container.demux(stream)))
-        frames = progressive(decoded, stream) if autorotate else ((f, f.rotation if f else 0.0) for f in decoded)
+        frames = progressive(decoded, stream) if autorotate else with_rotations(decoded)
 
         def image(frame: av.VideoFrame, rotation: float) -> np.ndarray:
             array = frame.to_ndarray(format="rgb24", width=width, height=height)

@@ -314,6 +314,7 @@ def write_png16(
     depth = _as_depth(depth)
     lo, hi = value_range(depth, vmin, vmax)
     folder = Path(folder)
+
     def write(path: Path, frame: np.ndarray) -> None:
         Image.fromarray(np.rint(_normalised(frame, lo, hi) * 65535).astype(np.uint16)).save(path)
 
@@ -343,6 +344,7 @@ def write_exr(folder: str | Path, depth: np.ndarray, meaning: str = EXR_MEANING,
     depth = _as_depth(depth)
     folder = Path(folder)
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "rolldepth": meaning}
+
     def write(path: Path, frame: np.ndarray) -> None:
         with OpenEXR.File(header, {"Y": np.ascontiguousarray(frame, dtype=np.float32)}) as image:
             image.write(str(path))
