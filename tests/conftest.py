@@ -51,6 +51,31 @@ def encode_video(path: Path, frames: np.ndarray, fps=Fraction(25), pixel_aspect:
     return path
 
 
+def encode_hdr(path: Path, codes: np.ndarray, transfer: int, n_frames: int = 2) -> Path:
+    """R'G'B' code values in [0, 1] (``[H, W, 3]``) as a 10-bit BT.2020 video tagged PQ (16) or HLG (18), as phones
+    film it; Y'CbCr computed here (BT.2020 non-constant luminance, limited range) and coded losslessly."""
+    r, g, b = np.moveaxis(codes, -1, 0)
+    y = 0.2627 * r + 0.6780 * g + 0.0593 * b
+    planes = [64 + 876 * y, 512 + 896 * (b - y) / 1.8814, 512 + 896 * (r - y) / 1.4746]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"qp": "0"})
+        stream.height, stream.width = codes.shape[:2]
+        stream.pix_fmt = "yuv444p10le"
+        context = stream.codec_context
+        context.color_trc, context.color_primaries, context.colorspace, context.color_range = transfer, 9, 9, 1
+        for i in range(n_frames):
+            frame = av.VideoFrame(codes.shape[1], codes.shape[0], "yuv444p10le")
+            for plane, values in zip(frame.planes, planes):
+                rows = np.zeros((plane.height, plane.line_size // 2), np.uint16)
+                rows[:, : plane.width] = np.round(values)
+                plane.update(rows.tobytes())
+            frame.color_trc, frame.color_primaries, frame.colorspace, frame.color_range = transfer, 9, 9, 1
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
 def damage(path: Path, frames: list[int], out: Path) -> Path:
     """A copy of ``path`` with the packets of ``frames`` (decode order) zeroed, as a bad sector or a broken
     download leaves them: the decoder rejects them."""

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import damage, encode_video, pattern_frames
+from conftest import damage, encode_hdr, encode_video, pattern_frames
 from rolldepth.apps.cli import build_parser, main
 from rolldepth.errors import UserError
 from rolldepth.process.presets import resolve_settings
@@ -100,6 +100,19 @@ def test_a_video_of_non_square_pixels_gets_depth_of_the_shape_it_is_shown_in(tmp
     assert "pixels are not square (sample aspect ratio 4:3)" in caplog.text and "64x36" in caplog.text
     assert main([*argv, "-o", str(tmp_path / "stored"), "--no-autorotate"]) == 0
     assert np.load(tmp_path / "stored" / "hdv_pred.npy").shape == (6, 36, 48)
+
+
+def test_an_hdr_video_is_converted_to_sdr_and_says_so(tmp_path, tiny_checkpoint, caplog):
+    video = encode_hdr(tmp_path / "phone.mp4", pattern_frames(1, 36, 48)[0] / 255, transfer=18, n_frames=6)
+    caplog.set_level("INFO", logger="rolldepth")
+    argv = ["run", str(video), "--model", str(tiny_checkpoint), "--res", "0", "-d", "1", "--cmap", "--no-save-png"]
+    assert main([*argv, "-o", str(tmp_path / "out")]) == 0
+    assert "an HDR video (HLG): its frames are converted to SDR" in caplog.text
+    caplog.clear()
+    assert main([*argv, "-o", str(tmp_path / "stored"), "--no-autorotate"]) == 0
+    assert "HDR" not in caplog.text
+    assert not np.array_equal(np.load(tmp_path / "out" / "phone_pred.npy"),
+                              np.load(tmp_path / "stored" / "phone_pred.npy"))  # the model saw other pictures
 
 
 def test_a_video_found_undecodable_while_processing_does_not_stop_the_batch(tmp_path, tiny_checkpoint, capsys):

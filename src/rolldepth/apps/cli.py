@@ -84,10 +84,10 @@ def add_run_parser(sub) -> None:
                    help="shot cuts: detected (auto, default), none, or read from FILE (frame numbers or "
                    "PySceneDetect's CSV); snippets never span a cut and each shot is aligned and normalised on its own")
     p.add_argument("--no-autorotate", dest="autorotate", action="store_false",
-                   help="ignore a video's display rotation, pixel shape and interlacing (and an image's EXIF "
-                   "orientation) and process the stored pixels as they are, as the official RollingDepth does "
+                   help="ignore a video's display rotation, pixel shape, interlacing and HDR transfer (and an image's "
+                   "EXIF orientation) and process the stored pixels as they are, as the official RollingDepth does "
                    "(default: phone videos and photos are turned upright, non-square pixels resampled to the shown "
-                   "shape and interlaced frames deinterlaced, first)")
+                   "shape, interlaced frames deinterlaced and HDR (PQ, HLG) frames converted to SDR, first)")
     p.add_argument("--restore-res", action="store_true", help="resize the depth back to the input resolution")
     p.add_argument("--cmap", nargs="*", default=["Spectral_r", "Greys_r"],
                    help="colormaps of the depth videos; none given = no videos (default Spectral_r Greys_r)")

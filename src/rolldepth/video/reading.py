@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError, first_line
+from . import hdr
 from .decoding import frames_or_gaps, is_interlaced, progressive, shown, warn_gap, with_rotations
 
 if TYPE_CHECKING:  # torch loads only when frames are resized for the model: a wrong path is answered at once
@@ -73,6 +74,9 @@ class VideoInfo:
         ``autorotate`` is off.
     timecode : str or None
         The SMPTE timecode of the video's first frame, where the file holds one (cameras, editors, MXF).
+    hdr : str or None
+        ``"PQ"`` or ``"HLG"`` for an HDR video (phones, HDR10): its frames are converted to SDR as they are decoded,
+        unless ``autorotate`` is off; ``None`` for SDR.
     """
 
     n_frames: int
@@ -83,6 +87,7 @@ class VideoInfo:
     pixel_aspect: Fraction = Fraction(1)
     interlaced: bool = False
     timecode: str | None = None
+    hdr: str | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -202,8 +207,8 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
     autorotate : bool
         Report the size of the upright picture when the video carries a display rotation (phones), and of the
         displayed picture when its pixels are not square (HDV, DV, anamorphic), as the frames are decoded by
-        default (interlaced ones also deinterlaced); ``False`` reports the stored pixels' size, as the official
-        RollingDepth reads them.
+        default (interlaced ones also deinterlaced, HDR ones converted to SDR); ``False`` reports the stored
+        pixels' size, as the official RollingDepth reads them.
 
     Notes
     -----
@@ -217,7 +222,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         width, height = _image_size(files[0], autorotate)
         return VideoInfo(n_frames=len(files), fps=default_rate, width=width, height=height, path=path)
     with _open_video(path) as (container, stream):
-        n_frames, rotation, interlaced = 0, None, False
+        n_frames, rotation, interlaced, transfer = 0, None, False, None
         for packet in _until_eof(container.demux(stream)):
             n_frames += shown(packet)
             if rotation is None:  # the display rotation is side data of decoded frames: decode until one appears
@@ -227,6 +232,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
                     first = None
                 if first is not None:
                     rotation, interlaced = first.rotation, is_interlaced(first, stream)
+                    transfer = hdr.NAMES.get(first.color_trc)
         rate = stream.average_rate or stream.guessed_rate
         timecode = _timecode(container, stream)
         pixel_aspect = _pixel_aspect(stream)
@@ -239,7 +245,8 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         rate = default_rate
         log.warning("%s declares no frame rate; using %s fps", path, rate)
     return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path,
-                     pixel_aspect=pixel_aspect, interlaced=interlaced, timecode=timecode)
+                     pixel_aspect=pixel_aspect, interlaced=interlaced, timecode=timecode,
+                     hdr=transfer)
 
 
 def _timecode(container: av.container.InputContainer, stream: av.VideoStream) -> str | None:
@@ -456,7 +463,7 @@ def iter_frames(path: str | Path, start: int = 0, count: int = 0, autorotate: bo
         Frames to read; 0 reads to the end, a count past the end stops at the end.
     autorotate : bool
         Turn frames upright by the video's display rotation, give non-square pixels the display's shape and
-        deinterlace interlaced frames (default); ``False`` keeps the stored pixels.
+        deinterlace interlaced frames and convert HDR frames to SDR (default); ``False`` keeps the stored pixels.
     """
     path = Path(path)
     info, stop = _window(path, start, count, autorotate)
@@ -513,8 +520,13 @@ def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> I
         frames = progressive(decoded, stream) if autorotate else with_rotations(decoded)
 
         def image(frame: av.VideoFrame, rotation: float) -> np.ndarray:
-            array = frame.to_ndarray(format="rgb24", width=width, height=height)
-            return _upright(array, rotation) if autorotate else array
+            if not autorotate:
+                return frame.to_ndarray(format="rgb24", width=width, height=height)
+            if frame.color_trc in hdr.NAMES:
+                array = hdr.to_sdr(frame.to_ndarray(format="rgb48le", width=width, height=height), frame.color_trc)
+            else:
+                array = frame.to_ndarray(format="rgb24", width=width, height=height)
+            return _upright(array, rotation)
 
         last, waiting = None, 0  # the last decoded frame; gaps in the window before any decoded frame
         for index, (frame, rotation) in enumerate(frames):
