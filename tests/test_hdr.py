@@ -3,6 +3,9 @@ against one derived from the primaries, and whole frames against a float64 per-p
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -79,3 +82,19 @@ def test_frames_match_a_float64_reference_within_a_level(transfer):
     assert sdr.dtype == np.uint8 and sdr.shape == codes.shape
     difference = np.abs(sdr.astype(int) - reference_sdr(codes, transfer))
     assert difference.max() <= 1 and difference.mean() < 0.01
+
+
+def test_an_sdr_picture_coded_as_an_hdr_camera_would_comes_back():
+    """benchmarks/hdr_frames.py codes SDR frames as an HDR camera would (the inverse curves, HLG's inverse system
+    gamma per pixel, BT.709 to BT.2020): below the knee, where the roll-off is the identity, converting back gives
+    the SDR picture again, colours included."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "hdr_frames.py"
+    spec = importlib.util.spec_from_file_location("hdr_frames", script)
+    hdr_frames = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hdr_frames)
+    knee_level = int(255 * hdr.KNEE ** (1 / 2.4))  # 226
+    sdr = np.random.default_rng(1).integers(0, knee_level + 1, (32, 48, 3), dtype=np.uint8)
+    for transfer in (hdr.PQ, hdr.HLG):
+        difference = np.abs(hdr.to_sdr(hdr_frames.hdr_codes(sdr, transfer), transfer).astype(int) - sdr)
+        assert difference[sdr >= 8].max() <= 1, hdr.NAMES[transfer]
+        assert difference.max() <= 2  # the 2.4 gamma's steep toe magnifies 16-bit rounding in the darkest levels

@@ -239,9 +239,9 @@ def check_input(
         log.info("%s: its frames are interlaced: they are deinterlaced (FFmpeg's yadif, a frame for each frame) "
                  "before depth is estimated (--no-autorotate keeps them as stored)", path)
     if info.hdr and options.autorotate:
-        log.info("%s: an HDR video (%s): its frames are converted to SDR (BT.709, diffuse white at SDR white) before "
-                 "depth is estimated, as the model was trained on SDR pictures (--no-autorotate reads the stored "
-                 "code values as SDR)", path, info.hdr)
+        log.info("%s: an HDR video (%s): its frames are converted to SDR (BT.709, its diffuse white near SDR "
+                 "white) before depth is estimated, as the model was trained on SDR pictures (--no-autorotate reads "
+                 "the stored code values as SDR)", path, info.hdr)
     n_frames = frame_window(info, options)
     if path.is_dir():  # first: a folder of photos of different sizes is no sequence, however many there are
         check_sequence(path, options.start, n_frames, options.autorotate)

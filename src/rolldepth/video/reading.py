@@ -245,8 +245,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         rate = default_rate
         log.warning("%s declares no frame rate; using %s fps", path, rate)
     return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path,
-                     pixel_aspect=pixel_aspect, interlaced=interlaced, timecode=timecode,
-                     hdr=transfer)
+                     pixel_aspect=pixel_aspect, interlaced=interlaced, timecode=timecode, hdr=transfer)
 
 
 def _timecode(container: av.container.InputContainer, stream: av.VideoStream) -> str | None:
