@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,3 +77,53 @@ def test_a_ray_init_error_without_text_is_still_one_line(monkeypatch):
     monkeypatch.setattr(ray, "init", fail)
     with pytest.raises(UserError, match=r"cluster at 'local': ConnectionError$"):
         ray_cluster.connect("local", quiet=True)
+
+
+def test_each_video_reserves_a_gpu_where_the_cluster_has_them(tmp_path, videos, tiny_checkpoint, monkeypatch,
+                                                               capsys):
+    """Without a reservation, every task on a node would take its first GPU (and sixteen SD-sized models would not
+    fit on it). This machine declares two GPUs to Ray: each video's task reserves one, so Ray shows each worker its
+    own; here torch is a CPU build, so the workers still compute on the CPU, as `auto` then picks."""
+    real_init, real_remote, reserved = ray.init, ray.remote, []
+    monkeypatch.setattr(ray, "init", lambda **kwargs: real_init(num_gpus=2, **kwargs))
+
+    def remote(**options):
+        reserved.append(options)  # Ray's own remote functions too, which ask for no retries setting
+        return real_remote(**options)
+
+    monkeypatch.setattr(ray, "remote", remote)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "out"
+    code = main(["-q", "run", *map(str, videos), "-o", str(out), "--model", str(tiny_checkpoint), *ARGS,
+                 "--ray", "local"])
+    assert code == 0, capsys.readouterr().err
+    assert [r for r in reserved if "max_retries" in r] == [{"num_cpus": 1, "num_gpus": 1.0, "max_retries": 0}]
+    assert (out / "clip1_pred.npy").is_file() and (out / "clip2_pred.npy").is_file()
+    # --device cuda is not refused here, where the command starts, but by the workers, whose torch cannot use CUDA
+    code = main(["-q", "run", str(videos[0]), "-o", str(tmp_path / "cuda"), "--model", str(tiny_checkpoint), *ARGS,
+                 "--ray", "local", "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 of 1 videos failed" in err and "device 'cuda' is not usable here" in err
+
+
+@pytest.mark.parametrize("requested, device, node_gpus, expected", [
+    (None, "auto", 8, 1.0),  # a GPU each by default where there are GPUs
+    (None, "cuda", 8, 1.0),
+    (None, "auto", 0, 0.0),  # none on a CPU cluster
+    (None, "cpu", 8, 0.0),  # nor when the CPU is asked for
+    (0.25, "auto", 1, 0.25),  # four videos share a GPU
+    (2, "auto", 4, 2),
+    (3, "auto", 2, "no node of the Ray cluster has that many GPUs (the largest has 2)"),
+    (1, "cuda:1", 8, "Ray gives each video its own GPU, which it sees as cuda:0"),
+    (0, "cuda", 8, "--device cuda with --ray needs --ray-gpus"),
+    (None, "cuda", 0, "--device cuda with --ray needs --ray-gpus"),
+])
+def test_gpus_per_video(requested, device, node_gpus, expected):
+    from rolldepth.apps.ray_cluster import gpus_per_video
+    from rolldepth.errors import UserError
+
+    if isinstance(expected, str):
+        with pytest.raises(UserError, match=re.escape(expected)):
+            gpus_per_video(requested, device, node_gpus)
+    else:
+        assert gpus_per_video(requested, device, node_gpus) == expected

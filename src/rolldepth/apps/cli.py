@@ -114,6 +114,8 @@ def add_run_parser(sub) -> None:
     p.add_argument("--ray", metavar="ADDRESS", help="spread the videos over a Ray cluster (auto, host:port, "
                    "ray://host:10001, or local to start one here); OUT must be shared storage")
     p.add_argument("--ray-cpus", type=float, default=1, help="Ray CPUs per video (default 1)")
+    p.add_argument("--ray-gpus", type=float, help="Ray GPUs per video, each video on GPUs of its own (0.5: two share "
+                   "one; default 1 where the cluster has GPUs and --device is not cpu, else 0)")
     add_3d_arguments(p)
     p.set_defaults(func=cmd_run)
 
@@ -172,6 +174,8 @@ def cmd_run(args) -> int:
     options.check()
     if args.ray_cpus <= 0:
         raise UserError("--ray-cpus must be > 0")
+    if args.ray_gpus is not None and args.ray_gpus < 0:
+        raise UserError("--ray-gpus must be >= 0")
     check_writable(args.output_dir)
     inputs = [path for arg in args.inputs for path in list_inputs(Path(arg))]
     unique: dict[Path, Path] = {}
@@ -186,15 +190,15 @@ def cmd_run(args) -> int:
     check_model_name(model)  # a wrong folder answered before torch loads; a hub id is checked when it is fetched
     shape = ModelShape.of_folder(model)  # read from its configs: the model itself is loaded after the checks
     infos = [check_input(path, options, model=shape) for path in inputs]  # answered before torch loads
-    device = pick_device(args.device)
+    device_type = None if args.ray else pick_device(args.device).type  # Ray: the workers' devices, not this one's
     for path, info in zip(inputs, infos):  # the disk and memory each needs, estimated before the model loads
         if not likely_done(path, args.output_dir):  # a rerun of a finished input needs neither
-            check_resources(path, info, options_for(path, options, shape), args.output_dir, shape, device.type)
+            check_resources(path, info, options_for(path, options, shape), args.output_dir, shape, device_type)
     if args.ray:
         from .ray_cluster import run_on_ray
 
         run_on_ray(args.ray, list(zip(inputs, infos)), str(model), args.output_dir, options,
-                   dtype=settings.dtype, device=args.device, cpus_per_video=args.ray_cpus)
+                   dtype=settings.dtype, device=args.device, cpus_per_video=args.ray_cpus, gpus=args.ray_gpus)
         return 0
     pipe = load_pipeline(model, settings.dtype, args.device, dtype_asked=args.dtype is not None)
     failed: list[tuple[Path, UserError]] = []

@@ -3,7 +3,8 @@
 Each Ray worker process loads the model once (cached in the process) and runs :func:`runner.process_video`, the
 same code as a one-process run, so outputs, resume and error handling are identical. Workers write straight to the
 output folder, which must therefore be storage every node can reach (NFS, a mounted bucket) on a real cluster.
-A video that fails is reported by name with its one-line reason; the others still finish.
+A video that fails is reported by name with its one-line reason; the others still finish. Where the cluster has
+GPUs, each video reserves its own (:func:`gpus_per_video`), so a node's videos share out its GPUs.
 """
 
 from __future__ import annotations
@@ -39,6 +40,35 @@ def process_one(model: str, dtype: str, device: str, path: Path, output_dir: Pat
     except UserError as exc:
         return str(exc)
     return None
+
+
+def gpus_per_video(requested: float | None, device: str, node_gpus: float) -> float:
+    """GPUs each video's task reserves, and so the devices its worker sees: Ray shows a task only the GPUs it gave
+    it (``CUDA_VISIBLE_DEVICES``), so videos run side by side on a node's GPUs instead of all on its first.
+
+    Parameters
+    ----------
+    requested : float or None
+        ``--ray-gpus``; None: one GPU a video where the cluster has GPUs and ``device`` is not the CPU, else none.
+        A fraction shares a GPU (0.5: two videos on each).
+    device : str
+        ``--device``. A numbered GPU (``cuda:1``) cannot be combined with reserved GPUs (a task sees its GPU as
+        ``cuda:0``), and CUDA cannot be used without reserving any.
+    node_gpus : float
+        GPUs of the cluster's largest node: no video could start with more.
+    """
+    if requested is None:
+        requested = 1.0 if node_gpus > 0 and device != "cpu" else 0.0
+    if requested > node_gpus:
+        raise UserError(f"--ray-gpus {requested:g}: no node of the Ray cluster has that many GPUs (the largest has "
+                        f"{node_gpus:g}), so no video could start")
+    if requested > 0 and device.startswith("cuda:"):
+        raise UserError(f"--device {device} with --ray: Ray gives each video its own GPU, which it sees as cuda:0; "
+                        "use --device cuda or auto")
+    if requested == 0 and device.startswith("cuda"):
+        raise UserError(f"--device {device} with --ray needs --ray-gpus (GPUs per video), so that Ray gives each "
+                        "video its own GPU")
+    return requested
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -78,6 +108,7 @@ def run_on_ray(
     dtype: str = "fp32",
     device: str = "auto",
     cpus_per_video: float = 1,
+    gpus: float | None = None,
 ) -> None:
     """Process ``jobs`` (input path, its checked ``VideoInfo``) as Ray tasks; raise if any video failed.
 
@@ -91,6 +122,8 @@ def run_on_ray(
         As for ``rolldepth run``; the model path must be valid on every node (a hub id always is).
     cpus_per_video : float
         Ray CPUs reserved per task (Ray also sets the task's thread count to it).
+    gpus : float or None
+        GPUs reserved per task (``--ray-gpus``; see :func:`gpus_per_video`); a task without one runs on the CPU.
 
     Raises
     ------
@@ -103,7 +136,10 @@ def run_on_ray(
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:
-        task = ray.remote(num_cpus=cpus_per_video, max_retries=0)(process_one)
+        node_gpus = max((node["Resources"].get("GPU", 0) for node in ray.nodes() if node["Alive"]), default=0)
+        gpus = gpus_per_video(gpus, device, node_gpus)
+        device = device if gpus else "cpu"  # "auto" would take a GPU that another video's task was given
+        task = ray.remote(num_cpus=cpus_per_video, num_gpus=gpus, max_retries=0)(process_one)
         worker_options = dataclasses.replace(options, progress=False)  # no bars from inside workers
         pending = {
             task.remote(model, dtype, device, path, output_dir, worker_options, info): path for path, info in jobs

@@ -378,9 +378,10 @@ def human_bytes(n: float) -> str:
 
 def check_resources(
     path: Path, info: VideoInfo, options: RunOptions, output_dir: Path, model: ModelShape,
-    device_type: str = "cpu",
+    device_type: str | None = "cpu",
 ) -> Estimate:
-    """Refuse a run that cannot fit on the disk of ``output_dir`` or (on the CPU) in the available memory."""
+    """Refuse a run that cannot fit on the disk of ``output_dir`` or (on the CPU) in the available memory; a
+    ``device_type`` of None (Ray's workers, on other machines) checks the disk only."""
     from ..model.vram import HEADROOM, available_memory
 
     estimate = estimate_resources(info, options, model)
