@@ -138,7 +138,8 @@ def run_on_ray(
     try:
         node_gpus = max((node["Resources"].get("GPU", 0) for node in ray.nodes() if node["Alive"]), default=0)
         gpus = gpus_per_video(gpus, device, node_gpus)
-        device = device if gpus else "cpu"  # "auto" would take a GPU that another video's task was given
+        if not gpus and device == "auto":  # it would take a GPU that another video's task was given
+            device = "cpu"
         task = ray.remote(num_cpus=cpus_per_video, num_gpus=gpus, max_retries=0)(process_one)
         worker_options = dataclasses.replace(options, progress=False)  # no bars from inside workers
         pending = {
