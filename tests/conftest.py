@@ -51,6 +51,13 @@ def encode_video(path: Path, frames: np.ndarray, fps=Fraction(25), pixel_aspect:
     return path
 
 
+def nits_to_pq(nits) -> np.ndarray:
+    """ST 2084's inverse EOTF, written out here in float64 (the package has only the EOTF)."""
+    m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    y = np.power(np.asarray(nits, dtype=np.float64) / 10000, m1)
+    return np.power((c1 + c2 * y) / (1 + c3 * y), m2)
+
+
 def encode_hdr(path: Path, codes: np.ndarray, transfer: int, n_frames: int = 2) -> Path:
     """R'G'B' code values in [0, 1] (``[H, W, 3]``) as a 10-bit BT.2020 video tagged PQ (16) or HLG (18), as phones
     film it; Y'CbCr computed here (BT.2020 non-constant luminance, limited range) and coded losslessly."""

@@ -1,5 +1,5 @@
 """HDR to SDR: the BT.2100 curves against the standard's published anchors and their own inverses, the gamut matrix
-against one derived from the primaries, and whole frames against a float64 per-pixel reference."""
+against BT.2087's table, and whole frames against a float64 per-pixel reference."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import nits_to_pq
 from rolldepth.video import hdr
 
 M1, M2 = 2610 / 16384, 2523 / 4096 * 128
 C1, C2, C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-
-
-def nits_to_pq(nits: np.ndarray) -> np.ndarray:
-    """ST 2084's inverse EOTF, written out here in float64."""
-    y = np.power(np.asarray(nits, dtype=np.float64) / 10000, M1)
-    return np.power((C1 + C2 * y) / (1 + C3 * y), M2)
 
 
 def test_pq_curve_meets_its_inverse_and_the_published_code_values():

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import damage, encode_hdr, pattern_frames
+from conftest import damage, encode_hdr, nits_to_pq, pattern_frames
 from rolldepth.errors import UserError
 from rolldepth.video import hdr, reading
 from rolldepth.video.reading import (
@@ -260,20 +260,13 @@ def test_interlaced_frames_without_a_deinterlacer_are_read_as_stored(tmp_path, m
     assert "deinterlacer is unavailable (ValueError: no filter named yadif)" in caplog.text
 
 
-def pq_code(nits) -> np.ndarray:
-    """ST 2084's inverse EOTF."""
-    m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-    y = (np.asarray(nits, dtype=float) / 10000) ** m1
-    return ((c1 + c2 * y) / (1 + c3 * y)) ** m2
-
-
 def test_hdr_video_is_seen_as_the_sdr_picture(tmp_path, video):
     """A phone's PQ video read as if it were SDR shows diffuse white as grey (58 %) and BT.2020 colours washed out.
     Decoded, its diffuse white (203 nits) is SDR's near-white, 18 % grey is 18 % of it through the 2.4 gamma, and a
     colour keeps its BT.709 values; an HLG video's 75 % code value is the same white."""
     sdr = np.array([[0.5, 0.2, 0.1], [1.0, 1.0, 1.0], [0.18, 0.18, 0.18]])  # linear BT.709, diffuse white = 1
     in_bt2020 = sdr @ np.linalg.inv(hdr.BT2020_TO_BT709.astype(float)).T * 203  # nits on BT.2020 primaries
-    codes = np.repeat(pq_code(in_bt2020)[None], 8, axis=1).repeat(8, axis=0).reshape(8, 3, 8, 3)
+    codes = np.repeat(nits_to_pq(in_bt2020)[None], 8, axis=1).repeat(8, axis=0).reshape(8, 3, 8, 3)
     path = encode_hdr(tmp_path / "pq.mp4", codes.reshape(8, 24, 3), hdr.PQ)
     assert probe(path).hdr == "PQ" and probe(video).hdr is None
     frames = read_frames(path)
