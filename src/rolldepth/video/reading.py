@@ -222,7 +222,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         width, height = _image_size(files[0], autorotate)
         return VideoInfo(n_frames=len(files), fps=default_rate, width=width, height=height, path=path)
     with _open_video(path) as (container, stream):
-        n_frames, rotation, interlaced, transfer = 0, None, False, None
+        n_frames, rotation, interlaced, hdr_name = 0, None, False, None
         for packet in _until_eof(container.demux(stream)):
             n_frames += shown(packet)
             if rotation is None:  # the display rotation is side data of decoded frames: decode until one appears
@@ -232,7 +232,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
                     first = None
                 if first is not None:
                     rotation, interlaced = first.rotation, is_interlaced(first, stream)
-                    transfer = hdr.NAMES.get(first.color_trc)
+                    hdr_name = hdr.NAMES.get(first.color_trc)
         rate = stream.average_rate or stream.guessed_rate
         timecode = _timecode(container, stream)
         pixel_aspect = _pixel_aspect(stream)
@@ -245,7 +245,7 @@ def probe(path: str | Path, fps: Fraction | float | None = None, autorotate: boo
         rate = default_rate
         log.warning("%s declares no frame rate; using %s fps", path, rate)
     return VideoInfo(n_frames=n_frames, fps=Fraction(rate), width=width, height=height, path=path,
-                     pixel_aspect=pixel_aspect, interlaced=interlaced, timecode=timecode, hdr=transfer)
+                     pixel_aspect=pixel_aspect, interlaced=interlaced, timecode=timecode, hdr=hdr_name)
 
 
 def _timecode(container: av.container.InputContainer, stream: av.VideoStream) -> str | None:
@@ -519,13 +519,11 @@ def _iter_video(path: Path, start: int, stop: int, autorotate: bool = True) -> I
         frames = progressive(decoded, stream) if autorotate else with_rotations(decoded)
 
         def image(frame: av.VideoFrame, rotation: float) -> np.ndarray:
-            if not autorotate:
-                return frame.to_ndarray(format="rgb24", width=width, height=height)
-            if frame.color_trc in hdr.NAMES:
+            if autorotate and frame.color_trc in hdr.NAMES:
                 array = hdr.to_sdr(frame.to_ndarray(format="rgb48le", width=width, height=height), frame.color_trc)
             else:
                 array = frame.to_ndarray(format="rgb24", width=width, height=height)
-            return _upright(array, rotation)
+            return _upright(array, rotation) if autorotate else array
 
         last, waiting = None, 0  # the last decoded frame; gaps in the window before any decoded frame
         for index, (frame, rotation) in enumerate(frames):
