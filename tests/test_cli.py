@@ -189,6 +189,8 @@ def test_frames_of_an_image_sequence_keep_their_names(tmp_path, tiny_checkpoint)
         (["run", "{one}", "-o", "{tmp}/o", "--model", "{ckpt}"], "frame"),
         (["run", "{junk}", "-o", "{tmp}/o", "--model", "{ckpt}"], "junk.mp4"),
         (["run", "{video}", "-o", "{tmp}/o", "--model", "{ckpt}", "--cmap", "NoSuchMap"], "NoSuchMap"),
+        (["run", "{video}", "-o", "{tmp}/o", "--model", "{ckpt}", "--snippet-lengths", "1", "--save-uncertainty"],
+         "snippets of one frame never share one"),
     ],
 )
 def test_user_mistakes_give_one_line_and_exit_2(tmp_path, tiny_checkpoint, capsys, args, message):
@@ -345,6 +347,37 @@ def test_a_dpx_sequence_runs_like_its_frames_as_png(tmp_path, tiny_checkpoint):
                                   np.load(tmp_path / "b" / "as_png_pred.npy"))
     assert sorted(p.name for p in (tmp_path / "a" / "plate_png16").glob("*.png")) == [
         f"plate.{n}.png" for n in range(1001, 1005)]
+
+
+def test_save_uncertainty_writes_the_pipelines_uncertainty_and_its_exr(tmp_path, tiny_checkpoint, capsys):
+    from rolldepth.model.pipeline import RollingDepthPipeline
+
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(14))
+    out = tmp_path / "out"
+    code = main(["-q", "run", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "0",
+                 "-d", "1", "3", "--save-uncertainty", "--save-exr", "--no-save-npy", "--cmap", "--no-save-sbs"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [".clip.rolldepth-done.json", "clip_exr", "clip_png16",
+                                                     "clip_uncertainty.npy", "clip_uncertainty_exr"]
+    uncertainty = np.load(out / "clip_uncertainty.npy")
+    expected = RollingDepthPipeline.from_pretrained(tiny_checkpoint)(
+        str(video), dilations=(1, 3), processing_res=0, generator=0, output_uncertainty=True, progress=False)
+    np.testing.assert_allclose(uncertainty, expected.uncertainty, rtol=1e-5, atol=1e-9)
+    exrs = sorted((out / "clip_uncertainty_exr").glob("*.exr"))
+    assert len(exrs) == 14
+    with OpenEXR.File(str(exrs[3])) as image:
+        np.testing.assert_array_equal(image.channels()["Y"].pixels, uncertainty[3])
+        assert "standard deviation" in image.header()["rolldepth"]
+
+
+def test_a_single_image_has_no_uncertainty_and_says_so(tmp_path, tiny_checkpoint, caplog):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(pattern_frames(1)[0]).save(photo)
+    out = tmp_path / "out"
+    assert main(["-q", "run", str(photo), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "26",
+                 "--save-uncertainty"]) == 0
+    assert "no uncertainty is written" in caplog.text
+    assert (out / "photo_pred.npy").is_file() and not list(out.glob("*uncertainty*"))
 
 
 def test_a_single_image_gets_per_frame_depth_and_png_previews(tmp_path, tiny_checkpoint, capsys):

@@ -157,6 +157,36 @@ def test_frames_in_the_layouts_of_other_libraries_give_the_same_depth(pipe, tmp_
     assert np.array_equal(still, pipe(frames[2:3], **kw | dict(snippet_lengths=(1,))).depth)
 
 
+def test_uncertainty_is_the_spread_of_the_aligned_snippets_in_the_depths_units(pipe):
+    frames = pattern_frames(10)
+    kw = dict(dilations=(1, 3), processing_res=0, generator=1, progress=False)
+    out = pipe(frames, return_snippets=True, output_uncertainty=True, **kw)
+    offset = min(float(p.min()) for p in out.snippets)
+    values = [[] for _ in frames]
+    for group, preds, s, t in zip(out.groups, out.snippets, out.scales, out.shifts):
+        for k, idx in enumerate(group.indices):
+            for j, frame in enumerate(idx):
+                values[frame].append(s[k] * (preds[k, j].astype(np.float64) - offset) + t[k])
+    merged = np.stack([np.mean(v, axis=0) for v in values])
+    expected = np.stack([np.std(v, axis=0) for v in values]) * 2 / (merged.max() - merged.min())
+    assert out.uncertainty.shape == out.depth.shape
+    np.testing.assert_allclose(out.uncertainty, expected, rtol=1e-4, atol=1e-8)
+    assert out.uncertainty.max() > 1e-4  # a random-init model's snippets disagree: the check above is not 0 == 0
+    # refinement changes the depth, not the disagreement of the snippets it started from
+    refined = pipe(frames, output_uncertainty=True, refine_steps=2, refine_start_dilation=2, **kw)
+    assert np.abs(refined.depth - out.depth).max() > 1e-3
+    np.testing.assert_array_equal(refined.uncertainty, out.uncertainty)
+    # back at the input's size, as the depth is
+    restored = pipe(frames, output_uncertainty=True, restore_res=True, **{**kw, "processing_res": 16})
+    assert restored.uncertainty.shape == restored.depth.shape == frames.shape[:3]
+    assert pipe(frames, **kw).uncertainty is None
+
+
+def test_uncertainty_needs_snippets_that_share_frames(pipe):
+    with pytest.raises(UserError, match="snippets of one frame"):
+        pipe(pattern_frames(4), snippet_lengths=(1,), dilations=(1, 2), output_uncertainty=True, progress=False)
+
+
 @pytest.mark.parametrize("frames, message", [
     (np.full((4, 8, 8, 3), 200.0), "float frames must lie within [0, 1]"),
     (np.full((4, 8, 8, 3), 1000, dtype=np.uint16), "within 0..255"),

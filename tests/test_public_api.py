@@ -19,8 +19,8 @@ OPTIONS = {
         --metric-anchors --model --no-audio --no-autorotate --no-cap-dilation --no-save-exr --no-save-npy --no-save-png
         --no-save-sbs --output-dir --ply-every --preset --quiet --ray --ray-cpus --ray-gpus --refine-snippet-length
         --refine-start-dilation --refine-step --refine-steps --res --restore-res --save-exr --save-npy --save-ply
-        --save-png --save-rrd --save-sbs --save-snippets --seed --shots --snip-len --snippet-lengths --start-frame
-        --vae-batch-size --verbose -d -h -m -o -p -q -v
+        --save-png --save-rrd --save-sbs --save-snippets --save-uncertainty --seed --shots --snip-len --snippet-lengths
+        --start-frame --vae-batch-size --verbose -d -h -m -o -p -q -v
     """.split(),
     "bench": """
         --device --dilations --fast-frames --frames --help --json --max-vram --memory-frames --model --paper-frames
@@ -55,7 +55,7 @@ def test_the_pipeline_and_its_output_import_from_the_package():
 
     assert set(rolldepth.__all__) == {"RollingDepthPipeline", "RollingDepthOutput"}
     assert callable(RollingDepthPipeline.from_pretrained) and callable(RollingDepthPipeline.run)
-    assert {"depth", "depth_coaligned", "snippets", "groups", "scales", "shifts", "timings"} <= set(
+    assert {"depth", "depth_coaligned", "snippets", "groups", "scales", "shifts", "timings", "uncertainty"} <= set(
         RollingDepthOutput.__dataclass_fields__
     )
     assert isinstance(rolldepth.__version__, str)

@@ -61,6 +61,22 @@ def test_cuts_are_found_exactly_and_each_shot_equals_running_it_alone(pipe, cut_
     assert all(s["range"] == [-1.0, 1.0] for s in report["shots"])
 
 
+def test_each_shots_uncertainty_equals_running_it_alone(pipe, cut_video, tmp_path):
+    written = process_video(pipe, cut_video, tmp_path / "all", options_for(save_uncertainty=True))
+    uncertainty = np.load(written["uncertainty"])
+    assert written["uncertainty"].name == "cuts_uncertainty.npy" and uncertainty.shape == (60, 18, 26)
+    without = process_video(pipe, cut_video, tmp_path / "without", options_for())
+    assert "uncertainty" not in without  # asking for it changes no other output
+    np.testing.assert_array_equal(np.load(written["pred"]), np.load(without["pred"]))
+    first = 0
+    for k, length in enumerate(LENGTHS):
+        alone = process_video(pipe, cut_video, tmp_path / f"alone{k}",
+                              options_for(start=first, count=length, shots="none", save_uncertainty=True))
+        np.testing.assert_array_equal(uncertainty[first : first + length], np.load(alone["uncertainty"]))
+        first += length
+    assert (uncertainty >= 0).all() and uncertainty.max() > 1e-4
+
+
 def test_a_video_without_cuts_is_unchanged_bit_for_bit(pipe, tmp_path):
     video = encode_video(tmp_path / "one.mp4", pattern_frames(30))
     auto = process_video(pipe, video, tmp_path / "auto", options_for())

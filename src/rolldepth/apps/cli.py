@@ -103,6 +103,10 @@ def add_run_parser(sub) -> None:
                    help="put the input video's sound, cut to the frames processed, in the depth and side-by-side "
                    "videos (default on)")
     p.add_argument("--save-snippets", action="store_true", help="write the raw snippet predictions <stem>_snippets.npz")
+    p.add_argument("--save-uncertainty", action="store_true",
+                   help="write <stem>_uncertainty.npy float32 [N,H,W]: at every pixel, the standard deviation of the "
+                   "co-aligned predictions of the snippets that hold the frame, in the depth's units (where they "
+                   "disagree, the depth is less sure); with --save-exr also <stem>_uncertainty_exr/")
     p.add_argument("--batch-size", type=int, help="snippets per UNet call (default: as many as fit the GPU's "
                    "free memory; on the CPU up to 4 that fit its memory)")
     p.add_argument("--vae-batch-size", "--max-vae-bs", type=int, dest="vae_batch_size",
@@ -165,6 +169,7 @@ def cmd_run(args) -> int:
         autorotate=args.autorotate, shots=args.shots,
         restore_res=args.restore_res, cmaps=tuple(args.cmap), save_npy=args.save_npy, save_png=args.save_png,
         save_exr=args.save_exr, save_sbs=args.save_sbs, audio=args.audio, save_snippets=args.save_snippets,
+        save_uncertainty=args.save_uncertainty,
         batch_size=args.batch_size,
         vae_batch_size=args.vae_batch_size, max_vram=args.max_vram, seed=args.seed, progress=not args.quiet,
         metric_anchors=args.metric_anchors, anchor_tolerance=args.anchor_tolerance, save_ply=args.save_ply,

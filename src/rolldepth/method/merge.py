@@ -1,7 +1,8 @@
 """Merging co-aligned snippets into one depth video, frame by frame, at full resolution.
 
 Each frame is the mean of ``s_k (x - offset) + t_k`` over every snippet ``k`` that contains it, ``offset``
-being the global minimum the co-alignment subtracted before fitting. Working one frame at a time keeps memory
+being the global minimum the co-alignment subtracted before fitting; the standard deviation of the same values says
+how much the snippets disagree about each pixel (the uncertainty). Working one frame at a time keeps memory
 at one frame per snippet slot, so the snippet predictions and the output may be memory-mapped files.
 """
 
@@ -73,16 +74,51 @@ def merge_frames(
     return out
 
 
-def renormalise(depth: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def snippet_spread(
+    full_preds: Sequence[np.ndarray],
+    groups: Sequence[SnippetGroup],
+    n_frames: int,
+    scales: Sequence[np.ndarray],
+    shifts: Sequence[np.ndarray],
+    offset: float,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """How much the aligned snippets disagree at every pixel: ``[N, H, W]`` float32 standard deviation.
+
+    The population standard deviation, over every snippet ``k`` holding the frame, of the values
+    ``s_k (x - offset) + t_k`` whose mean :func:`merge_frames` writes; the same parameters, the same units. Where
+    a frame lies in a single snippet it is 0: nothing to disagree with.
+    """
+    height, width = full_preds[0].shape[-2:]
+    if out is None:
+        out = np.empty((n_frames, height, width), dtype=np.float32)
+    elif out.shape != (n_frames, height, width):
+        raise ValueError(f"out has shape {out.shape}, expected {(n_frames, height, width)}")
+    for frame, members in enumerate(_members(groups, n_frames)):
+        if not members:
+            raise ValueError(f"frame {frame} is in no snippet")
+        values = np.stack([float(scales[g][k]) * (np.asarray(full_preds[g][k, j], dtype=np.float64) - offset)
+                           + float(shifts[g][k]) for g, k, j in members])
+        out[frame] = values.std(axis=0)  # two passes over the values: no cancellation of a large mean
+    return out
+
+
+def video_range(depth: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest value of a video, read frame by frame (``depth`` may be disk-backed)."""
+    return float(min(np.min(frame) for frame in depth)), float(max(np.max(frame) for frame in depth))
+
+
+def renormalise(depth: np.ndarray, out: np.ndarray | None = None,
+                bounds: tuple[float, float] | None = None) -> np.ndarray:
     """Map the whole video linearly to ``[-1, 1]`` (one min and max for all frames, so frames stay comparable).
 
     A constant video has no range to stretch and becomes zeros. Works frame by frame so ``depth`` and ``out``
-    may be disk-backed; ``out`` may be ``depth`` itself.
+    may be disk-backed; ``out`` may be ``depth`` itself. ``bounds``: the video's ``(min, max)`` if already known
+    (:func:`video_range`); the map multiplies every difference by ``2 / (max - min)``.
     """
     if out is None:
         out = np.empty(depth.shape, dtype=np.float32)
-    low = float(min(np.min(frame) for frame in depth))
-    high = float(max(np.max(frame) for frame in depth))
+    low, high = video_range(depth) if bounds is None else bounds
     span = high - low
     for i, frame in enumerate(depth):
         if span > 0:

@@ -60,6 +60,10 @@ class RollingDepthOutput:
         [-1, 1]. H, W are the processing size, or the input size with ``restore_res``.
     depth_coaligned : np.ndarray
         [N, h, w] the co-aligned merge before refinement (equal to ``depth`` without refinement).
+    uncertainty : np.ndarray or None
+        [N, H, W] float32 (with ``output_uncertainty``): at every pixel, the standard deviation of the co-aligned
+        predictions of the snippets that hold the frame, in the units of ``depth`` (before refinement, which does
+        not change it); 0 where a frame lies in one snippet only.
     snippets : list of np.ndarray or None
         Per dilation group, the raw snippet predictions [K, L, h, w] (only with ``return_snippets``).
     groups : list of SnippetGroup
@@ -77,6 +81,7 @@ class RollingDepthOutput:
     scales: list[np.ndarray]
     shifts: list[np.ndarray]
     timings: dict[str, float]
+    uncertainty: np.ndarray | None = None
 
 
 class RollingDepthPipeline(DiffusionPipeline):
@@ -197,8 +202,8 @@ class RollingDepthPipeline(DiffusionPipeline):
         refine_steps: int = 0, refine_snippet_length: int = 3, refine_start_dilation: int = 6,
         coalign_mode: str = DEFAULT_COALIGN, processing_res: int | None = None, restore_res: bool = False,
         batch_size: int | None = None, vae_batch_size: int | None = None, max_vram: float | None = None,
-        generator: torch.Generator | int | None = None, return_snippets: bool = False, progress: bool = True,
-        on_stage: Callable[[str], None] | None = None,
+        generator: torch.Generator | int | None = None, return_snippets: bool = False,
+        output_uncertainty: bool = False, progress: bool = True, on_stage: Callable[[str], None] | None = None,
     ) -> RollingDepthOutput:
         """The pipeline on frames streamed from ``source``, intermediate arrays kept by ``store``.
 
@@ -211,8 +216,10 @@ class RollingDepthPipeline(DiffusionPipeline):
         input size. ``batch_size``, ``vae_batch_size``: snippets per UNet call and frames per VAE call (default: on a
         GPU the largest that fit its free memory, or ``max_vram`` GB; on the CPU the largest up to 4 that fit its
         memory; see :mod:`rolldepth.model.vram`). ``generator``: seed of the one noise map shared by all frames.
-        ``return_snippets`` keeps the raw predictions; ``progress`` shows bars; ``on_stage`` is told "reading
-        frames" and "estimating depth".
+        ``return_snippets`` keeps the raw predictions; ``output_uncertainty`` also returns how much the co-aligned
+        snippets disagree at every pixel (their standard deviation, in the depth's units; Marigold's pipeline gives
+        the same of its ensemble); ``progress`` shows bars; ``on_stage`` is told "reading frames" and "estimating
+        depth".
 
         Every stage records its progress in the store and skips what an interrupted run already recorded (see
         :mod:`.stages`), so a resumed run computes exactly what an uninterrupted one would; with a
@@ -228,6 +235,10 @@ class RollingDepthPipeline(DiffusionPipeline):
                                  refine_start_dilation)
         n_frames = int(store.get("frames", source.n_frames))
         groups = kernels.groups(n_frames)
+        if output_uncertainty and all(group.snippet_len == 1 for group in groups):
+            raise UserError("the uncertainty is the disagreement of the snippets that hold a frame, and snippets of "
+                            "one frame (the per-frame kernel, which a single image gets) never share one: use "
+                            "snippets of 2 or more frames")
         if isinstance(generator, int):
             generator = torch.Generator().manual_seed(generator)
         res = self.resolve_res(processing_res)
@@ -249,6 +260,10 @@ class RollingDepthPipeline(DiffusionPipeline):
                                              timings)
         with stages.timed(timings, "coalign"):  # 3. co-alignment, 4. merge and renormalisation
             coaligned, scales, shifts = stages.align_and_merge(store, snippets, groups, n_frames, size, coalign_mode)
+        uncertainty = None
+        if output_uncertainty:
+            with stages.timed(timings, "uncertainty"):  # 4b. the snippets' disagreement about each pixel
+                uncertainty = stages.snippet_uncertainty(store, snippets, groups, n_frames, size)
         depth = coaligned
         if refine_steps > 0:
             with stages.timed(timings, "refine"):  # 5. partial diffusion of the merged video
@@ -256,9 +271,12 @@ class RollingDepthPipeline(DiffusionPipeline):
                                             vae_batch, progress)
         if restore_res and size != (source.height, source.width):
             depth = stages.restore_size(store, depth, n_frames, (source.height, source.width))
+            if uncertainty is not None:
+                uncertainty = stages.restore_size(store, uncertainty, n_frames, (source.height, source.width),
+                                                  key="uncertainty_restored")
         return RollingDepthOutput(
             depth=depth, depth_coaligned=coaligned, snippets=snippets if return_snippets else None, groups=groups,
-            scales=scales, shifts=shifts, timings=timings,
+            scales=scales, shifts=shifts, timings=timings, uncertainty=uncertainty,
         )
 
     # ---------------------------------------------------------------------------------------------------------

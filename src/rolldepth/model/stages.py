@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..method.coalign import COALIGN_SOLVERS, subsampled
-from ..method.merge import global_min, merge_frames, renormalise
+from ..method.merge import global_min, merge_frames, renormalise, snippet_spread, video_range
 from ..method.snippets import SnippetGroup, build_snippet_groups, check_refine_coverage
 from ..storage.workdir import rows_in_blocks
 from ..video.reading import resize_depth
@@ -126,11 +126,30 @@ def align_and_merge(store, snippets, groups, n_frames: int, size, coalign_mode: 
     scales = [np.asarray(s, dtype=np.float64) for s in alignment["scales"]]
     shifts = [np.asarray(t, dtype=np.float64) for t in alignment["shifts"]]
     coaligned = store.array("merged", (n_frames, *size))
-    if not store.get("merged"):
+    if not store.get("merged") or store.get("merged_range") is None:
         merge_frames(snippets, groups, n_frames, scales, shifts, offset, out=coaligned)
-        renormalise(coaligned, out=coaligned)
+        bounds = video_range(coaligned)
+        store.set("merged_range", list(bounds))  # the renormalisation, which the uncertainty needs too
+        renormalise(coaligned, out=coaligned, bounds=bounds)
         store.set("merged", True)
     return coaligned, scales, shifts
+
+
+def snippet_uncertainty(store, snippets, groups, n_frames: int, size):
+    """Stage 4b: how much the co-aligned snippets disagree at every pixel, their standard deviation, in the units
+    of the renormalised merge (see :func:`~rolldepth.method.merge.snippet_spread`)."""
+    spread = store.array("uncertainty", (n_frames, *size))
+    if not store.get("uncertainty"):
+        alignment = store.get("alignment")
+        scales = [np.asarray(s, dtype=np.float64) for s in alignment["scales"]]
+        shifts = [np.asarray(t, dtype=np.float64) for t in alignment["shifts"]]
+        snippet_spread(snippets, groups, n_frames, scales, shifts, float(alignment["offset"]), out=spread)
+        low, high = store.get("merged_range")
+        factor = 2 / (high - low) if high > low else 0.0  # renormalise's factor: the merge's units
+        for first, block in rows_in_blocks(spread):
+            spread[first : first + len(block)] = block * np.float32(factor)
+        store.set("uncertainty", True)
+    return spread
 
 
 def refine_video(pipe, store, coaligned, latents, noise, kernels: Kernels, n_frames: int, size, batch: int,
@@ -146,11 +165,11 @@ def refine_video(pipe, store, coaligned, latents, noise, kernels: Kernels, n_fra
     return depth
 
 
-def restore_size(store, depth, n_frames: int, size):
-    """The depth resized back to the input's ``size``, block by block."""
-    restored = store.array("restored", (n_frames, *size))
-    if not store.get("restored"):
+def restore_size(store, depth, n_frames: int, size, key: str = "restored"):
+    """The depth (or another [N, h, w] map) resized back to the input's ``size``, block by block, kept as ``key``."""
+    restored = store.array(key, (n_frames, *size))
+    if not store.get(key):
         for first, block in rows_in_blocks(depth):
             restored[first : first + len(block)] = resize_depth(block, size)
-        store.set("restored", True)
+        store.set(key, True)
     return restored

@@ -61,6 +61,7 @@ class RunOptions:
     save_sbs: bool = True
     audio: bool = True  # the input's sound, cut to the frames processed, in the MP4 outputs
     save_snippets: bool = False
+    save_uncertainty: bool = False  # the snippets' disagreement at every pixel, <stem>_uncertainty.npy
     batch_size: int | None = None  # None: planned from the free memory (GPU: measured; CPU: up to 4 that fit)
     vae_batch_size: int | None = None
     max_vram: float | None = None  # GB the planned batches may use
@@ -90,6 +91,9 @@ class RunOptions:
             get_colormap(name)
         if self.shots not in ("auto", "none") and not Path(self.shots).is_file():
             raise UserError(f"--shots takes auto, none or a shots file; {self.shots} is not a file")
+        if self.save_uncertainty and all(n == 1 for n in self.settings.snippet_lengths):
+            raise UserError("--save-uncertainty writes how much the snippets that hold a frame disagree, and snippets "
+                            "of one frame never share one: give --snippet-lengths of 2 or more")
         self.check_3d()
 
     def check_3d(self) -> None:
@@ -185,13 +189,13 @@ def with_model_defaults(options: RunOptions, model: ModelShape) -> RunOptions:
 
 def for_input(path: Path, options: RunOptions) -> RunOptions:
     """``options`` as they apply to ``path``: a still (one image) gets per-frame depth, one snippet of its one frame,
-    whatever kernels were asked for (they need several frames)."""
+    whatever kernels were asked for (they need several frames), and so no uncertainty."""
     from ..method.snippets import PER_FRAME_KERNELS
     from ..video.reading import is_still
 
     if not is_still(path):
         return options
-    return replace(options, settings=replace(options.settings, **PER_FRAME_KERNELS))
+    return replace(options, settings=replace(options.settings, **PER_FRAME_KERNELS), save_uncertainty=False)
 
 
 def options_for(path: Path, options: RunOptions, model: ModelShape) -> RunOptions:
@@ -225,8 +229,11 @@ def check_input(
     and a run that cannot fit is refused with the estimate in the message.
     """
     from ..method.coalign import check_coalign_size
-    from ..video.reading import check_sequence, check_start, probe, processing_size
+    from ..video.reading import check_sequence, check_start, is_still, probe, processing_size
 
+    if options.save_uncertainty and is_still(path):
+        log.warning("%s: a single image gets one snippet of its one frame, with nothing to disagree with: no "
+                    "uncertainty is written for it", path)
     options = for_input(path, options) if model is None else options_for(path, options, model)
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
     check_start(path, info, options.start, "--from")
@@ -329,10 +336,11 @@ def estimate_resources(info: VideoInfo, options: RunOptions, model: ModelShape) 
     see :func:`with_model_defaults`).
 
     Disk: RGB latents, every snippet prediction (float32 at the processing size), the merged depth (and the refined
-    and restored ones when asked for) and the 16-bit PNGs. Memory: the model call that needs most at the smallest
-    batches the run may use (the given batch sizes, else one item: on the CPU the pipeline then takes the largest
-    batches that fit, see :func:`rolldepth.model.vram.plan_cpu_batches`), the subsampled co-alignment data and,
-    with refinement, the video's latents (kept in memory while refining). The model's own weights come on top.
+    and restored ones, and the uncertainty, when asked for) and the 16-bit PNGs. Memory: the model call that needs
+    most at the smallest batches the run may use (the given batch sizes, else one item: on the CPU the pipeline then
+    takes the largest batches that fit, see :func:`rolldepth.model.vram.plan_cpu_batches`), the subsampled
+    co-alignment data and, with refinement, the video's latents (kept in memory while refining). The model's own
+    weights come on top.
     """
     from ..model.vram import cpu_item_bytes
     from ..video.reading import processing_size
@@ -345,10 +353,10 @@ def estimate_resources(info: VideoInfo, options: RunOptions, model: ModelShape) 
     groups = kernels.groups(n_frames)
     slots = sum(g.indices.size for g in groups)
     latent_bytes = n_frames * model.latent_channels * pixels // model.vae_factor**2 * 4
-    depth_arrays = 1 + (s.refine_steps > 0)
+    depth_arrays = 1 + (s.refine_steps > 0) + options.save_uncertainty
     disk = latent_bytes + slots * pixels * 4 + depth_arrays * n_frames * pixels * 4
     if options.restore_res:
-        disk += n_frames * in_pixels * 4
+        disk += (1 + options.save_uncertainty) * n_frames * in_pixels * 4
     per_pixel = 2 * options.save_png + 4 * options.save_exr  # PNG 2 bytes, EXR at most 4 (uncompressed)
     disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
     costs = cpu_item_bytes((height, width), model.vae_factor, model.vae_width, model.unet_width,
@@ -619,12 +627,13 @@ def process_video(
         if shots is None:
             shots = find_shots(path, info, options, n_frames, on_stage)
             store.set("shots", shots)
-        depth, outs, shots = estimate_shots(pipe, path, info, options, store, shots, n_frames, res, on_stage)
+        maps, outs, shots = estimate_shots(pipe, path, info, options, store, shots, n_frames, res, on_stage)
+        depth = maps["depth"]
         n_done = len(depth)
         fit = fit_anchors(depth, shots, info, options)  # before any output: wrong anchors keep the work for a rerun
         if on_stage:
             on_stage("writing outputs")
-        written = write_outputs(path, output_dir, stem, depth, outs, shots, info, options, res, fit, store)
+        written = write_outputs(path, output_dir, stem, maps, outs, shots, info, options, res, fit, store)
     except AnchorError as exc:  # the depth is fine, the anchors are not: keep it for a rerun with other anchors
         raise UserError(f"{path}: {exc}; the computed depth is kept in {store.folder}: run again with corrected "
                         f"anchors to finish without recomputing it") from None
@@ -652,7 +661,8 @@ def run_arguments(options: RunOptions, res: int, on_stage: Callable[[str], None]
         restore_res=options.restore_res,
         batch_size=options.batch_size, vae_batch_size=options.vae_batch_size, max_vram=options.max_vram,
         generator=options.seed,
-        return_snippets=options.save_snippets, progress=options.progress, on_stage=on_stage,
+        return_snippets=options.save_snippets, output_uncertainty=options.save_uncertainty,
+        progress=options.progress, on_stage=on_stage,
     )
 
 
@@ -660,7 +670,8 @@ def estimate_shots(pipe, path: Path, info: VideoInfo, options: RunOptions, store
                    on_stage):
     """The depth of every shot, each run on its own and copied into the video's depth.
 
-    Returns the depth, the pipeline's outputs (one per shot) and the shots (fewer when a damaged file stops early).
+    Returns the video's maps (``"depth"``, and ``"uncertainty"`` when asked for), the pipeline's outputs (one per
+    shot) and the shots (fewer when a damaged file stops early).
     """
     from ..model.pipeline import FrameSource
     from ..storage.workdir import PrefixedStore, rows_in_blocks
@@ -671,30 +682,36 @@ def estimate_shots(pipe, path: Path, info: VideoInfo, options: RunOptions, store
             return iter(())
         return iter_frames(path, options.start + first, stop - first, options.autorotate)
 
+    def shot_maps(out) -> dict:
+        return {"depth": out.depth} | ({"uncertainty": out.uncertainty} if out.uncertainty is not None else {})
+
     kwargs = run_arguments(options, res, on_stage)
     if len(shots) == 1:  # one shot: exactly the single-run path, nothing assembled
         out = pipe.run(FrameSource(n_frames, info.height, info.width, frames), store, **kwargs)
-        return out.depth, [out], shots
-    depth, outs = None, []
+        return shot_maps(out), [out], shots
+    maps, outs = {}, []
     for k, (first, stop) in enumerate(shots):
         log.info("shot %d of %d: frames %d-%d", k + 1, len(shots), options.start + first, options.start + stop - 1)
         source = FrameSource(stop - first, info.height, info.width,
                              lambda offset, first=first, stop=stop: frames(first + offset, stop))
         out = pipe.run(source, PrefixedStore(store, f"shot{k}_"), **kwargs)
         outs.append(out)
-        if depth is None:
-            depth = store.array("depth", (n_frames, *out.depth.shape[1:]))
-        if not store.get(f"shot{k}_copied"):
-            for offset, block in rows_in_blocks(out.depth):
-                depth[first + offset : first + offset + len(block)] = block
-            store.set(f"shot{k}_copied", True)
+        for name, shot_map in shot_maps(out).items():
+            if name not in maps:
+                maps[name] = store.array(name, (n_frames, *shot_map.shape[1:]))
+            if not store.get(f"shot{k}_copied_{name}"):
+                for offset, block in rows_in_blocks(shot_map):
+                    maps[name][first + offset : first + offset + len(block)] = block
+                store.set(f"shot{k}_copied_{name}", True)
         if len(out.depth) < stop - first:  # a damaged file: decoding stopped inside this shot
             shots = shots[:k] + [[first, first + len(out.depth)]]
-            trimmed = store.array("depth_trimmed", (first + len(out.depth), *depth.shape[1:]))
-            for offset, block in rows_in_blocks(depth.head(len(trimmed))):
-                trimmed[offset : offset + len(block)] = block
-            return trimmed, outs, shots
-    return depth, outs, shots
+            for name, whole in maps.items():
+                trimmed = store.array(f"{name}_trimmed", (first + len(out.depth), *whole.shape[1:]))
+                for offset, block in rows_in_blocks(whole.head(len(trimmed))):
+                    trimmed[offset : offset + len(block)] = block
+                maps[name] = trimmed
+            return maps, outs, shots
+    return maps, outs, shots
 
 
 def fit_anchors(depth, shots, info: VideoInfo, options: RunOptions):
@@ -743,13 +760,15 @@ def add_sound(path: Path, info: VideoInfo, options: RunOptions, n_done: int, sta
                     first_line(exc))
 
 
-def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, info: VideoInfo, options: RunOptions,
+def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, info: VideoInfo, options: RunOptions,
                   res: int, fit, store) -> dict[str, Path]:
-    """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``."""
+    """Every output of one input; the finished depth file in the work folder becomes ``<stem>_pred.npy``, and the
+    uncertainty's ``<stem>_uncertainty.npy``."""
     from ..video.reading import frame_clock, frame_names, is_still
     from ..video.timecode import shift_timecode
-    from ..video.writers import save_outputs
+    from ..video.writers import UNCERTAINTY_EXR_MEANING, save_outputs, write_exr
 
+    depth = maps["depth"]
     n_done = len(depth)
     rgb = _rgb_frames(path, options.start, n_done, res, native=options.restore_res,
                       autorotate=options.autorotate) if options.save_sbs else None
@@ -784,9 +803,16 @@ def write_outputs(path: Path, output_dir: Path, stem: str, depth, outs, shots, i
                           autorotate=options.autorotate) if (options.save_ply or options.save_rrd) else None
         written |= write_3d_outputs(output_dir, stem, depth, rgb, options.export3d(), fit,
                                     (info.width, info.height), options.start, names)
-    if options.save_npy:  # the finished depth file becomes the output: a rename, not a copy
+    uncertainty = maps.get("uncertainty")
+    if uncertainty is not None and options.save_exr:
+        written["uncertainty_exr"] = write_exr(output_dir / f"{stem}_uncertainty_exr", uncertainty,
+                                               UNCERTAINTY_EXR_MEANING, names)
+    store.close()  # the finished files become the outputs: a rename, not a copy
+    if uncertainty is not None:
+        written["uncertainty"] = output_dir / f"{stem}_uncertainty.npy"
+        os.replace(uncertainty.path, written["uncertainty"])
+    if options.save_npy:
         final = output_dir / f"{stem}_pred.npy"
-        store.close()
         os.replace(depth.path, final)
         written = {"pred": final, **written}
     return written

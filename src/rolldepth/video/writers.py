@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 PNG_RANGE_FILE = "depth_range.json"
 EXR_MEANING = "relative inverse depth: larger is nearer; true 1/depth = a * value + b, one a > 0 and b per video"
+UNCERTAINTY_EXR_MEANING = ("standard deviation of the co-aligned snippets' predictions of each pixel, in the units "
+                           "of the relative inverse depth (<stem>_pred.npy); 0 where a frame lies in one snippet")
 _SUGGESTED_CMAPS = ("Spectral_r", "Greys_r", "gray", "viridis", "magma", "inferno", "plasma", "turbo", "jet")
 
 
