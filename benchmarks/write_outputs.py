@@ -6,7 +6,9 @@ plane, a few blobs, moving) and an RGB video, this times
 - the image sequences with ``threads`` frames compressed at once (``write_each``) against one;
 - every output written alone, one after the other, against ``save_outputs``, which writes them all at once;
 - a camera's PCM sound (MP4 takes none) encoded to AAC for each of the three videos, against once for all
-  (``audio.mp4_sound``), as ``rolldepth run`` adds it.
+  (``audio.mp4_sound``), as ``rolldepth run`` adds it;
+- rendering the stereo views of ``--save-stereo`` (each eye's pixels moved along their rows), which is no file
+  writing but runs beside it, per frame and at 1920x1080.
 
     python benchmarks/write_outputs.py --frames 100 --size 768x432
 """
@@ -80,6 +82,21 @@ def main() -> None:
               + ", ".join(f"{name} {s:.2f}" for name, s in each.items()) + ")")
         print(f"  all at once (save_outputs): {together:.2f} s ({sum(each.values()) / together:.2f}x)")
         sound_bench(tmp, [tmp / "all" / f"clip_{name}.mp4" for name in (*cmaps, "rgbd")], args.frames / 30)
+    stereo_bench(rgb, depth, lo, hi)
+
+
+def stereo_bench(rgb: np.ndarray, depth: np.ndarray, lo: float, hi: float, full_hd: int = 10) -> None:
+    """Milliseconds to render one frame's stereo pair, at the benchmark's size and at 1920x1080."""
+    from PIL import Image
+
+    from rolldepth.video.stereo import StereoOptions, stereo_frames
+
+    options = StereoOptions()
+    at_size = timed(lambda: list(stereo_frames(rgb, depth, lo, hi, options))) / len(depth)
+    big_rgb = np.asarray(Image.fromarray(rgb[0]).resize((1920, 1080)))
+    big = timed(lambda: list(stereo_frames([big_rgb] * full_hd, depth[:full_hd], lo, hi, options))) / full_hd
+    print(f"  stereo views (--save-stereo, rendering only): {1000 * at_size:.0f} ms/frame at "
+          f"{depth.shape[2]}x{depth.shape[1]}, {1000 * big:.0f} ms/frame at 1920x1080")
 
 
 def sound_bench(tmp: Path, videos: list[Path], seconds: float) -> None:

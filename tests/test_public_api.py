@@ -19,7 +19,8 @@ OPTIONS = {
         --metric-anchors --model --no-audio --no-autorotate --no-cap-dilation --no-save-exr --no-save-npy --no-save-png
         --no-save-sbs --output-dir --ply-every --preset --quiet --ray --ray-cpus --ray-gpus --refine-snippet-length
         --refine-start-dilation --refine-step --refine-steps --res --restore-res --save-exr --save-npy --save-ply
-        --save-png --save-rrd --save-sbs --save-snippets --save-uncertainty --seed --shots --snip-len --snippet-lengths
+        --save-png --save-rrd --save-sbs --save-snippets --save-stereo --save-uncertainty --seed --shots --snip-len
+        --snippet-lengths --stereo-convergence --stereo-parallax
         --start-frame --vae-batch-size --verbose -d -h -m -o -p -q -v
     """.split(),
     "bench": """

@@ -148,6 +148,33 @@ def add_3d_arguments(p) -> None:
     g.add_argument("--save-rrd", action="store_true",
                    help="log RGB, depth and points of every --ply-every-th frame to <stem>.rrd for the Rerun viewer "
                    "(pip install 'rolldepth[rrd]'); needs --fov or --intrinsics")
+    add_stereo_arguments(p)
+
+
+def add_stereo_arguments(p) -> None:
+    from ..video.stereo import STEREO_LAYOUTS, StereoOptions
+
+    default = StereoOptions()
+    g = p.add_argument_group("stereo 3-D video")
+    g.add_argument("--save-stereo", nargs="?", const="sbs", choices=STEREO_LAYOUTS, metavar="LAYOUT",
+                   help="write a stereo 3-D video <stem>_stereo_<LAYOUT>.mp4 rendered from the input frames and the "
+                   "depth: sbs (left | right, full width each; the default), half-sbs (each eye half width, for 3-D "
+                   "TVs) or anaglyph (red-cyan glasses)")
+    g.add_argument("--stereo-parallax", type=float, default=default.parallax, metavar="PERCENT",
+                   help="parallax between the nearest and the farthest point, in %% of the frame width (default "
+                   f"{default.parallax:g}; more is a stronger effect, and harder on the eyes)")
+    g.add_argument("--stereo-convergence", type=float, default=default.convergence, metavar="FRACTION",
+                   help="which depth lies on the screen plane: 0 the farthest point (the scene comes out of the "
+                   f"screen), 1 the nearest (it lies behind) (default {default.convergence:g})")
+
+
+def stereo_options(args):
+    """The stereo options of the command line: None without --save-stereo (their values are checked either way)."""
+    from ..video.stereo import StereoOptions
+
+    stereo = StereoOptions(args.save_stereo or "sbs", args.stereo_parallax, args.stereo_convergence)
+    stereo.check()
+    return stereo if args.save_stereo else None
 
 
 def cmd_run(args) -> int:
@@ -174,7 +201,7 @@ def cmd_run(args) -> int:
         vae_batch_size=args.vae_batch_size, max_vram=args.max_vram, seed=args.seed, progress=not args.quiet,
         metric_anchors=args.metric_anchors, anchor_tolerance=args.anchor_tolerance, save_ply=args.save_ply,
         ply_every=args.ply_every, save_rrd=args.save_rrd, fov=args.fov, intrinsics=args.intrinsics,
-        assumed_range=tuple(args.assumed_range),
+        assumed_range=tuple(args.assumed_range), stereo=stereo_options(args),
     )
     options.check()
     if args.ray_cpus <= 0:

@@ -34,6 +34,7 @@ from ..errors import UserError, first_line
 from ..method.metric_scale import AnchorError
 from .presets import Settings
 from ..video.reading import VideoInfo
+from ..video.stereo import StereoOptions
 from ..model.loading import read_model_defaults
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class RunOptions:
     fov: float | None = None  # horizontal field of view in degrees, or
     intrinsics: Path | None = None  # a file with K in the input's pixels
     assumed_range: tuple[float, float] = (1.0, 10.0)  # near, far metres of the 3-D export without anchors
+    stereo: StereoOptions | None = None  # a stereo 3-D video rendered from the frames and the depth
 
     def check(self) -> None:
         """Option values that no input can satisfy."""
@@ -94,6 +96,8 @@ class RunOptions:
         if self.save_uncertainty and all(n == 1 for n in self.settings.snippet_lengths):
             raise UserError("--save-uncertainty writes how much the snippets that hold a frame disagree, and snippets "
                             "of one frame never share one: give --snippet-lengths of 2 or more")
+        if self.stereo is not None:
+            self.stereo.check()
         self.check_3d()
 
     def check_3d(self) -> None:
@@ -787,10 +791,13 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
     timecode = None  # the videos start at the timecode of the first frame processed; --fps retimes the frames
     if info.timecode and not options.fps:
         timecode = shift_timecode(info.timecode, options.start, info.fps)
+    stereo_rgb = _rgb_frames(path, options.start, n_done, res, native=True,
+                             autorotate=options.autorotate) if options.stereo else None  # at the input's size
     written = save_outputs(
         output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
         save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
-        times=times, names=names, still=is_still(path), timecode=timecode,
+        times=times, names=names, still=is_still(path), timecode=timecode, stereo=options.stereo,
+        stereo_rgb=stereo_rgb,
     )
     if options.audio:
         add_sound(path, info, options, n_done, start, times, written.values())

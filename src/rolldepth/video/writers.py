@@ -424,13 +424,17 @@ def save_outputs(
     names: Sequence[str] | None = None,
     still: bool = False,
     timecode: str | None = None,
+    stereo=None,
+    stereo_rgb: Iterable[np.ndarray] | None = None,
 ) -> dict[str, Path]:
     """Write every requested output of one video (or, with ``still``, of one image) into ``out_dir``.
 
     Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_exr/``, ``<stem>_<cmap>.mp4`` per colormap,
-    ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap) and ``<stem>_snippets.npz``
-    when ``snippets`` is given. Colormap names and shapes are checked before anything is written, so a typo in a
-    colormap name leaves no partial set of outputs behind. The videos play at ``fps``, or keep each frame's time from
+    ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap), ``<stem>_snippets.npz``
+    when ``snippets`` is given and ``<stem>_stereo_<layout>.mp4`` with ``stereo`` (a
+    :class:`~rolldepth.video.stereo.StereoOptions`), rendered from ``stereo_rgb``, frames of any size. Colormap
+    names and shapes are checked before anything is written, so a typo in a colormap name leaves no partial set of
+    outputs behind. The videos play at ``fps``, or keep each frame's time from
     ``times`` (a variable-frame-rate input), and start at ``timecode`` (of the first frame) where given. Image files
     are named ``names`` (an image sequence's own names), else ``frame_000000``, ... A still's colorized and
     side-by-side outputs are PNG images instead of videos.
@@ -443,7 +447,7 @@ def save_outputs(
     -------
     dict[str, Path]
         What was written, keyed by the part of the name after ``<stem>_``: ``"pred"``, ``"png16"``, ``"exr"``,
-        each colormap name, ``"rgbd"``, ``"snippets"``.
+        each colormap name, ``"rgbd"``, ``"snippets"``, ``"stereo_<layout>"``.
     """
     depth = _as_depth(depth)
     if isinstance(depth, np.ndarray):
@@ -484,6 +488,11 @@ def save_outputs(
     if save_sbs and rgb is not None and selected:
         colormap = next(iter(selected.values())).copy()  # its own: a colormap builds its table on first use
         jobs["rgbd"] = partial(write_frames, "rgbd", side_by_side(rgb, _colorized_frames(frames, colormap, lo, hi)))
+    if stereo is not None and stereo_rgb is not None:
+        from .stereo import stereo_frames
+
+        name = f"stereo_{stereo.layout}"
+        jobs[name] = partial(write_frames, name, stereo_frames(stereo_rgb, frames, lo, hi, stereo))
     written = run_concurrently(jobs, stop)
     if snippets is not None:
         written["snippets"] = write_npz(out_dir / f"{stem}_snippets.npz", snippets)
