@@ -93,6 +93,7 @@ def test_request_writes_every_output_and_loads_the_model_once(tmp_path, tiny_che
     far = np.unravel_index(depth[3].argmin(), depth[3].shape)
     assert grey[3][near].mean() > grey[3][far].mean()  # the chosen colormap (Greys_r: nearer is brighter) was used
     assert decode(result.sbs_video).shape[:3] == (8, even[0], 2 * even[1])
+    assert decode(result.stereo).shape[:3] == (8, 36, 2 * 52)  # at the input's size: 52x36
     assert result.folder.parent == tmp_path / "work" and result.n_frames == 8 and "8 frames" in result.summary()
     assert stages[0] == "loading the model" and stages[-1] == "packing downloads"
     assert [s for s in stages if s in STAGES] == list(STAGES)
@@ -307,7 +308,7 @@ def test_page_runs_a_video_and_offers_the_outputs(page, tmp_path):
 
     links = page.locator("#downloads a[download]")
     assert sorted(links.evaluate_all("els => els.map(e => e.getAttribute('download'))")) == [
-        "clip_exr.zip", "clip_png16.zip", "clip_pred.npy"]
+        "clip_exr.zip", "clip_png16.zip", "clip_pred.npy", "clip_stereo_sbs.mp4"]
     with page.expect_download() as download:
         page.locator("#downloads a[download='clip_pred.npy']").click()
     depth = np.load(download.value.path())
@@ -346,7 +347,7 @@ def test_page_runs_a_photo_in_its_tab(page, tmp_path):
 
     links = page.locator("#downloads a[download]")
     assert sorted(links.evaluate_all("els => els.map(e => e.getAttribute('download'))")) == [
-        "IMG_0042_exr.zip", "IMG_0042_png16.zip", "IMG_0042_pred.npy"]
+        "IMG_0042_exr.zip", "IMG_0042_png16.zip", "IMG_0042_pred.npy", "IMG_0042_stereo_sbs.png"]
     npy = page.request.get(page.locator("#downloads a[download='IMG_0042_pred.npy']").get_attribute("href"))
     depth = np.load(io.BytesIO(npy.body()))
     shown = page.request.get(page.locator("#depth-image img").get_attribute("src"))
