@@ -19,7 +19,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from ..errors import UserError
 
@@ -98,6 +97,8 @@ def stereo_pair(rgb: np.ndarray, depth: np.ndarray, low: float, high: float,
                 options: StereoOptions) -> tuple[np.ndarray, np.ndarray]:
     """The left and right views of one frame: uint8 RGB [H, W, 3] and its relative inverse depth, resized to the
     frame where it differs; ``low``, ``high``: the video's depth range (the farthest and the nearest point)."""
+    from PIL import Image
+
     height, width = rgb.shape[:2]
     depth = np.asarray(depth, dtype=np.float64)
     if depth.shape != (height, width):
@@ -116,6 +117,8 @@ def compose(left: np.ndarray, right: np.ndarray, layout: str) -> np.ndarray:
     if layout == "sbs":
         return np.concatenate([left, right], axis=1)
     if layout == "half-sbs":
+        from PIL import Image
+
         height, width = left.shape[:2]
         half = max(1, width // 2)
         views = (np.asarray(Image.fromarray(v).resize((half, height), Image.Resampling.LANCZOS)) for v in (left, right))
