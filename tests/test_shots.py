@@ -138,6 +138,15 @@ def test_an_interrupted_multi_shot_run_resumes_without_redoing_finished_shots(pi
     assert full < len(calls) <= first_try - 1 + full  # finished work was kept, nothing was skipped
 
 
+def test_another_output_of_a_finished_multi_shot_video_keeps_its_shots(pipe, cut_video, tmp_path, monkeypatch):
+    first = process_video(pipe, cut_video, tmp_path / "out", options_for())
+    report = first["shots"].read_text()
+    monkeypatch.setattr(pipe, "denoise", lambda *a: pytest.fail("the depth was computed again"))
+    again = process_video(pipe, cut_video, tmp_path / "out", options_for(save_png=True, save_exr=True))
+    assert again.keys() == first.keys() | {"png16", "exr"} and again["shots"].read_text() == report
+    assert len(list(again["png16"].glob("*.png"))) == 60
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

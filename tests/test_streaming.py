@@ -206,8 +206,8 @@ def test_changed_option_starts_over(pipe, tmp_path, monkeypatch, caplog):
 
 
 def test_a_finished_input_is_skipped_until_its_input_options_or_outputs_change(pipe, tmp_path, monkeypatch, caplog):
-    """A batch interrupted at its 57th video, run again, must not compute the 56 finished ones again; anything that
-    would change their outputs computes them anew."""
+    """A batch interrupted at its 57th video, run again, must not compute the 56 finished ones again; another output
+    of a finished video is written from its depth; anything that would change the depth computes it anew."""
     video = encode_video(tmp_path / "clip.mp4", pattern_frames(8))
     out = tmp_path / "out"
     first = process_video(pipe, video, out, options_for())
@@ -220,19 +220,43 @@ def test_a_finished_input_is_skipped_until_its_input_options_or_outputs_change(p
         full.setattr("rolldepth.process.runner.free_disk", lambda folder: 0)
         assert process_video(pipe, video, out, options_for()) == first and calls == []
 
-    with_png = process_video(pipe, video, out, options_for(save_png=True))  # another output option: computed
-    one_run = len(calls)  # UNet calls of the whole video
-    assert one_run > 0 and with_png.keys() == {"pred", "png16"}
+    caplog.clear()
+    with_png = process_video(pipe, video, out, options_for(save_png=True))  # another output: from the depth
+    assert calls == [] and with_png.keys() == {"pred", "png16"} and "its depth is done already" in caplog.text
     np.testing.assert_array_equal(np.load(with_png["pred"]), pred)
-    assert process_video(pipe, video, out, options_for(save_png=True)) == with_png and len(calls) == one_run
-    shutil.rmtree(with_png["png16"])  # an output deleted: computed
+    assert process_video(pipe, video, out, options_for(save_png=True)) == with_png and calls == []
+    shutil.rmtree(with_png["png16"])  # an output deleted: written again from the depth
     process_video(pipe, video, out, options_for(save_png=True))
-    assert len(calls) == 2 * one_run and with_png["png16"].is_dir()
+    assert calls == [] and with_png["png16"].is_dir()
+    with_png["pred"].unlink()  # the depth deleted: computed
+    process_video(pipe, video, out, options_for(save_png=True))
+    one_run = len(calls)  # UNet calls of the whole video
+    assert one_run > 0
+    np.testing.assert_array_equal(np.load(with_png["pred"]), pred)
+    process_video(pipe, video, out, options_for(save_png=True, seed=3))  # another noise: another depth
+    assert len(calls) == 2 * one_run
     process_video(pipe, video, out, options_for(save_png=True), resume=False)  # starting over is asked for
     assert len(calls) == 3 * one_run
     encode_video(video, pattern_frames(8, seed=1))  # the input changed
     changed = process_video(pipe, video, out, options_for(save_png=True))
     assert len(calls) == 4 * one_run and not np.array_equal(np.load(changed["pred"]), pred)
+
+
+def test_outputs_that_need_the_snippets_are_computed_unless_the_earlier_run_wrote_them(pipe, tmp_path, monkeypatch):
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(8))
+    out = tmp_path / "out"
+    process_video(pipe, video, out, options_for())
+    calls = count_unet_calls(monkeypatch, pipe)
+    first = process_video(pipe, video, out, options_for(save_uncertainty=True, save_snippets=True))
+    one_run = len(calls)
+    assert one_run > 0 and {"uncertainty", "snippets"} <= first.keys()  # the work folder was gone: computed
+    uncertainty = np.load(first["uncertainty"])
+    # asked for again beside another output: kept from that run, the new output written from its depth
+    again = process_video(pipe, video, out, options_for(save_uncertainty=True, save_png=True, save_exr=True))
+    assert len(calls) == one_run and again["uncertainty"] == first["uncertainty"] and "png16" in again
+    np.testing.assert_array_equal(np.load(again["uncertainty"]), uncertainty)
+    assert len(list(again["uncertainty_exr"].glob("*.exr"))) == 8
+    assert "snippets" not in again
 
 
 def test_memory_bench_measures_each_child_on_its_own():

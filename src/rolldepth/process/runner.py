@@ -538,17 +538,66 @@ def done_record(fingerprint: dict, options: RunOptions) -> dict:
     return json.loads(json.dumps({"run": fingerprint, "outputs": outputs}, default=str))
 
 
-def _finished(output_dir: Path, stem: str, matches: Callable[[dict], bool]) -> dict[str, Path] | None:
-    """The outputs named by the done file of ``stem`` in ``output_dir``, if it is readable, its record ``matches``
-    and they are all still there."""
+def _done_file(output_dir: Path, stem: str) -> tuple[dict, dict[str, Path]] | None:
+    """The record and the outputs named by the done file of ``stem`` in ``output_dir``, if it is readable."""
     try:
         done = json.loads((Path(output_dir) / f".{stem}{DONE_SUFFIX}").read_text())
         files = {key: Path(output_dir) / name for key, name in done["files"].items()}
-        if not matches(done["record"]):
-            return None
+        record = done["record"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    return (record, files) if isinstance(record, dict) and {"run", "outputs"} <= record.keys() else None
+
+
+def _finished(output_dir: Path, stem: str, matches: Callable[[dict], bool]) -> dict[str, Path] | None:
+    """The outputs named by the done file of ``stem`` in ``output_dir``, if it is readable, its record ``matches``
+    and they are all still there."""
+    done = _done_file(output_dir, stem)
+    if done is None:
+        return None
+    record, files = done
+    try:
+        if not matches(record):
+            return None
+    except (KeyError, TypeError, AttributeError):
+        return None
     return files if files and all(f.exists() for f in files.values()) else None
+
+
+@dataclass
+class FinishedDepth:
+    """The depth an earlier run of an input wrote, which a run with other output options can reuse."""
+
+    pred: Path  # its <stem>_pred.npy
+    shots: list  # [start, stop) frames of each shot
+    kept: dict[str, Path]  # outputs that needed the run's work folder, asked for again and still there
+
+
+def reusable_depth(output_dir: Path, stem: str, fingerprint: dict, options: RunOptions) -> FinishedDepth | None:
+    """The depth of an earlier run of this input that these options would compute again: the same run ``fingerprint``
+    (input, frame window, model, settings; as JSON values, see :func:`done_record`), its ``<stem>_pred.npy`` and
+    shots file still there. Outputs that need the work folder it removed, the snippets and the uncertainty, must
+    have been written by it and be there too."""
+    done = _done_file(output_dir, stem)
+    if done is None or not options.save_npy:
+        return None
+    record, files = done
+    if record["run"] != fingerprint or "pred" not in files or not files["pred"].is_file():
+        return None
+    kept = {}
+    for flag, key in (("save_snippets", "snippets"), ("save_uncertainty", "uncertainty")):
+        if getattr(options, flag):
+            if not (record["outputs"].get(flag) and key in files and files[key].exists()):
+                return None
+            kept[key] = files[key]
+    if "shots" in files:
+        try:
+            shots = [list(s["frames"]) for s in json.loads(files["shots"].read_text())["shots"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    else:
+        shots = None  # one shot: the whole depth
+    return FinishedDepth(files["pred"], shots, kept)
 
 
 def outputs_done(output_dir: Path, stem: str, record: dict) -> dict[str, Path] | None:
@@ -617,6 +666,8 @@ def process_video(
         log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an output "
                  "to compute it again", path, ", ".join(p.name for p in written.values()))
         return written
+    if resume and (finished := reusable_depth(output_dir, stem, done["run"], options)):
+        return write_from_finished(path, output_dir, stem, finished, info, options, res, done, on_stage)
     if options.settings.refine_steps != refine_asked:
         log.info("refinement: %d steps, as the model recommends (its rolldepth.json) instead of the preset's %d; "
                  "--refine-steps N sets them", options.settings.refine_steps, refine_asked)
@@ -652,6 +703,37 @@ def process_video(
     seconds = sum(v for out in outs for k, v in out.timings.items() if not k.startswith("snippets_"))
     log.info("%d frames in %.1f s (%.2f s/frame): %s", n_done, seconds, seconds / n_done,
              ", ".join(p.name for p in written.values()))
+    return written
+
+
+def write_from_finished(path: Path, output_dir: Path, stem: str, finished: FinishedDepth, info: VideoInfo,
+                        options: RunOptions, res: int, done: dict, on_stage) -> dict[str, Path]:
+    """The outputs of ``options`` written from the depth an earlier run left (see :func:`reusable_depth`): asking for
+    another output of a finished video (a stereo video, EXRs, another colormap) costs no model call."""
+    from ..storage.workdir import NpyArray
+
+    log.info("%s: its depth is done already, by an earlier run with the same input, model and settings (%s): "
+             "writing the outputs asked for from it", path, finished.pred.name)
+    maps = {"depth": NpyArray(finished.pred)}
+    if "uncertainty" in finished.kept:  # its EXRs may be asked for now
+        maps["uncertainty"] = NpyArray(finished.kept["uncertainty"])
+    depth = maps["depth"]
+    try:
+        shots = finished.shots or [[0, len(depth)]]
+        try:
+            fit = fit_anchors(depth, shots, info, options)
+        except AnchorError as exc:
+            raise UserError(f"{path}: {exc}; run again with corrected anchors: the depth in {finished.pred.name} is "
+                            "reused") from None
+        if on_stage:
+            on_stage("writing outputs")
+        outputs = replace(options, save_snippets=False)  # kept from the earlier run
+        written = write_outputs(path, output_dir, stem, maps, [], shots, info, outputs, res, fit, None)
+    finally:
+        for array in maps.values():
+            array.close()
+    written |= finished.kept
+    write_done(output_dir, stem, done, written)
     return written
 
 
@@ -814,12 +896,16 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
     if uncertainty is not None and options.save_exr:
         written["uncertainty_exr"] = write_exr(output_dir / f"{stem}_uncertainty_exr", uncertainty,
                                                UNCERTAINTY_EXR_MEANING, names)
-    store.close()  # the finished files become the outputs: a rename, not a copy
+    if store is not None:
+        store.close()  # the finished files become the outputs: a rename, not a copy
+    # an earlier run's files (write_from_finished) are in place already
     if uncertainty is not None:
         written["uncertainty"] = output_dir / f"{stem}_uncertainty.npy"
-        os.replace(uncertainty.path, written["uncertainty"])
+        if Path(uncertainty.path) != written["uncertainty"]:
+            os.replace(uncertainty.path, written["uncertainty"])
     if options.save_npy:
         final = output_dir / f"{stem}_pred.npy"
-        os.replace(depth.path, final)
+        if Path(depth.path) != final:
+            os.replace(depth.path, final)
         written = {"pred": final, **written}
     return written
