@@ -647,10 +647,15 @@ def test_metric_anchors_and_point_clouds_end_to_end(tmp_path, tiny_checkpoint, c
 
     contradictory = write_anchor_csv(tmp_path / "bad.csv", [rows[0], rows[1], (*rows[2][:3], 0.5),
                                                             (*rows[4][:3], 40.0)])
-    assert main([*base, "--metric-anchors", str(contradictory)]) == 2
+    fresh = tmp_path / "fresh"
+    assert main([*base, "-o", str(fresh), "--metric-anchors", str(contradictory)]) == 2
     err = one_line_error(capsys)
     assert "contradict each other" in err and "run again with corrected anchors" in err
-    assert (out / ".clip.rolldepth-work").is_dir()  # the depth is kept for the rerun
+    assert (fresh / ".clip.rolldepth-work").is_dir()  # the depth is kept for the rerun
+    assert main([*base, "--metric-anchors", str(contradictory)]) == 2  # a finished video's depth: reused
+    err = one_line_error(capsys)
+    assert "contradict each other" in err and "the depth in clip_pred.npy is reused" in err
+    np.testing.assert_array_equal(np.load(out / "clip_pred.npy"), pred)
 
     good = write_anchor_csv(tmp_path / "good.csv", rows)
     assert main([*base, "--metric-anchors", str(good), "--save-exr", "--save-ply", "--fov", "60",

@@ -31,6 +31,27 @@ def _members(groups: Sequence[SnippetGroup], n_frames: int) -> list[list[tuple[i
     return members
 
 
+def _aligned_frames(full_preds, groups, n_frames: int, scales, shifts, offset: float, out: np.ndarray | None):
+    """``out`` checked (or allocated: ``[N, H, W]`` float32) and, for every frame, its index, how many snippet slots
+    hold it and their aligned predictions ``s_k (x - offset) + t_k`` (float64 [H, W]), read one at a time."""
+    height, width = full_preds[0].shape[-2:]
+    if out is None:
+        out = np.empty((n_frames, height, width), dtype=np.float32)
+    elif out.shape != (n_frames, height, width):
+        raise ValueError(f"out has shape {out.shape}, expected {(n_frames, height, width)}")
+
+    def frames():
+        for frame, members in enumerate(_members(groups, n_frames)):
+            if not members:
+                raise ValueError(f"frame {frame} is in no snippet")
+            yield frame, len(members), (
+                float(scales[g][k]) * (np.asarray(full_preds[g][k, j], dtype=np.float64) - offset) + float(shifts[g][k])
+                for g, k, j in members
+            )
+
+    return out, frames()
+
+
 def merge_frames(
     full_preds: Sequence[np.ndarray],
     groups: Sequence[SnippetGroup],
@@ -58,19 +79,12 @@ def merge_frames(
     out : np.ndarray, optional
         ``[N, H, W]`` array (e.g. a memmap) to write into; allocated if not given.
     """
-    height, width = full_preds[0].shape[-2:]
-    if out is None:
-        out = np.empty((n_frames, height, width), dtype=np.float32)
-    elif out.shape != (n_frames, height, width):
-        raise ValueError(f"out has shape {out.shape}, expected {(n_frames, height, width)}")
-    for frame, members in enumerate(_members(groups, n_frames)):
-        if not members:
-            raise ValueError(f"frame {frame} is in no snippet")
-        total = np.zeros((height, width), dtype=np.float64)
-        for g, k, j in members:
-            s, t = float(scales[g][k]), float(shifts[g][k])
-            total += s * (np.asarray(full_preds[g][k, j], dtype=np.float64) - offset) + t
-        out[frame] = total / len(members)
+    out, frames = _aligned_frames(full_preds, groups, n_frames, scales, shifts, offset, out)
+    for frame, count, values in frames:
+        total = np.zeros(out.shape[1:], dtype=np.float64)
+        for value in values:
+            total += value
+        out[frame] = total / count
     return out
 
 
@@ -89,17 +103,9 @@ def snippet_spread(
     ``s_k (x - offset) + t_k`` whose mean :func:`merge_frames` writes; the same parameters, the same units. Where
     a frame lies in a single snippet it is 0: nothing to disagree with.
     """
-    height, width = full_preds[0].shape[-2:]
-    if out is None:
-        out = np.empty((n_frames, height, width), dtype=np.float32)
-    elif out.shape != (n_frames, height, width):
-        raise ValueError(f"out has shape {out.shape}, expected {(n_frames, height, width)}")
-    for frame, members in enumerate(_members(groups, n_frames)):
-        if not members:
-            raise ValueError(f"frame {frame} is in no snippet")
-        values = np.stack([float(scales[g][k]) * (np.asarray(full_preds[g][k, j], dtype=np.float64) - offset)
-                           + float(shifts[g][k]) for g, k, j in members])
-        out[frame] = values.std(axis=0)  # two passes over the values: no cancellation of a large mean
+    out, frames = _aligned_frames(full_preds, groups, n_frames, scales, shifts, offset, out)
+    for frame, _, values in frames:
+        out[frame] = np.stack(list(values)).std(axis=0)  # two passes over the values: no cancellation of a large mean
     return out
 
 
