@@ -122,9 +122,7 @@ def align_and_merge(store, snippets, groups, n_frames: int, size, coalign_mode: 
         alignment = dict(offset=offset, scales=[s.tolist() for s in result.scales],
                          shifts=[t.tolist() for t in result.shifts])
         store.set("alignment", alignment)
-    offset = float(alignment["offset"])
-    scales = [np.asarray(s, dtype=np.float64) for s in alignment["scales"]]
-    shifts = [np.asarray(t, dtype=np.float64) for t in alignment["shifts"]]
+    offset, scales, shifts = _recorded_alignment(store)
     coaligned = store.array("merged", (n_frames, *size))
     if not store.get("merged") or store.get("merged_range") is None:
         merge_frames(snippets, groups, n_frames, scales, shifts, offset, out=coaligned)
@@ -135,19 +133,23 @@ def align_and_merge(store, snippets, groups, n_frames: int, size, coalign_mode: 
     return coaligned, scales, shifts
 
 
+def _recorded_alignment(store) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+    """The co-alignment the store recorded: the offset, and every group's scales and shifts."""
+    alignment = store.get("alignment")
+    return (float(alignment["offset"]), [np.asarray(s, dtype=np.float64) for s in alignment["scales"]],
+            [np.asarray(t, dtype=np.float64) for t in alignment["shifts"]])
+
+
 def snippet_uncertainty(store, snippets, groups, n_frames: int, size):
     """Stage 4b: how much the co-aligned snippets disagree at every pixel, their standard deviation, in the units
     of the renormalised merge (see :func:`~rolldepth.method.merge.snippet_spread`)."""
     spread = store.array("uncertainty", (n_frames, *size))
     if not store.get("uncertainty"):
-        alignment = store.get("alignment")
-        scales = [np.asarray(s, dtype=np.float64) for s in alignment["scales"]]
-        shifts = [np.asarray(t, dtype=np.float64) for t in alignment["shifts"]]
-        snippet_spread(snippets, groups, n_frames, scales, shifts, float(alignment["offset"]), out=spread)
+        offset, scales, shifts = _recorded_alignment(store)
         low, high = store.get("merged_range")
-        factor = 2 / (high - low) if high > low else 0.0  # renormalise's factor: the merge's units
-        for first, block in rows_in_blocks(spread):
-            spread[first : first + len(block)] = block * np.float32(factor)
+        factor = 2 / (high - low) if high > low else 0.0  # renormalise's factor, folded into every snippet's map
+        snippet_spread(snippets, groups, n_frames, [s * factor for s in scales], [t * factor for t in shifts],
+                       offset, out=spread)
         store.set("uncertainty", True)
     return spread
 
