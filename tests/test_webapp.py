@@ -94,6 +94,7 @@ def test_request_writes_every_output_and_loads_the_model_once(tmp_path, tiny_che
     assert grey[3][near].mean() > grey[3][far].mean()  # the chosen colormap (Greys_r: nearer is brighter) was used
     assert decode(result.sbs_video).shape[:3] == (8, even[0], 2 * even[1])
     assert decode(result.stereo).shape[:3] == (8, 36, 2 * 52)  # at the input's size: 52x36
+    assert np.load(result.uncertainty).shape == depth.shape
     assert result.folder.parent == tmp_path / "work" and result.n_frames == 8 and "8 frames" in result.summary()
     assert stages[0] == "loading the model" and stages[-1] == "packing downloads"
     assert [s for s in stages if s in STAGES] == list(STAGES)
@@ -150,6 +151,7 @@ def test_request_on_a_photo_gives_per_frame_depth_and_png_views(tmp_path, tiny_c
     assert "finding shots" not in stages  # one frame has no cut to look for
     depth = np.load(result.npy)
     assert result.still and depth.shape[0] == 1 and result.summary().startswith("Done: the photo in")
+    assert result.uncertainty is None and result.notes == []  # a photo has no snippets to disagree: not asked for
     assert (result.depth_video.name, result.sbs_video.name) == ("IMG_0042_Greys_r.png", "IMG_0042_rgbd.png")
     np.testing.assert_array_equal(np.asarray(Image.open(result.depth_video)), colorize(depth, "Greys_r")[0])
     assert np.asarray(Image.open(result.sbs_video)).shape == (depth.shape[1], 2 * depth.shape[2], 3)
@@ -308,7 +310,7 @@ def test_page_runs_a_video_and_offers_the_outputs(page, tmp_path):
 
     links = page.locator("#downloads a[download]")
     assert sorted(links.evaluate_all("els => els.map(e => e.getAttribute('download'))")) == [
-        "clip_exr.zip", "clip_png16.zip", "clip_pred.npy", "clip_stereo_sbs.mp4"]
+        "clip_exr.zip", "clip_png16.zip", "clip_pred.npy", "clip_stereo_sbs.mp4", "clip_uncertainty.npy"]
     with page.expect_download() as download:
         page.locator("#downloads a[download='clip_pred.npy']").click()
     depth = np.load(download.value.path())
