@@ -4,6 +4,7 @@ A GPU estimates depth faster than one CPU thread compresses it: on the H200 the 
 writing the .npy and the 16-bit PNGs (README, "On a GPU"). On a smooth depth video like a prediction (a tilted
 plane, a few blobs, moving) and an RGB video, this times
 - the image sequences with ``threads`` frames compressed at once (``write_each``) against one;
+- the sizes of the 16-bit PNGs, the EXRs and the FFV1 video of ``--save-depth16`` (the PNGs' codes, one file);
 - every output written alone, one after the other, against ``save_outputs``, which writes them all at once;
 - a camera's PCM sound (MP4 takes none) encoded to AAC for each of the three videos, against once for all
   (``audio.mp4_sound``), as ``rolldepth run`` adds it;
@@ -61,6 +62,7 @@ def main() -> None:
             "npy": lambda: writers.write_npy(tmp / "a.npy", depth),
             "png16": lambda: writers.write_png16(tmp / "png", depth, lo, hi),
             "exr": lambda: writers.write_exr(tmp / "exr", depth),
+            "depth16": lambda: writers.write_depth16(tmp / "depth16.mkv", depth, 30, lo, hi),
             **{cmap: lambda cmap=cmap: writers.write_video(
                 tmp / f"{cmap}.mp4", writers._colorized_frames(depth, writers.get_colormap(cmap), lo, hi), 30)
                for cmap in cmaps},
@@ -77,10 +79,14 @@ def main() -> None:
         writers.write_threads = lambda: args.threads
         each = {name: timed(write) for name, write in alone.items()}
         together = timed(lambda: writers.save_outputs(tmp / "all", "clip", depth, rgb, 30, save_png=True,
-                                                      save_exr=True, cmaps=cmaps))
+                                                      save_exr=True, save_depth16=True, cmaps=cmaps))
         print(f"  one after the other: {sum(each.values()):.2f} s ("
               + ", ".join(f"{name} {s:.2f}" for name, s in each.items()) + ")")
         print(f"  all at once (save_outputs): {together:.2f} s ({sum(each.values()) / together:.2f}x)")
+        sizes = {name: sum(f.stat().st_size for f in (tmp / name).rglob("*") if f.is_file())
+                 for name in ("png", "exr")} | {"depth16": (tmp / "depth16.mkv").stat().st_size}
+        print("  16-bit depth on disk: " + ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items())
+              + f" (raw uint16 {depth.size * 2 / 1e6:.1f} MB)")
         sound_bench(tmp, [tmp / "all" / f"clip_{name}.mp4" for name in (*cmaps, "rgbd")], args.frames / 30)
     stereo_bench(rgb, depth, lo, hi)
 

@@ -370,14 +370,39 @@ def test_save_uncertainty_writes_the_pipelines_uncertainty_and_its_exr(tmp_path,
         assert "standard deviation" in image.header()["rolldepth"]
 
 
-def test_a_single_image_has_no_uncertainty_and_says_so(tmp_path, tiny_checkpoint, caplog):
+def test_save_depth16_writes_the_depth_as_one_lossless_video(tmp_path, tiny_checkpoint, capsys, caplog):
+    """<stem>_depth16.mkv holds the 16-bit PNGs' codes and decodes to the .npy within half a step; asked for after
+    a finished run, it is written from that run's depth."""
+    from rolldepth.video.writers import read_depth16
+
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(9))
+    out = tmp_path / "out"
+    args = ["-q", "run", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "26", "-d", "1", "3",
+            "--cmap", "--no-save-sbs"]
+    assert main(args) == 0, capsys.readouterr().err
+    pred = np.load(out / "clip_pred.npy")
+    caplog.set_level("INFO", logger="rolldepth")
+    assert main([*args, "--save-depth16"]) == 0
+    assert "its depth is done already" in caplog.text
+    depth, meta = read_depth16(out / "clip_depth16.mkv")
+    lo, hi = float(pred.min()), float(pred.max())
+    assert (meta["vmin"], meta["vmax"]) == (lo, hi) and depth.shape == pred.shape
+    assert np.abs(depth.astype(np.float64) - pred).max() <= (hi - lo) / 131070 + 1e-6
+    with av.open(str(out / "clip_depth16.mkv")) as container:
+        codes = np.stack([f.to_ndarray() for f in container.decode(video=0)])
+    pngs = np.stack([np.asarray(Image.open(out / "clip_png16" / f"frame_{i:06d}.png")) for i in range(9)])
+    np.testing.assert_array_equal(codes, pngs)
+
+
+def test_a_single_image_has_no_uncertainty_nor_16bit_video_and_says_so(tmp_path, tiny_checkpoint, caplog):
     photo = tmp_path / "photo.png"
     Image.fromarray(pattern_frames(1)[0]).save(photo)
     out = tmp_path / "out"
     assert main(["-q", "run", str(photo), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "26",
-                 "--save-uncertainty"]) == 0
-    assert "no uncertainty is written" in caplog.text
-    assert (out / "photo_pred.npy").is_file() and not list(out.glob("*uncertainty*"))
+                 "--save-uncertainty", "--save-depth16"]) == 0
+    assert "no uncertainty is written" in caplog.text and "gets no 16-bit video" in caplog.text
+    assert (out / "photo_pred.npy").is_file() and (out / "photo_png16").is_dir()
+    assert not list(out.glob("*uncertainty*")) and not list(out.glob("*depth16*"))
 
 
 def test_a_single_image_gets_per_frame_depth_and_png_previews(tmp_path, tiny_checkpoint, capsys):

@@ -19,7 +19,7 @@ from rolldepth.evaluate.runner import (VARIANTS, depth_like, evaluate, markdown_
 from rolldepth.model.loading import load_pipeline
 from rolldepth.model.pipeline import RollingDepthPipeline
 from rolldepth.data.synth import write_dataset
-from rolldepth.video.writers import write_exr, write_png16
+from rolldepth.video.writers import write_depth16, write_exr, write_png16
 
 
 def test_parse_variants_splits_on_names_not_commas():
@@ -432,7 +432,8 @@ def test_eval_reads_the_npz_files_other_tools_write(tmp_path, capsys):
 
 def test_eval_reads_folders_of_prediction_images(tmp_path, capsys):
     """An EXR per frame (rolldepth run --save-exr's, Video Depth Anything's) scores as its array; rolldepth run's
-    16-bit PNGs, affine in it, score within their rounding; beside an array file a folder is not read."""
+    16-bit PNGs, affine in it, score within their rounding, and its 16-bit video (--save-depth16) as those PNGs;
+    beside an array file neither is read, beside the video no folder."""
     data = write_dataset(tmp_path / "synth", 2, 6, (48, 32), seed=4, progress=False)
     samples = list(load_dataset("synth", data))
     rng = np.random.default_rng(5)
@@ -451,6 +452,10 @@ def test_eval_reads_folders_of_prediction_images(tmp_path, capsys):
     exact = score(preds[1], samples[1], temporal=False)["disparity"]
     assert second["abs_rel"] == pytest.approx(exact["abs_rel"], abs=1e-4) and second["abs_rel"] != exact["abs_rel"]
 
+    write_depth16(folder / "seq_00001_depth16.mkv", preds[1], 30)  # --save-depth16's: read before the folder
+    assert main(args) == 0
+    from_video = json.loads((out / "eval.json").read_text())["videos"][1]["variants"]["frames"]["disparity"]
+    assert from_video["abs_rel"] == pytest.approx(second["abs_rel"], abs=1e-6)  # the PNGs' very codes
     np.save(folder / "seq_00001_pred.npy", preds[1])  # as rolldepth run leaves it: the array file is read
     assert main(args) == 0
     second = json.loads((out / "eval.json").read_text())["videos"][1]["variants"]["frames"]["disparity"]

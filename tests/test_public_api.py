@@ -16,11 +16,11 @@ OPTIONS = {
     "run": """
         --anchor-tolerance --assumed-range --audio --batch-size --cap-dilation --cmap --coalign --device --dilations
         --dtype --fov --fps --frame-count --frames --from --help --input-fps --intrinsics --max-vae-bs --max-vram
-        --metric-anchors --model --no-audio --no-autorotate --no-cap-dilation --no-save-exr --no-save-npy --no-save-png
-        --no-save-sbs --output-dir --ply-every --preset --quiet --ray --ray-cpus --ray-gpus --refine-snippet-length
-        --refine-start-dilation --refine-step --refine-steps --res --restore-res --save-exr --save-npy --save-ply
-        --save-png --save-rrd --save-sbs --save-snippets --save-stereo --save-uncertainty --seed --shots --snip-len
-        --snippet-lengths --stereo-convergence --stereo-parallax
+        --metric-anchors --model --no-audio --no-autorotate --no-cap-dilation --no-save-depth16 --no-save-exr
+        --no-save-npy --no-save-png --no-save-sbs --output-dir --ply-every --preset --quiet --ray --ray-cpus
+        --ray-gpus --refine-snippet-length --refine-start-dilation --refine-step --refine-steps --res --restore-res
+        --save-depth16 --save-exr --save-npy --save-ply --save-png --save-rrd --save-sbs --save-snippets --save-stereo
+        --save-uncertainty --seed --shots --snip-len --snippet-lengths --stereo-convergence --stereo-parallax
         --start-frame --vae-batch-size --verbose -d -h -m -o -p -q -v
     """.split(),
     "bench": """

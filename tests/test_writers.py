@@ -22,8 +22,10 @@ from rolldepth.errors import UserError
 from rolldepth.video.writers import (
     atomic_path,
     colorize,
+    read_depth16,
     save_outputs,
     side_by_side,
+    write_depth16,
     write_exr,
     write_npy,
     write_png16,
@@ -187,6 +189,54 @@ def test_png16_given_range_clips_and_constant_depth_is_zero(tmp_path):
     meta = json.loads((folder / "depth_range.json").read_text())
     assert (meta["vmin"], meta["vmax"]) == (3.5, 3.5)
     assert np.asarray(Image.open(folder / "frame_000000.png")).max() == 0
+
+
+def test_depth16_video_holds_the_png16_codes_bit_for_bit(tmp_path):
+    """The FFV1 video is lossless: every frame's 16-bit codes equal the PNG sequence's, read by PyAV and Pillow
+    directly; its tags give the range, and read_depth16 decodes the depth within half a step (float64 check)."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:31, 0:47]  # odd sides: gray has no chroma to subsample, nothing is padded
+    depth = np.stack([np.sin(xx / 9 + yy / 7 + i) + rng.normal(0, 0.01, xx.shape) for i in range(4)]).astype(
+        np.float32)
+    video = write_depth16(tmp_path / "clip_depth16.mkv", depth, Fraction(30000, 1001))
+    pngs = write_png16(tmp_path / "clip_png16", depth)
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.average_rate) == ("ffv1", Fraction(30000, 1001))
+        tags = dict(container.metadata)
+        frames = [f for f in container.decode(stream)]
+        codes = np.stack([f.to_ndarray() for f in frames])
+        assert [f.format.name for f in frames] == ["gray16le"] * 4 and all(f.key_frame for f in frames)
+    png_codes = np.stack([np.asarray(Image.open(pngs / f"frame_{i:06d}.png")) for i in range(4)])
+    assert codes.dtype == np.uint16 and codes.shape == (4, 31, 47)
+    np.testing.assert_array_equal(codes, png_codes)
+    meta = json.loads((pngs / "depth_range.json").read_text())
+    assert (float(tags["VMIN"]), float(tags["VMAX"])) == (meta["vmin"], meta["vmax"]) == (depth.min(), depth.max())
+    assert tags["MEANING"] == "relative inverse depth: larger is nearer"
+    back, read_meta = read_depth16(video)
+    lo, hi = float(depth.min()), float(depth.max())
+    assert back.dtype == np.float32 and read_meta["vmin"] == lo and read_meta["vmax"] == hi
+    assert np.abs(back.astype(np.float64) - depth.astype(np.float64)).max() <= (hi - lo) / 131070 + 1e-6
+    assert np.abs(back.astype(np.float64) - depth).max() > 0  # quantised: not the floats themselves
+    assert leftovers(tmp_path) == ["clip_depth16.mkv", "clip_png16"]
+
+
+def test_depth16_keeps_variable_frame_times_and_the_timecode(tmp_path):
+    times = [Fraction(0), Fraction(1, 25), Fraction(1, 10), Fraction(1, 5)]
+    path = write_depth16(tmp_path / "v.mkv", np.random.default_rng(0).random((4, 8, 6)), 30, times=times,
+                         timecode="01:00:10:05")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        shown = [f.pts * stream.time_base for f in container.decode(stream)]
+        assert stream.metadata["TIMECODE"] == "01:00:10:05"
+    assert shown == times  # Matroska counts milliseconds: these fall on whole ones
+
+
+def test_read_depth16_refuses_other_videos_in_one_line(tmp_path):
+    plain = write_video(tmp_path / "plain.mp4", smooth_frames(2, 16, 16), 25)
+    for path, message in ((plain, "no VMIN/VMAX tags"), (tmp_path / "missing.mkv", "cannot read")):
+        with pytest.raises(UserError, match=message):
+            read_depth16(path)
 
 
 def test_exr_holds_the_exact_float32_values_and_their_meaning(tmp_path, monkeypatch):
@@ -425,12 +475,16 @@ def test_save_outputs_of_a_disk_backed_video_equal_those_of_the_array(tmp_path):
     on_disk = NpyArray.create(tmp_path / "depth.npy", depth.shape)
     on_disk[:] = depth
     on_disk.flush()
-    kwargs = dict(save_png=True, save_exr=True, cmaps=("Greys_r", "Spectral_r"))
+    kwargs = dict(save_png=True, save_exr=True, save_depth16=True, cmaps=("Greys_r", "Spectral_r"))
     from_disk = save_outputs(tmp_path / "disk", "clip", NpyArray(tmp_path / "depth.npy"), None, 25, **kwargs)
     from_memory = save_outputs(tmp_path / "memory", "clip", depth, None, 25, **kwargs)
-    assert list(from_disk) == list(from_memory) == ["pred", "png16", "exr", "Greys_r", "Spectral_r"]
+    assert list(from_disk) == list(from_memory) == ["pred", "png16", "exr", "depth16", "Greys_r", "Spectral_r"]
+    assert from_disk["depth16"].name == "clip_depth16.mkv"
     np.testing.assert_array_equal(np.load(from_disk["pred"]), depth)
     for name in leftovers(from_memory["png16"]):
         assert (from_disk["png16"] / name).read_bytes() == (from_memory["png16"] / name).read_bytes()
+    np.testing.assert_array_equal(read_depth16(from_disk["depth16"])[0], read_depth16(from_memory["depth16"])[0])
+    still = save_outputs(tmp_path / "still", "photo", depth[:1], None, 25, still=True, **kwargs)
+    assert "depth16" not in still  # its 16-bit PNG holds the values
     for key in ("Greys_r", "Spectral_r"):
         np.testing.assert_array_equal(read_video(from_disk[key])[0], read_video(from_memory[key])[0])

@@ -97,6 +97,9 @@ def add_run_parser(sub) -> None:
                    help="write a 16-bit PNG sequence <stem>_png16/ (default on)")
     p.add_argument("--save-exr", action=argparse.BooleanOptionalAction, default=False,
                    help="write a float32 OpenEXR sequence <stem>_exr/, the exact values of the .npy (default off)")
+    p.add_argument("--save-depth16", action=argparse.BooleanOptionalAction, default=False,
+                   help="write <stem>_depth16.mkv: the 16-bit PNGs' values, bit for bit, as one lossless video "
+                   "(FFV1, 16-bit gray), about half their size; the range is in its tags (default off)")
     p.add_argument("--save-sbs", action=argparse.BooleanOptionalAction, default=True,
                    help="write the RGB|depth side-by-side video (default on)")
     p.add_argument("--audio", action=argparse.BooleanOptionalAction, default=True,
@@ -195,8 +198,8 @@ def cmd_run(args) -> int:
         settings=settings, start=args.start, count=args.count, fps=args.fps, input_fps=args.input_fps,
         autorotate=args.autorotate, shots=args.shots,
         restore_res=args.restore_res, cmaps=tuple(args.cmap), save_npy=args.save_npy, save_png=args.save_png,
-        save_exr=args.save_exr, save_sbs=args.save_sbs, audio=args.audio, save_snippets=args.save_snippets,
-        save_uncertainty=args.save_uncertainty,
+        save_exr=args.save_exr, save_depth16=args.save_depth16, save_sbs=args.save_sbs, audio=args.audio,
+        save_snippets=args.save_snippets, save_uncertainty=args.save_uncertainty,
         batch_size=args.batch_size,
         vae_batch_size=args.vae_batch_size, max_vram=args.max_vram, seed=args.seed, progress=not args.quiet,
         metric_anchors=args.metric_anchors, anchor_tolerance=args.anchor_tolerance, save_ply=args.save_ply,

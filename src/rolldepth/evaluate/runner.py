@@ -181,7 +181,8 @@ def score_saved(samples, folder: str | Path, label: str = "predictions", tempora
     """Score predictions made elsewhere (another model, another tool, an earlier ``rolldepth run``) as
     :func:`evaluate` scores its own: for each sample one of ``folder/<sequence>.npy``, ``<sequence>_pred.npy``
     (what ``rolldepth run`` writes), ``<sequence>.npz`` (DepthCrafter's), ``<sequence>_pred.npz`` or
-    ``<sequence>_depths.npz`` (Video Depth Anything's), float [N, h, w] of the frames evaluated, any resolution,
+    ``<sequence>_depths.npz`` (Video Depth Anything's), float [N, h, w] of the frames evaluated, any resolution, or
+    ``<sequence>_depth16.mkv`` (``rolldepth run --save-depth16``'s),
     holding affine-invariant inverse depth (larger = nearer) or, with ``kind="depth"``, affine-invariant depth (see
     :func:`score`); else a folder of one image per frame (``<sequence>_exr``, ``_depths_exr``, ``_png16``). The
     report has one variant, ``label``."""
@@ -202,9 +203,9 @@ def _video_entry(sample, n_frames: int, temporal: bool) -> dict:
     return {"name": sample.name, "n_frames": n_frames, "variants": {}, **truth}
 
 
-# ours, DepthCrafter's, Video Depth Anything's; then folders of one image per frame: ours, VDA's
-PREDICTION_FILES = ("{}.npy", "{}_pred.npy", "{}.npz", "{}_pred.npz", "{}_depths.npz", "{}_exr", "{}_depths_exr",
-                    "{}_png16")
+# ours, DepthCrafter's, Video Depth Anything's, our 16-bit video; then folders of one image per frame: ours, VDA's
+PREDICTION_FILES = ("{}.npy", "{}_pred.npy", "{}.npz", "{}_pred.npz", "{}_depths.npz", "{}_depth16.mkv", "{}_exr",
+                    "{}_depths_exr", "{}_png16")
 NPZ_KEYS = ("depth", "depths", "disparity", "pred")
 
 
@@ -213,9 +214,11 @@ def _saved_prediction(folder: Path, sample) -> np.ndarray:
 
     sequence = sample.name.split("/", 1)[-1]
     names = [pattern.format(sequence) for pattern in PREDICTION_FILES]
-    found = [folder / name for name in names if (folder / name).is_file()]
-    if not found:  # image folders only count without an array file (rolldepth run writes both)
-        found = [folder / name for name in names if (folder / name).is_dir()]
+    # a 16-bit video counts only without an array file, image folders without either (rolldepth run writes several)
+    present = [folder / name for name in names if (folder / name).exists()]
+    arrays = [p for p in present if p.is_file() and p.suffix != ".mkv"]
+    videos = [p for p in present if p.is_file() and p.suffix == ".mkv"]
+    found = arrays or videos or [p for p in present if p.is_dir()]
     if len(found) != 1:
         raise UserError(f"{'no' if not found else 'several'} predictions for {sample.name} in {folder}: expected one "
                         f"of {', '.join(names)}" + (f", found {', '.join(p.name for p in found)}" if found else ""))
@@ -224,7 +227,12 @@ def _saved_prediction(folder: Path, sample) -> np.ndarray:
         pred = _prediction_images(path, n_frames)
     else:
         try:
-            pred = np.load(path, mmap_mode="r") if path.suffix == ".npy" else _npz_array(path)
+            if path.suffix == ".mkv":
+                from ..video.writers import read_depth16
+
+                pred = read_depth16(path)[0]
+            else:
+                pred = np.load(path, mmap_mode="r") if path.suffix == ".npy" else _npz_array(path)
         except (OSError, ValueError, EOFError) as exc:
             raise UserError(f"cannot read {path}: {exc}") from None
         if pred.ndim != 3 or len(pred) != n_frames:
@@ -476,7 +484,8 @@ def register_cli(subparsers) -> None:
                    help="score predictions made elsewhere instead of running a model: for each video one of "
                         "DIR/NAME.npy, NAME_pred.npy (what rolldepth run writes), NAME.npz (DepthCrafter's), "
                         "NAME_pred.npz or NAME_depths.npz (Video Depth Anything's), float [N, h, w] relative inverse "
-                        "depth (larger = nearer) of the frames scored, any resolution; else a folder NAME_exr/, "
+                        "depth (larger = nearer) of the frames scored, any resolution; else NAME_depth16.mkv "
+                        "(rolldepth run --save-depth16) or a folder NAME_exr/, "
                         "NAME_depths_exr/ or NAME_png16/ of one image per frame")
     p.add_argument("--prediction-kind", choices=PREDICTION_KINDS, default=PREDICTION_KINDS[0],
                    help="what the files of --predictions hold: relative inverse depth (default; rolldepth run's "

@@ -59,6 +59,7 @@ class RunOptions:
     save_npy: bool = True
     save_png: bool = True
     save_exr: bool = False
+    save_depth16: bool = False  # the 16-bit PNGs' values as one lossless FFV1 video, <stem>_depth16.mkv
     save_sbs: bool = True
     audio: bool = True  # the input's sound, cut to the frames processed, in the MP4 outputs
     save_snippets: bool = False
@@ -193,13 +194,15 @@ def with_model_defaults(options: RunOptions, model: ModelShape) -> RunOptions:
 
 def for_input(path: Path, options: RunOptions) -> RunOptions:
     """``options`` as they apply to ``path``: a still (one image) gets per-frame depth, one snippet of its one frame,
-    whatever kernels were asked for (they need several frames), and so no uncertainty."""
+    whatever kernels were asked for (they need several frames), and so no uncertainty; nor a 16-bit video (its
+    16-bit PNG holds the values)."""
     from ..method.snippets import PER_FRAME_KERNELS
     from ..video.reading import is_still
 
     if not is_still(path):
         return options
-    return replace(options, settings=replace(options.settings, **PER_FRAME_KERNELS), save_uncertainty=False)
+    return replace(options, settings=replace(options.settings, **PER_FRAME_KERNELS), save_uncertainty=False,
+                   save_depth16=False)
 
 
 def options_for(path: Path, options: RunOptions, model: ModelShape) -> RunOptions:
@@ -238,6 +241,9 @@ def check_input(
     if options.save_uncertainty and is_still(path):
         log.warning("%s: a single image gets one snippet of its one frame, with nothing to disagree with: no "
                     "uncertainty is written for it", path)
+    if options.save_depth16 and is_still(path):
+        log.warning("%s: a single image gets no 16-bit video; its 16-bit PNG (--save-png) holds the same values",
+                    path)
     options = for_input(path, options) if model is None else options_for(path, options, model)
     info = probe(path, fps=Fraction(options.input_fps).limit_denominator(1001), autorotate=options.autorotate)
     check_start(path, info, options.start, "--from")
@@ -340,11 +346,11 @@ def estimate_resources(info: VideoInfo, options: RunOptions, model: ModelShape) 
     see :func:`with_model_defaults`).
 
     Disk: RGB latents, every snippet prediction (float32 at the processing size), the merged depth (and the refined
-    and restored ones, and the uncertainty, when asked for) and the 16-bit PNGs. Memory: the model call that needs
-    most at the smallest batches the run may use (the given batch sizes, else one item: on the CPU the pipeline then
-    takes the largest batches that fit, see :func:`rolldepth.model.vram.plan_cpu_batches`), the subsampled
-    co-alignment data and, with refinement, the video's latents (kept in memory while refining). The model's own
-    weights come on top.
+    and restored ones, and the uncertainty, when asked for) and the 16-bit and EXR outputs. Memory: the model call
+    that needs most at the smallest batches the run may use (the given batch sizes, else one item: on the CPU the
+    pipeline then takes the largest batches that fit, see :func:`rolldepth.model.vram.plan_cpu_batches`), the
+    subsampled co-alignment data and, with refinement, the video's latents (kept in memory while refining). The
+    model's own weights come on top.
     """
     from ..model.vram import cpu_item_bytes
     from ..video.reading import processing_size
@@ -361,7 +367,8 @@ def estimate_resources(info: VideoInfo, options: RunOptions, model: ModelShape) 
     disk = latent_bytes + slots * pixels * 4 + depth_arrays * n_frames * pixels * 4
     if options.restore_res:
         disk += (1 + options.save_uncertainty) * n_frames * in_pixels * 4
-    per_pixel = 2 * options.save_png + 4 * options.save_exr  # PNG 2 bytes, EXR at most 4 (uncompressed)
+    # PNG and FFV1 at most 2 bytes, EXR at most 4 (uncompressed)
+    per_pixel = 2 * options.save_png + 2 * options.save_depth16 + 4 * options.save_exr
     disk += n_frames * (in_pixels if options.restore_res else pixels) * per_pixel
     costs = cpu_item_bytes((height, width), model.vae_factor, model.vae_width, model.unet_width,
                            kernels.longest_snippet)
@@ -877,7 +884,8 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
                              autorotate=options.autorotate) if options.stereo else None  # at the input's size
     written = save_outputs(
         output_dir, stem, depth, rgb, fps, save_npy=False, save_png=options.save_png,
-        save_exr=options.save_exr, cmaps=tuple(options.cmaps), save_sbs=options.save_sbs, snippets=snippets,
+        save_exr=options.save_exr, save_depth16=options.save_depth16, cmaps=tuple(options.cmaps),
+        save_sbs=options.save_sbs, snippets=snippets,
         times=times, names=names, still=is_still(path), timecode=timecode, stereo=options.stereo,
         stereo_rgb=stereo_rgb,
     )
