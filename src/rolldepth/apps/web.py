@@ -84,6 +84,7 @@ class RequestResult:
     exr_zip: Path
     stereo: Path  # the input in stereo 3-D, left | right (--save-stereo sbs; a PNG for a photo)
     uncertainty: Path | None  # the snippets' disagreement (--save-uncertainty); None for a photo, which has none
+    depth16: Path | None  # the 16-bit PNGs' codes as one lossless video (--save-depth16); None for a photo
     n_frames: int
     stage_seconds: list[tuple[str, float]] = field(default_factory=list)
     shots: list[tuple[int, int]] = field(default_factory=list)  # [start, stop) frames; empty: no cuts
@@ -163,7 +164,8 @@ def run_request(
     )
     path = Path(video)
     options = RunOptions(settings=settings, cmaps=(cmap,), save_npy=True, save_png=True, save_exr=True,
-                         save_sbs=True, stereo=StereoOptions(), save_uncertainty=not is_still(path))
+                         save_sbs=True, stereo=StereoOptions(), save_uncertainty=not is_still(path),
+                         save_depth16=not is_still(path))
     options.check()
     try:
         info = check_input(path, options)  # a bad upload fails before the model loads
@@ -193,7 +195,8 @@ def run_request(
         shots = [tuple(s["frames"]) for s in json.loads(written["shots"].read_text())["shots"]]
     return RequestResult(
         folder=folder, depth_video=written[cmap], sbs_video=written["rgbd"], npy=written["pred"], png_zip=png_zip,
-        exr_zip=exr_zip, stereo=written["stereo_sbs"], uncertainty=written.get("uncertainty"), n_frames=n_frames,
+        exr_zip=exr_zip, stereo=written["stereo_sbs"], uncertainty=written.get("uncertainty"),
+        depth16=written.get("depth16"), n_frames=n_frames,
         shots=shots, still=is_still(path),
         stage_seconds=[(a, t1 - t0) for (a, t0), (_, t1) in zip(stamps, stamps[1:])],
         notes=[note.replace(str(path), path.name) for note in notes],  # the server's upload path means nothing there
@@ -273,8 +276,8 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
             result = run_request(cache, upload, preset, res, refine_steps, cmap, work_root, on_stage)
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        downloads = [str(p) for p in (result.npy, result.png_zip, result.exr_zip, result.stereo, result.uncertainty)
-                     if p is not None]
+        downloads = [str(p) for p in (result.npy, result.png_zip, result.depth16, result.exr_zip, result.stereo,
+                                      result.uncertainty) if p is not None]
         strip = gr.update(value=result.shot_strip(cmap), visible=bool(result.shots))
         return *views(result.still, str(result.depth_video), str(result.sbs_video)), strip, downloads, result.summary()
 
@@ -316,8 +319,9 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
                 shot_strip = gr.Gallery(label="Shots (first depth frame of each; cuts found in the video)",
                                         columns=6, height="auto", visible=False, elem_id="shot-strip")
                 files = gr.File(label="Downloads (.npy float32 depth, zips of 16-bit PNGs and float32 EXRs, the "
-                                "input in stereo 3-D: left | right, and for a video the snippets' disagreement "
-                                "at every pixel, _uncertainty.npy)",
+                                "input in stereo 3-D: left | right, and for a video the PNGs' values as one "
+                                "lossless 16-bit video, _depth16.mkv, and the snippets' disagreement at every "
+                                "pixel, _uncertainty.npy)",
                                 file_count="multiple", interactive=False, elem_id="downloads")
         shown = [depth_video, sbs_video, depth_image, sbs_image]
         for tab, name in ((video_tab, "video"), (photo_tab, "photo")):
