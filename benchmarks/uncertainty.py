@@ -12,7 +12,8 @@ at a time (the sparsification curve of Ilg et al., 2018), against two rankings:
 
 AUSE is the mean gap between a ranking's curve and the oracle's (lower is better; a ranking no better than chance
 has the gap of a flat curve); the share of that gap a ranking closes is free of the video's disparity scale.
-Means are over videos.
+Means are over videos. The scoring is ``rolldepth.evaluate.uncertainty``'s, which ``rolldepth eval --uncertainty``
+reports too; this script prints the whole curves and the video counts.
 
     python benchmarks/uncertainty.py --data /work/data/test [--kind synth] [--variant "{1,10,25}"] [--json FILE]
     python benchmarks/uncertainty.py --summary FILE
@@ -27,62 +28,9 @@ import time
 import numpy as np
 
 from rolldepth.data.benchmarks import load_dataset
-from rolldepth.evaluate.metrics import eval_mask, fit_scale_shift
 from rolldepth.evaluate.runner import VARIANTS
+from rolldepth.evaluate.uncertainty import FRACTIONS, score_uncertainty
 from rolldepth.model.pipeline import RollingDepthPipeline
-
-FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)  # shares of the pixels removed
-
-
-def sparsification(error: np.ndarray, ranking: np.ndarray) -> np.ndarray:
-    """Mean ``error`` of the pixels left after removing each of ``FRACTIONS`` of them, largest ``ranking`` first."""
-    order = np.argsort(-ranking, kind="stable")
-    kept_sums = np.cumsum(error[order][::-1])[::-1]  # kept_sums[i]: the error of every pixel from rank i on
-    n = error.size
-    return np.array([kept_sums[int(round(f * n))] / (n - int(round(f * n))) for f in FRACTIONS])
-
-
-def edge_strength(depth: np.ndarray) -> np.ndarray:
-    """Magnitude of each frame's spatial gradient [N, H, W] (central differences)."""
-    gy, gx = np.gradient(np.asarray(depth, dtype=np.float64), axis=(1, 2))
-    return np.hypot(gx, gy)
-
-
-def score_video(depth, spread, sample) -> dict:
-    """Sparsification curves and AUSE of the spread, the depth's edges and chance, on one video, for two errors.
-
-    The prediction is fitted to the true disparity as ``rolldepth eval`` fits it (``a * depth + b``). The spread is
-    a standard deviation of the prediction itself, so it is paired first with the error in that space, the aligned
-    disparity's absolute error (``disparity``), then with the per-pixel AbsRel of the aligned depth (``abs_rel``),
-    where a disparity error ``e`` at disparity ``x`` counts about ``e / x``: there the ranking is the spread
-    relative to the aligned disparity, ``|a| spread / x``, and the edges' likewise.
-    """
-    mask = eval_mask(sample.depth, sample.valid, sample.min_depth, sample.max_depth)
-    truth = np.zeros(sample.depth.shape, dtype=np.float64)
-    np.divide(1.0, sample.depth, out=truth, where=mask)
-    pred = np.asarray(depth, dtype=np.float64)
-    a, b = fit_scale_shift(pred, truth, mask)
-    disparity = np.clip(a * pred + b, 1.0 / sample.max_depth, 1.0 / sample.min_depth)
-    spread, edges = np.asarray(spread, dtype=np.float64) * abs(a), edge_strength(depth) * abs(a)
-    errors = {"disparity": (np.abs(disparity - truth)[mask], (spread[mask], edges[mask])),
-              "abs_rel": ((np.abs(1 / disparity - sample.depth) / np.where(mask, sample.depth, 1))[mask],
-                          (spread[mask] / disparity[mask], edges[mask] / disparity[mask]))}
-    result = {}
-    for space, (error, (by_spread, by_edges)) in errors.items():
-        oracle = sparsification(error, error)
-        curves = {"spread": sparsification(error, by_spread), "edges": sparsification(error, by_edges),
-                  "oracle": oracle}
-        result[space] = {name: {"curve": c.tolist(), "ause": float(np.mean(c - oracle))} for name, c in curves.items()}
-        result[space]["chance"] = {"ause": float(np.mean(error.mean() - oracle))}
-        result[space]["mean"] = float(error.mean())
-        result[space]["spearman"] = spearman(by_spread, error)
-    return result
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Rank correlation of two samples (ties broken by order, which is enough for continuous values)."""
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def summarise(videos: list[dict], data: str, variant: str) -> None:
@@ -135,7 +83,7 @@ def main() -> None:
         tic = time.perf_counter()
         out = pipe(np.asarray(sample.frames), **VARIANTS[args.variant], output_uncertainty=True,
                    generator=0, progress=False)  # the noise seed rolldepth run and eval use
-        result = score_video(np.asarray(out.depth), np.asarray(out.uncertainty), sample)
+        result = score_uncertainty(np.asarray(out.depth), np.asarray(out.uncertainty), sample)
         videos.append({"name": sample.name, "seconds": time.perf_counter() - tic, **result})
         print(f"{sample.name}: " + "; ".join(
             f"{space} {100 * r['mean']:.2f}, AUSE spread {100 * r['spread']['ause']:.2f} edges "

@@ -249,6 +249,34 @@ def test_eval_cli_writes_json_and_table(tmp_path, tiny_checkpoint, capsys):
             assert rescored["disparity"]["tae_flow"] is not None
 
 
+def test_eval_scores_the_snippets_uncertainty(tmp_path, tiny_checkpoint, capsys):
+    """--uncertainty: each snippet variant's spread scored as the pipeline gives it (the per-frame baseline has
+    none), its means in the summary and a table of its own in eval.md."""
+    from rolldepth.evaluate.uncertainty import score_uncertainty
+
+    data = write_dataset(tmp_path / "synth", 2, 6, (48, 32), seed=4, progress=False)
+    out = tmp_path / "eval"
+    assert main(["-q", "eval", "--data", str(data), "--kind", "synth", "-o", str(out), "-m", str(tiny_checkpoint),
+                 "--res", "32", "--variants", "per-frame,{1}", "--uncertainty", "--no-tae"]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert "uncertainty" not in report["summary"]["per-frame"] and report["settings"]["uncertainty"]
+    pipe = RollingDepthPipeline.from_pretrained(tiny_checkpoint)
+    for video, sample in zip(report["videos"], load_dataset("synth", data)):
+        assert "uncertainty" not in video["variants"]["per-frame"]
+        run = pipe(np.asarray(sample.frames), **VARIANTS["{1}"], processing_res=32, generator=0,
+                   output_uncertainty=True, progress=False)
+        assert video["variants"]["{1}"]["uncertainty"] == score_uncertainty(run.depth, run.uncertainty, sample)
+    summary = report["summary"]["{1}"]["uncertainty"]
+    for space in ("disparity", "abs_rel"):
+        scored = [v["variants"]["{1}"]["uncertainty"][space] for v in report["videos"]]
+        assert summary[space]["ause_spread"] == pytest.approx(np.mean([s["spread"]["ause"] for s in scored]))
+        assert summary[space]["gap_closed"] == pytest.approx(np.mean([s["gap_closed"] for s in scored]))
+        assert summary[space]["videos"] == 2
+    table = (out / "eval.md").read_text()
+    assert "Uncertainty (--uncertainty)" in table and "| {1} | disparity |" in table and "| {1} | AbsRel |" in table
+    assert "| per-frame | disparity |" not in table
+
+
 def test_eval_of_your_own_videos_beside_their_depth(tmp_path, tiny_checkpoint, capsys):
     """--kind video: an image folder NAME/ or a video NAME.mp4 beside NAME_depth.npy, with NAME_poses.npy and
     NAME_K.npy for TAE, scored as a benchmark is, each video capped at its farthest measured depth."""
@@ -505,6 +533,7 @@ def test_eval_scores_depth_predictions_in_depth_space(tmp_path, capsys):
         (["--data", "{tmp}", "--kind", "nyu"], "unknown dataset"),
         (["--data", "{tmp}", "--kind", "synth", "--variants", "{2}"], "unknown variant"),
         (["--data", "{tmp}", "--kind", "synth", "--max-frames", "1"], "--max-frames must be at least 2"),
+        (["--data", "{tmp}", "--kind", "synth", "--predictions", "{tmp}", "--uncertainty"], "do not apply"),
     ],
 )
 def test_eval_bad_input_is_one_error_line(tmp_path, capsys, args, message):

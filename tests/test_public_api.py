@@ -38,8 +38,8 @@ OPTIONS = {
     """.split(),
     "eval": """
         --coalign --data --device --dtype --help --kind --max-frames --max-videos --model --no-tae --out
-        --prediction-kind --predictions --quiet --refine-steps --res --save-predictions --seed --variants --verbose
-        -h -m -o -q -v
+        --prediction-kind --predictions --quiet --refine-steps --res --save-predictions --seed --uncertainty --variants
+        --verbose -h -m -o -q -v
     """.split(),
     "compare": """
         --help --pair --quiet --samples --space --verbose -h -q -v

@@ -95,6 +95,7 @@ def _motion(sample) -> tuple[np.ndarray, np.ndarray] | None:
 def evaluate(
     pipe, samples, variants=None, *, res=None, refine_steps=0, seed=0, progress=True, work_dir: Path | None = None,
     coalign: str = DEFAULT_COALIGN, predictions_dir: Path | None = None, temporal: bool = True,
+    uncertainty: bool = False,
 ) -> dict:
     """Run every variant on every sample and score it.
 
@@ -131,6 +132,9 @@ def evaluate(
         Also score TAE (all pixels, static, flow) and the ground truth's own TAE. Off, only AbsRel and delta1 are
         scored: the TAE reprojections take most of the scoring time, which is what a quick choice between models
         on a GPU waits for.
+    uncertainty : bool
+        Also score how well the snippet variants' uncertainty (the spread of the snippets averaged into each pixel,
+        ``output_uncertainty``) ranks each pixel's error (:func:`.uncertainty.score_uncertainty`).
 
     Returns
     -------
@@ -160,13 +164,13 @@ def evaluate(
             if work_dir:
                 record = dict(weights=pipe.weights_digest(), res=pipe.resolve_res(res), refine_steps=steps,
                               coalign=coalign, seed=seed, shape=list(frames.shape), data=data.hexdigest(),
-                              temporal=temporal)
+                              temporal=temporal, uncertainty=uncertainty)
                 saved = Path(work_dir) / f"{sample.name.replace('/', '__')}__{name}.json"
             prediction = Path(predictions_dir) / sample.name / f"{name}.npy" if predictions_dir else None
             result = None if prediction and not prediction.is_file() else _load_result(saved, record)
             if result is None:
                 result = _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved, record, prediction,
-                                      temporal)
+                                      temporal, uncertainty)
             else:
                 log.info("%s %s: done in an earlier run", sample.name, name)
             seconds[name] += result["seconds"]
@@ -283,6 +287,10 @@ def _report(videos: list[dict], variants: list[str], seconds: dict[str, float] |
         }
         for name in variants
     }
+    for name in variants:
+        scored = [v["variants"][name].get("uncertainty") for v in videos]
+        if all(scored):
+            summary[name]["uncertainty"] = _mean_uncertainty(scored)
     report = {"videos": videos, "summary": summary}
     for key in GROUND_TRUTH_KEYS:
         truths = [v[key] for v in videos if v[key] is not None]
@@ -314,19 +322,31 @@ def _ground_truth_tae(sample) -> dict[str, float | None]:
     return out
 
 
+def has_uncertainty(name: str) -> bool:
+    """Whether a variant's frames lie in several snippets that can disagree (snippets of one frame never share one)."""
+    return any(n > 1 for n in VARIANTS[name]["snippet_lengths"])
+
+
 def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: Path | None, record,
-                 prediction: Path | None = None, temporal: bool = True) -> dict:
+                 prediction: Path | None = None, temporal: bool = True, uncertainty: bool = False) -> dict:
     """Run and score one variant on one video; saved in ``saved`` (with its ``record``) when given, and the raw
-    prediction in ``prediction``."""
+    prediction in ``prediction``; with ``uncertainty``, the variant's uncertainty is scored too, where it has one."""
+    from .uncertainty import score_uncertainty
+
+    uncertainty = uncertainty and has_uncertainty(name)
     tic = time.perf_counter()
     out = pipe(
         frames, **VARIANTS[name], refine_steps=steps, coalign_mode=coalign, processing_res=res, generator=seed,
-        progress=False,
+        output_uncertainty=uncertainty, progress=False,
     )
     depth = np.asarray(out.depth, dtype=np.float32)
+    spread = np.asarray(out.uncertainty, dtype=np.float32) if uncertainty else None
     if sample.to_depth is not None:  # own phone footage: the frames were seen upright, the depth is stored turned
         depth = sample.to_depth(depth)
+        spread = None if spread is None else sample.to_depth(spread)
     result = dict(score(depth, sample, temporal), seconds=time.perf_counter() - tic)
+    if uncertainty:
+        result["uncertainty"] = score_uncertainty(depth, spread, sample)
     if prediction:
         prediction.parent.mkdir(parents=True, exist_ok=True)
         tmp = prediction.with_name(f".{prediction.name}.partial")
@@ -349,6 +369,42 @@ def _load_result(path: Path | None, record: dict) -> dict | None:
     except (OSError, ValueError):
         return None
     return saved["result"] if isinstance(saved, dict) and saved.get("record") == record else None
+
+
+def _mean_uncertainty(scored: list[dict]) -> dict:
+    """Means over videos of the AUSE of each ranking and of the shares of chance's gap closed, per error, and on how
+    many videos the spread ranks better than the depth's edges."""
+    from .uncertainty import RANKINGS
+
+    mean = {}
+    for space in scored[0]:
+        entries = [video[space] for video in scored]
+        closed = {key: [e[key] for e in entries if e[key] is not None] for key in ("gap_closed", "edges_gap_closed")}
+        mean[space] = {
+            **{f"ause_{name}": float(np.mean([e[name]["ause"] for e in entries])) for name in RANKINGS},
+            **{key: float(np.mean(values)) if values else None for key, values in closed.items()},
+            "spread_beats_edges": sum(e["spread"]["ause"] < e["edges"]["ause"] for e in entries),
+            "videos": len(entries),
+        }
+    return mean
+
+
+def uncertainty_table(summary: dict) -> str:
+    """Rows = the variants whose uncertainty was scored, for each error: AUSE (x100) of the spread, the depth's edges
+    and chance, the share of chance's gap to the oracle the spread and the edges close, and on how many videos the
+    spread ranks the error better than the edges. Empty when none was scored."""
+    rows = []
+    for name, s in summary.items():
+        for space, m in s.get("uncertainty", {}).items():
+            error = "disparity" if space == "disparity" else "AbsRel"
+            rows.append(f"| {name} | {error} | {_fmt(m['ause_spread'], 100)} | {_fmt(m['ause_edges'], 100)} | "
+                        f"{_fmt(m['ause_chance'], 100)} | {_fmt(m['gap_closed'], 100, 0)} % | "
+                        f"{_fmt(m['edges_gap_closed'], 100, 0)} % | {m['spread_beats_edges']} of {m['videos']} |")
+    if not rows:
+        return ""
+    head = ("| variant | error | AUSE↓ spread | AUSE edges | AUSE chance | gap closed↑ spread | gap closed edges | "
+            "spread < edges |\n|" + "---|" * 8)
+    return "\n".join([head, *rows]) + "\n"
 
 
 def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
@@ -411,9 +467,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.prediction_kind != PREDICTION_KINDS[0] and not args.predictions:
         raise UserError("--prediction-kind says what the files of --predictions hold: give --predictions DIR too")
     if args.predictions:
-        if args.model or args.variants or args.save_predictions:
-            raise UserError("--predictions scores saved predictions: --model, --variants and --save-predictions "
-                            "do not apply")
+        if args.model or args.variants or args.save_predictions or args.uncertainty:
+            raise UserError("--predictions scores saved predictions: --model, --variants, --save-predictions and "
+                            "--uncertainty do not apply")
         label = args.predictions.resolve().name or "predictions"
         report = score_saved(samples, args.predictions, label, temporal=not args.no_tae, kind=args.prediction_kind)
         report["settings"] = dict(predictions=str(args.predictions), prediction_kind=args.prediction_kind,
@@ -428,11 +484,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate(pipe, samples, variants, res=args.res, refine_steps=args.refine_steps, seed=args.seed,
                       progress=not args.quiet, work_dir=work_dir, coalign=args.coalign,
                       predictions_dir=args.out / "predictions" if args.save_predictions else None,
-                      temporal=not args.no_tae)
+                      temporal=not args.no_tae, uncertainty=args.uncertainty)
     report["settings"] = dict(
         model=model, data=str(args.data), kind=args.kind, variants=variants, res=args.res or pipe.default_res,
         refine_steps=args.refine_steps, coalign=args.coalign, seed=args.seed, max_frames=args.max_frames,
-        max_videos=args.max_videos, tae=not args.no_tae,
+        max_videos=args.max_videos, tae=not args.no_tae, uncertainty=args.uncertainty,
     )
     _write_report(args.out, report)
     shutil.rmtree(work_dir)  # everything it held is in eval.json now
@@ -441,6 +497,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _write_report(out: Path, report: dict) -> int:
     table = markdown_table(report["summary"], report)
+    if uncertain := uncertainty_table(report["summary"]):
+        table += ("\nUncertainty (--uncertainty): how well the snippets' spread ranks each pixel's error "
+                  "(sparsification, AUSE x100, means over videos)\n\n" + uncertain)
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / "eval.json", json.dumps(report, indent=1))
     _write_atomic(out / "eval.md", table)
@@ -491,6 +550,10 @@ def register_cli(subparsers) -> None:
                    help="what the files of --predictions hold: relative inverse depth (default; rolldepth run's "
                         "_pred.npy) or affine-invariant depth, larger = farther (Marigold's depth pipeline); each is "
                         "aligned in its own space, and in the other through 1 / x after mapping it to [0, 1]")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also score the snippet variants' uncertainty (rolldepth run --save-uncertainty's spread): how "
+                   "well it ranks each pixel's error, by sparsification (AUSE), against the depth's own edges and "
+                   "chance; a table of its own in eval.md")
     p.add_argument("--save-predictions", action="store_true",
                    help="also write every raw prediction to OUT/predictions/<video>/<variant>.npy (float32 inverse "
                         "depth before alignment), to score it again without the model")
