@@ -46,10 +46,11 @@ def score_uncertainty(depth: np.ndarray, spread: np.ndarray, sample) -> dict:
 
     The prediction and the spread are resized to the ground truth's size (bilinear, as ``rolldepth eval`` resizes a
     prediction) and the prediction is fitted to the true disparity as it is fitted there (``a * depth + b``, one
-    scale and shift per video). The spread is a standard deviation of the prediction itself, so it is paired first with the
-    error in that space, the aligned disparity's absolute error (``disparity``), then with the per-pixel AbsRel of
-    the aligned depth (``abs_rel``), where a disparity error ``e`` at disparity ``x`` counts about ``e / x``: there
-    the ranking is the spread relative to the aligned disparity, ``|a| spread / x``, and the edges' likewise.
+    scale and shift per video). The spread is a standard deviation of the prediction itself, so it is paired first
+    with the error in that space, the aligned disparity's absolute error (``disparity``), then with the per-pixel
+    AbsRel of the aligned depth (``abs_rel``), where a disparity error ``e`` at disparity ``x`` counts about
+    ``e / x``: there the ranking is the spread relative to the aligned disparity, ``|a| spread / x``, and the
+    edges' likewise.
 
     Returns
     -------
