@@ -345,9 +345,10 @@ def write_depth16(
 
     The code values are the 16-bit PNGs' (:func:`write_png16`: the same formula and range), bit for bit, in one file
     that FFmpeg and OpenCV read (``CAP_PROP_CONVERT_RGB`` 0 gives the uint16 codes), smaller than the PNGs and
-    written several times faster (``python benchmarks/write_outputs.py``). The range is in the file's tags (``VMIN``, ``VMAX``, ``DECODE``, ``MEANING``;
-    ``ffprobe -show_format`` lists them; :func:`read_depth16` applies them). Every frame is a key frame, with CRCs
-    on its slices, so any frame decodes on its own and damage is detected. Frames keep their times (``times``, a
+    written several times faster (``python benchmarks/write_outputs.py``). The range is in the file's tags
+    (``VMIN``, ``VMAX``, ``DECODE``, ``MEANING``; ``ffprobe -show_format`` lists them; :func:`read_depth16` applies
+    them). Every frame is a key frame, with CRCs on its slices, so any frame decodes on its own and damage is
+    detected. Frames keep their times (``times``, a
     variable rate) and the first one its ``timecode``, as in :func:`write_video`.
     """
     depth = _as_depth(depth)
