@@ -276,6 +276,26 @@ def test_eval_scores_the_snippets_uncertainty(tmp_path, tiny_checkpoint, capsys)
     assert "Uncertainty (--uncertainty)" in table and "| {1} | disparity |" in table and "| {1} | AbsRel |" in table
     assert "| per-frame | disparity |" not in table
 
+    # the same depth and uncertainty saved as rolldepth run writes them, scored with --predictions: the same scores
+    saved = tmp_path / "run"
+    saved.mkdir()
+    for sample in load_dataset("synth", data):
+        run = pipe(np.asarray(sample.frames), **VARIANTS["{1}"], processing_res=32, generator=0,
+                   output_uncertainty=True, progress=False)
+        sequence = sample.name.split("/")[-1]
+        np.save(saved / f"{sequence}_pred.npy", run.depth)
+        np.save(saved / f"{sequence}_uncertainty.npy", run.uncertainty)
+    args = ["-q", "eval", "--data", str(data), "--kind", "synth", "-o", str(tmp_path / "e2"), "--predictions",
+            str(saved), "--uncertainty", "--no-tae"]
+    assert main(args) == 0
+    again = json.loads((tmp_path / "e2" / "eval.json").read_text())
+    assert [v["variants"]["run"]["uncertainty"] for v in again["videos"]] == [
+        v["variants"]["{1}"]["uncertainty"] for v in report["videos"]]
+    assert "| run | disparity |" in (tmp_path / "e2" / "eval.md").read_text()
+    (saved / "seq_00001_uncertainty.npy").unlink()
+    assert main(args) == 2
+    assert "no seq_00001_uncertainty.npy in" in capsys.readouterr().err
+
 
 def test_eval_of_your_own_videos_beside_their_depth(tmp_path, tiny_checkpoint, capsys):
     """--kind video: an image folder NAME/ or a video NAME.mp4 beside NAME_depth.npy, with NAME_poses.npy and
@@ -533,7 +553,8 @@ def test_eval_scores_depth_predictions_in_depth_space(tmp_path, capsys):
         (["--data", "{tmp}", "--kind", "nyu"], "unknown dataset"),
         (["--data", "{tmp}", "--kind", "synth", "--variants", "{2}"], "unknown variant"),
         (["--data", "{tmp}", "--kind", "synth", "--max-frames", "1"], "--max-frames must be at least 2"),
-        (["--data", "{tmp}", "--kind", "synth", "--predictions", "{tmp}", "--uncertainty"], "do not apply"),
+        (["--data", "{tmp}", "--kind", "synth", "--predictions", "{tmp}", "--uncertainty", "--prediction-kind",
+          "depth"], "not with --prediction-kind depth"),
     ],
 )
 def test_eval_bad_input_is_one_error_line(tmp_path, capsys, args, message):

@@ -181,7 +181,7 @@ def evaluate(
 
 
 def score_saved(samples, folder: str | Path, label: str = "predictions", temporal: bool = True,
-                kind: str = "inverse-depth") -> dict:
+                kind: str = "inverse-depth", uncertainty: bool = False) -> dict:
     """Score predictions made elsewhere (another model, another tool, an earlier ``rolldepth run``) as
     :func:`evaluate` scores its own: for each sample one of ``folder/<sequence>.npy``, ``<sequence>_pred.npy``
     (what ``rolldepth run`` writes), ``<sequence>.npz`` (DepthCrafter's), ``<sequence>_pred.npz`` or
@@ -189,13 +189,22 @@ def score_saved(samples, folder: str | Path, label: str = "predictions", tempora
     ``<sequence>_depth16.mkv`` (``rolldepth run --save-depth16``'s),
     holding affine-invariant inverse depth (larger = nearer) or, with ``kind="depth"``, affine-invariant depth (see
     :func:`score`); else a folder of one image per frame (``<sequence>_exr``, ``_depths_exr``, ``_png16``). The
-    report has one variant, ``label``."""
+    report has one variant, ``label``. With ``uncertainty``, ``<sequence>_uncertainty.npy`` beside each (``rolldepth
+    run --save-uncertainty``'s) is scored too (:func:`.uncertainty.score_uncertainty`)."""
+    from .uncertainty import score_uncertainty
+
+    if uncertainty and kind != PREDICTION_KINDS[0]:
+        raise UserError("--uncertainty scores the spread of inverse-depth predictions (rolldepth run "
+                        "--save-uncertainty's); not with --prediction-kind depth")
     folder = Path(folder)
     videos, frames_done = [], 0
     for sample in samples:
         pred = _saved_prediction(folder, sample)
         entry = _video_entry(sample, len(pred), temporal)
         entry["variants"][label] = dict(score(pred, sample, temporal, kind), seconds=None)
+        if uncertainty:
+            spread = _saved_uncertainty(folder, sample, pred.shape)
+            entry["variants"][label]["uncertainty"] = score_uncertainty(pred, spread, sample)
         videos.append(entry)
         frames_done += len(pred)
     return _report(videos, [label], None, frames_done)  # no time of ours to report
@@ -248,6 +257,28 @@ def _saved_prediction(folder: Path, sample) -> np.ndarray:
     if sample.to_depth is not None and closer_to_swapped(pred.shape[1:], sample.depth.shape[1:]):
         pred = sample.to_depth(pred)  # made on the upright frames, as rolldepth run makes it
     return pred
+
+
+def _saved_uncertainty(folder: Path, sample, shape: tuple) -> np.ndarray:
+    """``<sequence>_uncertainty.npy`` beside a saved prediction of ``shape``, turned as the prediction was."""
+    from ..data.benchmarks import closer_to_swapped
+
+    path = folder / f"{sample.name.split('/', 1)[-1]}_uncertainty.npy"
+    if not path.is_file():
+        raise UserError(f"no {path.name} in {folder} for --uncertainty: rolldepth run --save-uncertainty writes it "
+                        "beside the prediction")
+    try:
+        spread = np.asarray(np.load(path, mmap_mode="r"), dtype=np.float32)
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    if spread.ndim == 3 and sample.to_depth is not None and closer_to_swapped(spread.shape[1:],
+                                                                              sample.depth.shape[1:]):
+        spread = sample.to_depth(spread)
+    if spread.shape != tuple(shape):
+        raise UserError(f"{path} is {list(spread.shape)}: expected {list(shape)}, the prediction's shape")
+    if not (np.isfinite(spread).all() and (spread >= 0).all()):
+        raise UserError(f"{path} holds negative, NaN or infinite values: expected standard deviations")
+    return spread
 
 
 def _prediction_images(folder: Path, n_frames: int) -> np.ndarray:
@@ -467,14 +498,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.prediction_kind != PREDICTION_KINDS[0] and not args.predictions:
         raise UserError("--prediction-kind says what the files of --predictions hold: give --predictions DIR too")
     if args.predictions:
-        if args.model or args.variants or args.save_predictions or args.uncertainty:
-            raise UserError("--predictions scores saved predictions: --model, --variants, --save-predictions and "
-                            "--uncertainty do not apply")
+        if args.model or args.variants or args.save_predictions:
+            raise UserError("--predictions scores saved predictions: --model, --variants and --save-predictions "
+                            "do not apply")
         label = args.predictions.resolve().name or "predictions"
-        report = score_saved(samples, args.predictions, label, temporal=not args.no_tae, kind=args.prediction_kind)
+        report = score_saved(samples, args.predictions, label, temporal=not args.no_tae, kind=args.prediction_kind,
+                             uncertainty=args.uncertainty)
         report["settings"] = dict(predictions=str(args.predictions), prediction_kind=args.prediction_kind,
-                                  data=str(args.data), kind=args.kind,
-                                  max_frames=args.max_frames, max_videos=args.max_videos, tae=not args.no_tae)
+                                  data=str(args.data), kind=args.kind, max_frames=args.max_frames,
+                                  max_videos=args.max_videos, tae=not args.no_tae, uncertainty=args.uncertainty)
         return _write_report(args.out, report)
     if next(load_dataset(args.kind, args.data, max_frames=args.max_frames), None) is None:  # before the model loads:
         raise UserError(f"no videos in {args.data}")  # a wrong folder or layout (the first video's, read twice)
@@ -553,7 +585,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--uncertainty", action="store_true",
                    help="also score the snippet variants' uncertainty (rolldepth run --save-uncertainty's spread): how "
                    "well it ranks each pixel's error, by sparsification (AUSE), against the depth's own edges and "
-                   "chance; a table of its own in eval.md")
+                   "chance; a table of its own in eval.md. With --predictions: NAME_uncertainty.npy beside each")
     p.add_argument("--save-predictions", action="store_true",
                    help="also write every raw prediction to OUT/predictions/<video>/<variant>.npy (float32 inverse "
                         "depth before alignment), to score it again without the model")
