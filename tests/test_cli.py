@@ -554,6 +554,41 @@ def test_a_finished_input_is_not_refused_for_the_disk_a_rerun_would_need(tmp_pat
     assert main(argv) == 2 and "of disk" in one_line_error(capsys)
 
 
+def test_a_rerun_of_finished_inputs_loads_no_model(tmp_path, tiny_checkpoint, caplog, monkeypatch):
+    """Every input done, or asked for other outputs, with the same settings and the same model files: the rerun
+    needs no model (the outputs come from the depth written before). A model file rewritten, a depth deleted, a new
+    input or another setting: the model loads."""
+    import os
+
+    import rolldepth.apps.cli as cli
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, model)
+    videos = [encode_video(tmp_path / f"{name}.mp4", pattern_frames(6)) for name in ("a", "b")]
+    argv = ["-q", "run", *map(str, videos), "-o", str(tmp_path / "o"), "--model", str(model), "--res", "0", "-d",
+            "1", "--cmap"]
+    assert main(argv) == 0
+    loads = []
+    real_load = cli.load_pipeline
+    monkeypatch.setattr(cli, "load_pipeline", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    caplog.set_level("INFO", logger="rolldepth")
+    assert main(argv) == 0 and loads == []
+    assert "a.mp4: done already" in caplog.text
+    pred = np.load(tmp_path / "o" / "a_pred.npy")
+    assert main([*argv, "--save-depth16"]) == 0 and loads == []  # written from the depth the first run left
+    assert "its depth is done already" in caplog.text and (tmp_path / "o" / "b_depth16.mkv").is_file()
+    np.testing.assert_array_equal(np.load(tmp_path / "o" / "a_pred.npy"), pred)
+    weights = next((model / "unet").glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # rewritten
+    assert main([*argv, "--save-depth16"]) == 0 and len(loads) == 1  # loaded: the same weights, found done
+    assert main([*argv, "--save-depth16"]) == 0 and len(loads) == 1  # and recorded as loaded from these files
+    (tmp_path / "o" / "b_pred.npy").unlink()
+    assert main([*argv, "--save-depth16"]) == 0 and len(loads) == 2  # its depth is gone: computed again
+    third = encode_video(tmp_path / "c.mp4", pattern_frames(6))
+    assert main([*argv[:4], str(third), *argv[4:], "--save-depth16"]) == 0 and len(loads) == 3
+    assert main([*argv, "--save-depth16", "--seed", "1"]) == 0 and len(loads) == 4  # another setting
+
+
 @pytest.mark.parametrize("argv", [["-q", "run", "a.mp4", "-o", "o"], ["run", "a.mp4", "-o", "o", "-q"],
                                   ["synth", "d", "--quiet"]])
 def test_quiet_is_accepted_before_or_after_the_command(argv):
@@ -634,7 +669,7 @@ def test_an_input_named_twice_runs_once(tmp_path, tiny_checkpoint, monkeypatch):
     import rolldepth.process.runner
 
     seen = []
-    monkeypatch.setattr(rolldepth.process.runner, "process_video", lambda pipe, path, *args: seen.append(path))
+    monkeypatch.setattr(rolldepth.process.runner, "process_video", lambda pipe, path, *a, **k: seen.append(path))
     video = encode_video(tmp_path / "clip.mp4", pattern_frames(6))
     encode_video(tmp_path / "other.mp4", pattern_frames(6))
     monkeypatch.chdir(tmp_path)

@@ -184,7 +184,8 @@ def cmd_run(args) -> int:
     from ..model.layout import check_model_name
     from ..process.presets import resolve_settings
     from ..process.runner import (
-        ModelShape, RunOptions, check_input, check_resources, likely_done, options_for, process_video,
+        ModelShape, RunOptions, check_input, check_resources, likely_done, load_key, options_for, process_video,
+        without_model,
     )
     from ..video.reading import list_inputs
 
@@ -235,13 +236,21 @@ def cmd_run(args) -> int:
         run_on_ray(args.ray, list(zip(inputs, infos)), str(model), args.output_dir, options,
                    dtype=settings.dtype, device=args.device, cpus_per_video=args.ray_cpus, gpus=args.ray_gpus)
         return 0
-    pipe = load_pipeline(model, settings.dtype, args.device, dtype_asked=args.dtype is not None)
+    key = load_key(model, settings.dtype, args.dtype is not None, pick_device(args.device))
+    # inputs an earlier run finished, or whose depth it left, need no model: it loads only if another one does
+    finishers = [without_model(path, info, args.output_dir, options, shape, key) for path, info in zip(inputs, infos)]
+    pipe = None
+    if any(finish is None for finish in finishers):
+        pipe = load_pipeline(model, settings.dtype, args.device, dtype_asked=args.dtype is not None)
     failed: list[tuple[Path, UserError]] = []
     try:
-        for number, (path, info) in enumerate(zip(inputs, infos), 1):
+        for number, (path, info, finish) in enumerate(zip(inputs, infos, finishers), 1):
             log.info("[%d/%d] %s", number, len(inputs), path)
             try:
-                process_video(pipe, path, args.output_dir, options, info)
+                if finish is not None:
+                    finish()
+                else:
+                    process_video(pipe, path, args.output_dir, options, info, load=key)
             except UserError as exc:  # found while processing (a damaged file): the other inputs go on
                 if len(inputs) == 1:
                     raise

@@ -13,7 +13,9 @@ starts over. It is deleted once every output is written; outputs only ever appea
 A finished input leaves ``<output_dir>/.<stem>.rolldepth-done.json``: what its outputs were computed from (the work
 folder's record plus the output options) and their names. Running the same command again, say after a batch of
 videos was interrupted at its 57th, skips every input whose record matches and whose outputs are all there, instead
-of computing it again; any change (input, model, options, a deleted output) computes it anew.
+of computing it again; any change (input, model, options, a deleted output) computes it anew. The done file also
+says how the model was loaded (its folder's files, precision and device): where that is unchanged, the command
+line finishes such an input, or writes other outputs from its depth, without loading the model (``without_model``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -442,8 +445,12 @@ def input_signature(path: Path) -> dict:
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+MODEL_KEYS = ("model", "dtype", "device")  # the parts of a run's fingerprint that need the loaded model
+
+
 def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: int) -> dict:
-    """Everything the work folder's arrays depend on; a resumed run must match it exactly."""
+    """Everything the work folder's arrays depend on; a resumed run must match it exactly. With ``pipe`` None, all
+    but the :data:`MODEL_KEYS` (see :func:`done_before_loading`)."""
     from .. import __version__
     from ..video.shots import file_digest
 
@@ -451,13 +458,13 @@ def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: i
     settings.pop("res_explicit", None)
     settings.pop("refine_explicit", None)
     settings.pop("dtype", None)  # the dtype really used is the model's, below
+    model = {} if pipe is None else dict(zip(MODEL_KEYS, (pipe.weights_digest(), str(pipe.unet.dtype),
+                                                           pipe.device.type)))
     return {
         "rolldepth": __version__,
         "input": input_signature(path),
         "window": [options.start, n_frames],
-        "model": pipe.weights_digest(),
-        "dtype": str(pipe.unet.dtype),
-        "device": pipe.device.type,
+        **model,
         "settings": settings,
         "res": res,
         "restore_res": options.restore_res,
@@ -545,15 +552,16 @@ def done_record(fingerprint: dict, options: RunOptions) -> dict:
     return json.loads(json.dumps({"run": fingerprint, "outputs": outputs}, default=str))
 
 
-def _done_file(output_dir: Path, stem: str) -> tuple[dict, dict[str, Path]] | None:
-    """The record and the outputs named by the done file of ``stem`` in ``output_dir``, if it is readable."""
+def _done_file(output_dir: Path, stem: str) -> tuple[dict, dict[str, Path], dict | None] | None:
+    """The record, the outputs and how the model was loaded, from the done file of ``stem`` in ``output_dir``, if it
+    is readable."""
     try:
         done = json.loads((Path(output_dir) / f".{stem}{DONE_SUFFIX}").read_text())
         files = {key: Path(output_dir) / name for key, name in done["files"].items()}
-        record = done["record"]
+        record, load = done["record"], done.get("load")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return (record, files) if isinstance(record, dict) and {"run", "outputs"} <= record.keys() else None
+    return (record, files, load) if isinstance(record, dict) and {"run", "outputs"} <= record.keys() else None
 
 
 def _finished(output_dir: Path, stem: str, matches: Callable[[dict], bool]) -> dict[str, Path] | None:
@@ -562,7 +570,7 @@ def _finished(output_dir: Path, stem: str, matches: Callable[[dict], bool]) -> d
     done = _done_file(output_dir, stem)
     if done is None:
         return None
-    record, files = done
+    record, files, _ = done
     try:
         if not matches(record):
             return None
@@ -588,7 +596,7 @@ def reusable_depth(output_dir: Path, stem: str, fingerprint: dict, options: RunO
     done = _done_file(output_dir, stem)
     if done is None or not options.save_npy:
         return None
-    record, files = done
+    record, files, _ = done
     if record["run"] != fingerprint or "pred" not in files or not files["pred"].is_file():
         return None
     kept = {}
@@ -621,11 +629,58 @@ def likely_done(path: Path, output_dir: Path) -> bool:
     return finished is not None
 
 
-def write_done(output_dir: Path, stem: str, record: dict, written: dict[str, Path]) -> None:
-    """Record a finished input (see :func:`outputs_done`), written under a temporary name and renamed."""
+def load_key(model: str | Path, dtype: str, dtype_asked: bool, device) -> dict | None:
+    """What decides the model a run loads, known before loading it: the checkpoint folder and its files' names,
+    sizes and times, the precision asked for and the device. ``None`` for a hub id, whose files are only known once
+    fetched."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha1()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return {"model": str(folder.resolve()), "files": digest.hexdigest(), "dtype": dtype, "dtype_asked": dtype_asked,
+            "device": str(device)}
+
+
+def without_model(path: Path, info: VideoInfo, output_dir: Path, options: RunOptions, model: ModelShape,
+                  key: dict | None) -> Callable[[], dict[str, Path]] | None:
+    """How to finish an input with no model loaded, if an earlier run of it into ``output_dir``, with the same
+    settings and a model loaded the same way (``key``, see :func:`load_key`), left every output asked for (nothing to
+    do) or its depth (the outputs are written from it, see :func:`write_from_finished`); ``None`` when the model is
+    needed."""
+    if key is None:
+        return None
+    stem = output_stem(path)
+    done = _done_file(output_dir, stem)
+    if done is None or done[2] != key:
+        return None
+    options = options_for(path, options, model)
+    res = options.settings.res
+    expected = done_record(run_fingerprint(None, path, options, res, frame_window(info, options)), options)
+    earlier = done[0]["run"]
+    if not isinstance(earlier, dict) or {k: v for k, v in earlier.items() if k not in MODEL_KEYS} != expected["run"]:
+        return None
+    record = dict(expected, run=earlier)  # the model as the earlier run recorded it: it was loaded the same way
+    if written := outputs_done(output_dir, stem, record):
+        def report() -> dict[str, Path]:
+            log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an "
+                     "output to compute it again", path, ", ".join(p.name for p in written.values()))
+            return written
+
+        return report
+    if finished := reusable_depth(output_dir, stem, earlier, options):
+        return partial(write_from_finished, path, output_dir, stem, finished, info, options, res, record, None, key)
+    return None
+
+
+def write_done(output_dir: Path, stem: str, record: dict, written: dict[str, Path], load: dict | None = None) -> None:
+    """Record a finished input (see :func:`outputs_done`), and how its model was loaded (``load``, see
+    :func:`load_key`), written under a temporary name and renamed."""
     from ..video.writers import atomic_path
 
-    content = {"record": record, "files": {key: Path(p).name for key, p in written.items()}}
+    content = {"record": record, "files": {key: Path(p).name for key, p in written.items()}, "load": load}
     with atomic_path(Path(output_dir) / f".{stem}{DONE_SUFFIX}") as tmp:
         tmp.write_text(json.dumps(content, indent=1))
 
@@ -651,11 +706,14 @@ def process_video(
     on_stage: Callable[[str], None] | None = None,
     *,
     resume: bool = True,
+    load: dict | None = None,
 ) -> dict[str, Path]:
     """Estimate depth for one input and write its outputs; returns them keyed like ``writers.save_outputs``.
 
     Frames are streamed and intermediate arrays kept in the work folder (see the module notes), so memory stays
     bounded for long videos and an interrupted call resumes when called again (``resume=False`` starts over).
+    ``load``: how ``pipe`` was loaded (:func:`load_key`), kept in the done file so that a rerun of a finished input
+    can tell before loading the model (:func:`done_before_loading`).
     """
     from ..storage.workdir import DiskStore
 
@@ -670,11 +728,13 @@ def process_video(
     fingerprint = run_fingerprint(pipe, path, options, res, n_frames)
     done = done_record(fingerprint, options)
     if resume and (written := outputs_done(output_dir, stem, done)):  # before the estimate: nothing more is needed
+        if load is not None and _done_file(output_dir, stem)[2] != load:  # the same weights, loaded from new files
+            write_done(output_dir, stem, done, written, load)
         log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an output "
                  "to compute it again", path, ", ".join(p.name for p in written.values()))
         return written
     if resume and (finished := reusable_depth(output_dir, stem, done["run"], options)):
-        return write_from_finished(path, output_dir, stem, finished, info, options, res, done, on_stage)
+        return write_from_finished(path, output_dir, stem, finished, info, options, res, done, on_stage, load)
     if options.settings.refine_steps != refine_asked:
         log.info("refinement: %d steps, as the model recommends (its rolldepth.json) instead of the preset's %d; "
                  "--refine-steps N sets them", options.settings.refine_steps, refine_asked)
@@ -705,7 +765,7 @@ def process_video(
     finally:
         store.close()
     store.remove()
-    write_done(output_dir, stem, done, written)
+    write_done(output_dir, stem, done, written, load)
     # stage seconds; snippets_unet and snippets_decode are parts of snippets, not stages of their own
     seconds = sum(v for out in outs for k, v in out.timings.items() if not k.startswith("snippets_"))
     log.info("%d frames in %.1f s (%.2f s/frame): %s", n_done, seconds, seconds / n_done,
@@ -714,7 +774,8 @@ def process_video(
 
 
 def write_from_finished(path: Path, output_dir: Path, stem: str, finished: FinishedDepth, info: VideoInfo,
-                        options: RunOptions, res: int, done: dict, on_stage) -> dict[str, Path]:
+                        options: RunOptions, res: int, done: dict, on_stage, load: dict | None = None
+                        ) -> dict[str, Path]:
     """The outputs of ``options`` written from the depth an earlier run left (see :func:`reusable_depth`): asking for
     another output of a finished video (a stereo video, EXRs, another colormap) costs no model call."""
     from ..storage.workdir import NpyArray
@@ -740,7 +801,7 @@ def write_from_finished(path: Path, output_dir: Path, stem: str, finished: Finis
         for array in maps.values():
             array.close()
     written |= finished.kept
-    write_done(output_dir, stem, done, written)
+    write_done(output_dir, stem, done, written, load)
     return written
 
 
