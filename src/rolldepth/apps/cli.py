@@ -99,7 +99,7 @@ def add_run_parser(sub) -> None:
                    help="write a float32 OpenEXR sequence <stem>_exr/, the exact values of the .npy (default off)")
     p.add_argument("--save-depth16", action=argparse.BooleanOptionalAction, default=False,
                    help="write <stem>_depth16.mkv: the 16-bit PNGs' values, bit for bit, as one lossless video "
-                   "(FFV1, 16-bit gray), about half their size; the range is in its tags (default off)")
+                   "(FFV1, 16-bit gray), smaller than they are; the range is in its tags (default off)")
     p.add_argument("--save-sbs", action=argparse.BooleanOptionalAction, default=True,
                    help="write the RGB|depth side-by-side video (default on)")
     p.add_argument("--audio", action=argparse.BooleanOptionalAction, default=True,

@@ -450,7 +450,7 @@ MODEL_KEYS = ("model", "dtype", "device")  # the parts of a run's fingerprint th
 
 def run_fingerprint(pipe, path: Path, options: RunOptions, res: int, n_frames: int) -> dict:
     """Everything the work folder's arrays depend on; a resumed run must match it exactly. With ``pipe`` None, all
-    but the :data:`MODEL_KEYS` (see :func:`done_before_loading`)."""
+    but the :data:`MODEL_KEYS` (see :func:`without_model`)."""
     from .. import __version__
     from ..video.shots import file_digest
 
@@ -713,7 +713,7 @@ def process_video(
     Frames are streamed and intermediate arrays kept in the work folder (see the module notes), so memory stays
     bounded for long videos and an interrupted call resumes when called again (``resume=False`` starts over).
     ``load``: how ``pipe`` was loaded (:func:`load_key`), kept in the done file so that a rerun of a finished input
-    can tell before loading the model (:func:`done_before_loading`).
+    can tell before loading the model (:func:`without_model`).
     """
     from ..storage.workdir import DiskStore
 
