@@ -370,6 +370,28 @@ def test_save_uncertainty_writes_the_pipelines_uncertainty_and_its_exr(tmp_path,
         assert "standard deviation" in image.header()["rolldepth"]
 
 
+def test_save_uncertainty_with_colormaps_adds_a_preview_video(tmp_path, tiny_checkpoint, capsys):
+    """<stem>_uncertainty_inferno.mp4: the uncertainty through inferno, 0 black and the video's 99th percentile
+    bright, as colorize maps it (H.264's rounding aside), in step with the depth videos."""
+    from rolldepth.video.writers import uncertainty_scale
+
+    video = encode_video(tmp_path / "clip.mp4", pattern_frames(14))
+    out = tmp_path / "out"
+    assert main(["-q", "run", str(video), "-o", str(out), "--model", str(tiny_checkpoint), "--res", "0",
+                 "-d", "1", "3", "--save-uncertainty", "--cmap", "Greys_r", "--no-save-png"]) == 0, \
+        capsys.readouterr().err
+    uncertainty = np.load(out / "clip_uncertainty.npy")
+    top = uncertainty_scale(uncertainty)
+    assert top == pytest.approx(np.quantile(uncertainty.astype(np.float64), 0.99)) and top > 0
+    with av.open(str(out / "clip_uncertainty_inferno.mp4")) as container:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    with av.open(str(out / "clip_Greys_r.mp4")) as container:
+        assert len(frames) == sum(1 for _ in container.decode(video=0)) == 14
+    expected = colorize(uncertainty, "inferno", 0.0, top).astype(float)  # a tiny model's spread is pixel noise,
+    blocks = lambda x: x[:, :36, :52].reshape(14, 9, 4, 13, 4, 3).mean(axis=(2, 4))  # noqa: E731 which yuv420p
+    assert np.abs(blocks(frames.astype(float)) - blocks(expected)).mean() < 4  # blurs: compared over 4x4 blocks
+
+
 def test_save_depth16_writes_the_depth_as_one_lossless_video(tmp_path, tiny_checkpoint, capsys, caplog):
     """<stem>_depth16.mkv holds the 16-bit PNGs' codes and decodes to the .npy within half a step; asked for after
     a finished run, it is written from that run's depth."""

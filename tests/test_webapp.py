@@ -96,6 +96,7 @@ def test_request_writes_every_output_and_loads_the_model_once(tmp_path, tiny_che
     assert decode(result.stereo).shape[:3] == (8, 36, 2 * 52)  # at the input's size: 52x36
     assert np.load(result.uncertainty).shape == depth.shape
     np.testing.assert_allclose(read_depth16(result.depth16)[0], depth, atol=step)  # the PNGs' codes
+    assert decode(result.uncertainty_video).shape[:3] == (8, *even)
     assert result.folder.parent == tmp_path / "work" and result.n_frames == 8 and "8 frames" in result.summary()
     assert stages[0] == "loading the model" and stages[-1] == "packing downloads"
     assert [s for s in stages if s in STAGES] == list(STAGES)
@@ -153,7 +154,7 @@ def test_request_on_a_photo_gives_per_frame_depth_and_png_views(tmp_path, tiny_c
     depth = np.load(result.npy)
     assert result.still and depth.shape[0] == 1 and result.summary().startswith("Done: the photo in")
     assert result.uncertainty is None and result.notes == []  # a photo has no snippets to disagree: not asked for
-    assert result.depth16 is None  # its 16-bit PNG holds the values
+    assert result.depth16 is None and result.uncertainty_video is None  # its 16-bit PNG holds the values
     assert (result.depth_video.name, result.sbs_video.name) == ("IMG_0042_Greys_r.png", "IMG_0042_rgbd.png")
     np.testing.assert_array_equal(np.asarray(Image.open(result.depth_video)), colorize(depth, "Greys_r")[0])
     assert np.asarray(Image.open(result.sbs_video)).shape == (depth.shape[1], 2 * depth.shape[2], 3)
@@ -313,7 +314,7 @@ def test_page_runs_a_video_and_offers_the_outputs(page, tmp_path):
     links = page.locator("#downloads a[download]")
     assert sorted(links.evaluate_all("els => els.map(e => e.getAttribute('download'))")) == [
         "clip_depth16.mkv", "clip_exr.zip", "clip_png16.zip", "clip_pred.npy", "clip_stereo_sbs.mp4",
-        "clip_uncertainty.npy"]
+        "clip_uncertainty.npy", "clip_uncertainty_inferno.mp4"]
     with page.expect_download() as download:
         page.locator("#downloads a[download='clip_pred.npy']").click()
     depth = np.load(download.value.path())

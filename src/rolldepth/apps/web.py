@@ -85,6 +85,7 @@ class RequestResult:
     stereo: Path  # the input in stereo 3-D, left | right (--save-stereo sbs; a PNG for a photo)
     uncertainty: Path | None  # the snippets' disagreement (--save-uncertainty); None for a photo, which has none
     depth16: Path | None  # the 16-bit PNGs' codes as one lossless video (--save-depth16); None for a photo
+    uncertainty_video: Path | None  # the uncertainty's preview (black: the snippets agree); None for a photo
     n_frames: int
     stage_seconds: list[tuple[str, float]] = field(default_factory=list)
     shots: list[tuple[int, int]] = field(default_factory=list)  # [start, stop) frames; empty: no cuts
@@ -196,7 +197,7 @@ def run_request(
     return RequestResult(
         folder=folder, depth_video=written[cmap], sbs_video=written["rgbd"], npy=written["pred"], png_zip=png_zip,
         exr_zip=exr_zip, stereo=written["stereo_sbs"], uncertainty=written.get("uncertainty"),
-        depth16=written.get("depth16"), n_frames=n_frames,
+        depth16=written.get("depth16"), uncertainty_video=written.get("uncertainty_inferno"), n_frames=n_frames,
         shots=shots, still=is_still(path),
         stage_seconds=[(a, t1 - t0) for (a, t0), (_, t1) in zip(stamps, stamps[1:])],
         notes=[note.replace(str(path), path.name) for note in notes],  # the server's upload path means nothing there
@@ -277,7 +278,7 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         downloads = [str(p) for p in (result.npy, result.png_zip, result.depth16, result.exr_zip, result.stereo,
-                                      result.uncertainty) if p is not None]
+                                      result.uncertainty, result.uncertainty_video) if p is not None]
         strip = gr.update(value=result.shot_strip(cmap), visible=bool(result.shots))
         return *views(result.still, str(result.depth_video), str(result.sbs_video)), strip, downloads, result.summary()
 
@@ -321,7 +322,7 @@ def build_app(model: str | None = None, device: str = "auto", work_root: Path | 
                 files = gr.File(label="Downloads (.npy float32 depth, zips of 16-bit PNGs and float32 EXRs, the "
                                 "input in stereo 3-D: left | right, and for a video the PNGs' values as one "
                                 "lossless 16-bit video, _depth16.mkv, and the snippets' disagreement at every "
-                                "pixel, _uncertainty.npy)",
+                                "pixel, _uncertainty.npy, with its preview video)",
                                 file_count="multiple", interactive=False, elem_id="downloads")
         shown = [depth_video, sbs_video, depth_image, sbs_image]
         for tab, name in ((video_tab, "video"), (photo_tab, "photo")):

@@ -920,7 +920,9 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
     uncertainty's ``<stem>_uncertainty.npy``."""
     from ..video.reading import frame_clock, frame_names, is_still
     from ..video.timecode import shift_timecode
-    from ..video.writers import UNCERTAINTY_EXR_MEANING, save_outputs, write_exr
+    from ..video.writers import (
+        UNCERTAINTY_CMAP, UNCERTAINTY_EXR_MEANING, save_outputs, write_exr, write_uncertainty_video,
+    )
 
     depth = maps["depth"]
     n_done = len(depth)
@@ -950,6 +952,10 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
         times=times, names=names, still=is_still(path), timecode=timecode, stereo=options.stereo,
         stereo_rgb=stereo_rgb,
     )
+    uncertainty = maps.get("uncertainty")
+    if uncertainty is not None and options.cmaps:  # a preview beside the depth videos
+        name = f"uncertainty_{UNCERTAINTY_CMAP}"
+        written[name] = write_uncertainty_video(output_dir / f"{stem}_{name}.mp4", uncertainty, fps, times, timecode)
     if options.audio:
         add_sound(path, info, options, n_done, start, times, written.values())
     if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
@@ -961,7 +967,6 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
                           autorotate=options.autorotate) if (options.save_ply or options.save_rrd) else None
         written |= write_3d_outputs(output_dir, stem, depth, rgb, options.export3d(), fit,
                                     (info.width, info.height), options.start, names)
-    uncertainty = maps.get("uncertainty")
     if uncertainty is not None and options.save_exr:
         written["uncertainty_exr"] = write_exr(output_dir / f"{stem}_uncertainty_exr", uncertainty,
                                                UNCERTAINTY_EXR_MEANING, names)

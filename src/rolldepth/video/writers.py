@@ -149,6 +149,31 @@ def _colorized_frames(depth: np.ndarray, cmap: Colormap, lo: float, hi: float) -
         yield np.ascontiguousarray(cmap(_normalised(frame, lo, hi), bytes=True)[..., :3])
 
 
+UNCERTAINTY_CMAP = "inferno"  # black where the snippets agree, bright yellow where they disagree most
+
+
+def uncertainty_scale(spread: np.ndarray, quantile: float = 0.99, samples: int = 1_000_000) -> float:
+    """The spread a preview maps to its brightest colour: its 99th percentile over the whole video (of an even sample
+    of at most about ``samples`` values, read block by block: ``spread`` may be disk-backed), so that a few outliers
+    do not leave the rest of the picture black."""
+    step = max(1, int(np.prod(spread.shape)) // samples)
+    values, offset = [], 0
+    for _, block in rows_in_blocks(spread):
+        flat = np.asarray(block, dtype=np.float64).reshape(-1)
+        values.append(flat[(-offset) % step :: step])
+        offset += flat.size
+    return float(np.quantile(np.concatenate(values), quantile))
+
+
+def write_uncertainty_video(path: str | Path, spread: np.ndarray, fps: Fraction | float,
+                            times: Sequence[Fraction] | None = None, timecode: str | None = None) -> Path:
+    """A preview of the uncertainty (``--save-uncertainty``): 0 black, :func:`uncertainty_scale` and above bright, one
+    scale for the whole video, through :data:`UNCERTAINTY_CMAP`; timed like the depth videos (:func:`write_video`)."""
+    spread = _as_depth(spread)
+    frames = _colorized_frames(spread, get_colormap(UNCERTAINTY_CMAP), 0.0, uncertainty_scale(spread))
+    return write_video(path, frames, fps, times=times, timecode=timecode)
+
+
 def colorize(
     depth: np.ndarray, cmap: str = "Spectral_r", vmin: float | None = None, vmax: float | None = None
 ) -> np.ndarray:
