@@ -663,15 +663,27 @@ def without_model(path: Path, info: VideoInfo, output_dir: Path, options: RunOpt
     if not isinstance(earlier, dict) or {k: v for k, v in earlier.items() if k not in MODEL_KEYS} != expected["run"]:
         return None
     record = dict(expected, run=earlier)  # the model as the earlier run recorded it: it was loaded the same way
+    return _from_earlier_run(path, info, output_dir, options, res, record, None, key)
+
+
+def _from_earlier_run(path: Path, info: VideoInfo, output_dir: Path, options: RunOptions, res: int, record: dict,
+                      on_stage, load: dict | None) -> Callable[[], dict[str, Path]] | None:
+    """How to finish an input from what an earlier run with this ``record`` left: nothing to do when every output is
+    there (the done file then records ``load``, how the model was loaded this time, where it differs), the outputs
+    written from its depth when only that is (:func:`write_from_finished`); ``None`` when neither is."""
+    stem = output_stem(path)
     if written := outputs_done(output_dir, stem, record):
         def report() -> dict[str, Path]:
+            if load is not None and _done_file(output_dir, stem)[2] != load:  # the same weights, from new files
+                write_done(output_dir, stem, record, written, load)
             log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an "
                      "output to compute it again", path, ", ".join(p.name for p in written.values()))
             return written
 
         return report
-    if finished := reusable_depth(output_dir, stem, earlier, options):
-        return partial(write_from_finished, path, output_dir, stem, finished, info, options, res, record, None, key)
+    if finished := reusable_depth(output_dir, stem, record["run"], options):
+        return partial(write_from_finished, path, output_dir, stem, finished, info, options, res, record, on_stage,
+                       load)
     return None
 
 
@@ -727,14 +739,8 @@ def process_video(
     stem = output_stem(path)
     fingerprint = run_fingerprint(pipe, path, options, res, n_frames)
     done = done_record(fingerprint, options)
-    if resume and (written := outputs_done(output_dir, stem, done)):  # before the estimate: nothing more is needed
-        if load is not None and _done_file(output_dir, stem)[2] != load:  # the same weights, loaded from new files
-            write_done(output_dir, stem, done, written, load)
-        log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an output "
-                 "to compute it again", path, ", ".join(p.name for p in written.values()))
-        return written
-    if resume and (finished := reusable_depth(output_dir, stem, done["run"], options)):
-        return write_from_finished(path, output_dir, stem, finished, info, options, res, done, on_stage, load)
+    if resume and (finish := _from_earlier_run(path, info, output_dir, options, res, done, on_stage, load)):
+        return finish()  # before the estimate: no new depth is needed
     if options.settings.refine_steps != refine_asked:
         log.info("refinement: %d steps, as the model recommends (its rolldepth.json) instead of the preset's %d; "
                  "--refine-steps N sets them", options.settings.refine_steps, refine_asked)
