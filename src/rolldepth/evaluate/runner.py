@@ -223,8 +223,6 @@ NPZ_KEYS = ("depth", "depths", "disparity", "pred")
 
 
 def _saved_prediction(folder: Path, sample) -> np.ndarray:
-    from ..data.benchmarks import closer_to_swapped
-
     sequence = sample.name.split("/", 1)[-1]
     names = [pattern.format(sequence) for pattern in PREDICTION_FILES]
     # a 16-bit video counts only without an array file, image folders without either (rolldepth run writes several)
@@ -254,15 +252,21 @@ def _saved_prediction(folder: Path, sample) -> np.ndarray:
         pred = np.asarray(pred, dtype=np.float32)
     if not np.isfinite(pred).all():
         raise UserError(f"{path} holds NaN or infinite values")
-    if sample.to_depth is not None and closer_to_swapped(pred.shape[1:], sample.depth.shape[1:]):
-        pred = sample.to_depth(pred)  # made on the upright frames, as rolldepth run makes it
-    return pred
+    return _turned_like_depth(pred, sample)
+
+
+def _turned_like_depth(array: np.ndarray, sample) -> np.ndarray:
+    """A saved [N, h, w] map made on the upright frames, as rolldepth run makes it, turned onto the depth's
+    orientation where the sample stores it turned (``sample.to_depth``) and the map's shape says it was not."""
+    from ..data.benchmarks import closer_to_swapped
+
+    if sample.to_depth is not None and closer_to_swapped(array.shape[1:], sample.depth.shape[1:]):
+        return sample.to_depth(array)
+    return array
 
 
 def _saved_uncertainty(folder: Path, sample, shape: tuple) -> np.ndarray:
     """``<sequence>_uncertainty.npy`` beside a saved prediction of ``shape``, turned as the prediction was."""
-    from ..data.benchmarks import closer_to_swapped
-
     path = folder / f"{sample.name.split('/', 1)[-1]}_uncertainty.npy"
     if not path.is_file():
         raise UserError(f"no {path.name} in {folder} for --uncertainty: rolldepth run --save-uncertainty writes it "
@@ -271,9 +275,8 @@ def _saved_uncertainty(folder: Path, sample, shape: tuple) -> np.ndarray:
         spread = np.asarray(np.load(path, mmap_mode="r"), dtype=np.float32)
     except (OSError, ValueError, EOFError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
-    if spread.ndim == 3 and sample.to_depth is not None and closer_to_swapped(spread.shape[1:],
-                                                                              sample.depth.shape[1:]):
-        spread = sample.to_depth(spread)
+    if spread.ndim == 3:
+        spread = _turned_like_depth(spread, sample)
     if spread.shape != tuple(shape):
         raise UserError(f"{path} is {list(spread.shape)}: expected {list(shape)}, the prediction's shape")
     if not (np.isfinite(spread).all() and (spread >= 0).all()):
