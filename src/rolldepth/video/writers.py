@@ -48,7 +48,9 @@ from ..storage.workdir import rows_in_blocks
 log = logging.getLogger(__name__)
 
 PNG_RANGE_FILE = "depth_range.json"
-EXR_MEANING = "relative inverse depth: larger is nearer; true 1/depth = a * value + b, one a > 0 and b per video"
+DEPTH_MEANING = "relative inverse depth: larger is nearer"  # in the 16-bit PNGs' range file and the video's tags
+DEPTH16_DECODE = "depth = vmin + value / 65535 * (vmax - vmin)"
+EXR_MEANING = f"{DEPTH_MEANING}; true 1/depth = a * value + b, one a > 0 and b per video"
 UNCERTAINTY_EXR_MEANING = ("standard deviation of the co-aligned snippets' predictions of each pixel, in the units "
                            "of the relative inverse depth (<stem>_pred.npy); 0 where a frame lies in one snippet")
 _SUGGESTED_CMAPS = ("Spectral_r", "Greys_r", "gray", "viridis", "magma", "inferno", "plasma", "turbo", "jet")
@@ -237,16 +239,13 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
                 raise ValueError(f"frame {index} must be uint8 [H, W, 3], got {frame.dtype} {list(frame.shape)}")
             if stream is None:
                 size = frame.shape[:2]
-                stream = _add_h264_stream(container, rate, size, crf, variable=times is not None)
-                if timecode:
-                    stream.metadata["timecode"] = timecode
+                stream = _add_h264_stream(container, rate, size, crf)
+                _set_clock(stream, rate, times is not None, timecode)
             elif frame.shape[:2] != size:
                 raise ValueError(f"frame {index} is {list(frame.shape[:2])}, frame 0 was {list(size)}")
             video_frame = av.VideoFrame.from_ndarray(_pad_to_even(frame), format="rgb24").reformat(
                 format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")  # as the stream is tagged
-            video_frame.pts = index if times is None else round(times[index] / stream.codec_context.time_base)
-            video_frame.time_base = stream.codec_context.time_base
-            container.mux(stream.encode(video_frame))
+            _mux_frame(container, stream, video_frame, index, times)
         if stream is None:
             raise ValueError(f"no frames to write to {path}")
         container.mux(stream.encode(None))
@@ -266,7 +265,7 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
 
 
 def _add_h264_stream(
-    container: av.container.OutputContainer, rate: Fraction, size: tuple[int, int], crf: int, variable: bool = False
+    container: av.container.OutputContainer, rate: Fraction, size: tuple[int, int], crf: int
 ) -> av.VideoStream:
     stream = container.add_stream("libx264", rate=rate, options={"crf": str(crf)})
     stream.height, stream.width = (side + side % 2 for side in size)
@@ -276,9 +275,24 @@ def _add_h264_stream(
     context = stream.codec_context
     context.colorspace = context.color_primaries = context.color_trc = BT709
     context.color_range = MPEG_RANGE
-    # one tick per frame, so timestamps are exact frame indices; a variable rate needs a finer clock
-    stream.codec_context.time_base = VFR_TIME_BASE if variable else 1 / rate
     return stream
+
+
+def _set_clock(stream: av.VideoStream, rate: Fraction, variable: bool, timecode: str | None) -> None:
+    """One tick per frame, so timestamps are exact frame indices (a variable rate needs a finer clock), and the
+    first frame's ``timecode``, which editors line up by."""
+    stream.codec_context.time_base = VFR_TIME_BASE if variable else 1 / rate
+    if timecode:
+        stream.metadata["timecode"] = timecode
+
+
+def _mux_frame(container: av.container.OutputContainer, stream: av.VideoStream, frame: av.VideoFrame, index: int,
+               times: Sequence[Fraction] | None) -> None:
+    """Encode video frame ``index`` at its time: its index in ticks, or its time from ``times``."""
+    base = stream.codec_context.time_base
+    frame.pts = index if times is None else round(times[index] / base)
+    frame.time_base = base
+    container.mux(stream.encode(frame))
 
 
 def _pad_to_even(frame: np.ndarray) -> np.ndarray:
@@ -351,7 +365,7 @@ def write_png16(
             "vmin": lo,
             "vmax": hi,
             "decode": "depth = vmin + png / 65535 * (vmax - vmin)",
-            "meaning": "relative inverse depth: larger is nearer",
+            "meaning": DEPTH_MEANING,
         }
         (tmp / PNG_RANGE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return folder
@@ -373,8 +387,8 @@ def write_depth16(
     written several times faster (``python benchmarks/write_outputs.py``). The range is in the file's tags
     (``VMIN``, ``VMAX``, ``DECODE``, ``MEANING``; ``ffprobe -show_format`` lists them; :func:`read_depth16` applies
     them). Every frame is a key frame, with CRCs on its slices, so any frame decodes on its own and damage is
-    detected. Frames keep their times (``times``, a
-    variable rate) and the first one its ``timecode``, as in :func:`write_video`.
+    detected. Frames keep their times (``times``, a variable rate) and the first one its ``timecode``, as in
+    :func:`write_video`.
     """
     depth = _as_depth(depth)
     lo, hi = value_range(depth, vmin, vmax)
@@ -382,26 +396,19 @@ def write_depth16(
     path = Path(path)
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="matroska") as container:
         container.metadata.update({"VMIN": repr(lo), "VMAX": repr(hi), "DECODE": DEPTH16_DECODE,
-                                   "MEANING": "relative inverse depth: larger is nearer"})
+                                   "MEANING": DEPTH_MEANING})
         # four slices, encoded on as many threads as write_each uses (large frames encode faster on several cores)
         stream = container.add_stream("ffv1", rate=rate,
                                       options={"level": "3", "g": "1", "slicecrc": "1", "slices": "4"})
         stream.thread_count = write_threads()
         stream.height, stream.width = depth.shape[1:]
         stream.pix_fmt = "gray16le"
-        stream.codec_context.time_base = VFR_TIME_BASE if times is not None else 1 / rate
-        if timecode:
-            stream.metadata["timecode"] = timecode
+        _set_clock(stream, rate, times is not None, timecode)
         for index, frame in enumerate(depth):
             video_frame = av.VideoFrame.from_ndarray(_quantised16(frame, lo, hi), format="gray16le")
-            video_frame.pts = index if times is None else round(times[index] / stream.codec_context.time_base)
-            video_frame.time_base = stream.codec_context.time_base
-            container.mux(stream.encode(video_frame))
+            _mux_frame(container, stream, video_frame, index, times)
         container.mux(stream.encode(None))
     return path
-
-
-DEPTH16_DECODE = "depth = vmin + value / 65535 * (vmax - vmin)"
 
 
 def read_depth16(path: str | Path) -> tuple[np.ndarray, dict]:
@@ -522,9 +529,9 @@ def save_outputs(
     """Write every requested output of one video (or, with ``still``, of one image) into ``out_dir``.
 
     Files: ``<stem>_pred.npy``, ``<stem>_png16/``, ``<stem>_exr/``, ``<stem>_depth16.mkv`` (not for a still: its
-    PNG holds the same values), ``<stem>_<cmap>.mp4`` per colormap,
-    ``<stem>_rgbd.mp4`` (RGB | first colormap; needs ``rgb`` and at least one colormap), ``<stem>_snippets.npz``
-    when ``snippets`` is given and ``<stem>_stereo_<layout>.mp4`` with ``stereo`` (a
+    PNG holds the same values), ``<stem>_<cmap>.mp4`` per colormap, ``<stem>_rgbd.mp4`` (RGB | first colormap;
+    needs ``rgb`` and at least one colormap), ``<stem>_snippets.npz`` when ``snippets`` is given and
+    ``<stem>_stereo_<layout>.mp4`` with ``stereo`` (a
     :class:`~rolldepth.video.stereo.StereoOptions`), rendered from ``stereo_rgb``, frames of any size. Colormap
     names and shapes are checked before anything is written, so a typo in a colormap name leaves no partial set of
     outputs behind. The videos play at ``fps``, or keep each frame's time from
@@ -540,8 +547,7 @@ def save_outputs(
     -------
     dict[str, Path]
         What was written, keyed by the part of the name after ``<stem>_``: ``"pred"``, ``"png16"``, ``"exr"``,
-        ``"depth16"``,
-        each colormap name, ``"rgbd"``, ``"snippets"``, ``"stereo_<layout>"``.
+        ``"depth16"``, each colormap name, ``"rgbd"``, ``"snippets"``, ``"stereo_<layout>"``.
     """
     depth = _as_depth(depth)
     if isinstance(depth, np.ndarray):
