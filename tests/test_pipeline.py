@@ -99,6 +99,31 @@ def test_refinement_follows_the_official_schedule(pipe, monkeypatch):
     assert np.abs(out.depth - out.depth_coaligned).max() > 1e-4
 
 
+def test_a_progress_function_is_told_every_step_and_can_stop_the_run(pipe):
+    frames = pattern_frames(12, height=30, width=44)
+    options = dict(dilations=(1, 3), processing_res=32, refine_steps=2, vae_batch_size=5, generator=0)
+    calls = []
+    out = pipe(frames, **options, progress=lambda *call: calls.append(call))
+    np.testing.assert_array_equal(out.depth, pipe(frames, **options, progress=False).depth)
+    assert [c for c in calls if c[0] == "Encoding frames"] == [("Encoding frames", n, 12) for n in (0, 5, 10, 12)]
+    assert [c[1:] for c in calls if c[0] == "Snippets (3 frames)"][-1] == (6, 6)  # dilation 3: 12 - 2 * 3
+    assert (10, 10) in [c[1:] for c in calls if c[0] == "Snippets (3 frames)"]  # dilation 1
+    assert calls[-1] == ("Refining", 2, 2) and ("Encoding depth", 12, 12) in calls
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_the_third(what, done, total):
+        calls.append(what)
+        if len(calls) == 3:
+            raise Stop
+
+    calls = []
+    with pytest.raises(Stop):
+        pipe(frames, **options, progress=stop_at_the_third)
+    assert calls == ["Encoding frames"] * 3
+
+
 def test_refinement_that_would_leave_frames_out_is_refused_before_any_work(pipe, monkeypatch):
     monkeypatch.setattr(pipe, "encode_frames", lambda *a, **k: pytest.fail("encoded before refusing"))
     with pytest.raises(UserError, match="leave 8 of 14 frames in no snippet"):

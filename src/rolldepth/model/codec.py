@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-
 from ..video.reading import resize_frames
+from .progress import Report, progress_bar
 
 
 def pad(images: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -27,16 +26,18 @@ def encode_batch(pipe, images: torch.Tensor) -> torch.Tensor:
     return pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
 
 
-def encode(pipe, images: torch.Tensor, batch: int, progress: bool, desc: str) -> torch.Tensor:
+def encode(pipe, images: torch.Tensor, batch: int, progress: bool | Report, desc: str) -> torch.Tensor:
     """[N, 3, H, W] in [-1, 1] -> scaled latent means [N, 4, H/f, W/f], ``batch`` images per VAE call."""
     out = []
-    for start in tqdm(range(0, len(images), batch), desc=desc, disable=not progress, leave=False):
-        out.append(encode_batch(pipe, images[start : start + batch]))
+    with progress_bar(progress, len(images), desc) as bar:
+        for start in range(0, len(images), batch):
+            out.append(encode_batch(pipe, images[start : start + batch]))
+            bar.update(len(out[-1]))
     return torch.cat(out)
 
 
 def encode_frames(
-    pipe, frames: Iterable[np.ndarray], res: int, out, start: int = 0, batch: int = 4, progress: bool = True,
+    pipe, frames: Iterable[np.ndarray], res: int, out, start: int = 0, batch: int = 4, progress: bool | Report = True,
     on_chunk: Callable[[int], None] | None = None,
 ) -> int:
     """Encode streamed uint8 RGB frames into ``out[start:]`` (float32 latents), ``batch`` frames per VAE call.
@@ -45,7 +46,7 @@ def encode_frames(
     each batch (resumable runs record it). Returns the index after the last frame encoded.
     """
     index, chunk = start, []
-    bar = tqdm(total=len(out), initial=start, desc="Encoding frames", disable=not progress, leave=False)
+    bar = progress_bar(progress, len(out), "Encoding frames", start)
 
     def flush() -> None:
         nonlocal index
@@ -69,13 +70,15 @@ def encode_frames(
     return index
 
 
-def encode_depth(pipe, depth, batch: int, progress: bool) -> torch.Tensor:
+def encode_depth(pipe, depth, batch: int, progress: bool | Report) -> torch.Tensor:
     """Depth maps [N, H, W] (any array indexed by row slices) -> latents of the depth repeated as RGB, read and
     encoded ``batch`` maps at a time."""
     clean = []
-    for first in tqdm(range(0, len(depth), batch), desc="Encoding depth", disable=not progress, leave=False):
-        image = torch.from_numpy(np.asarray(depth[first : first + batch], dtype=np.float32))
-        clean.append(encode_batch(pipe, pad(image[:, None].expand(-1, 3, -1, -1), pipe.size_multiple)))
+    with progress_bar(progress, len(depth), "Encoding depth") as bar:
+        for first in range(0, len(depth), batch):
+            image = torch.from_numpy(np.asarray(depth[first : first + batch], dtype=np.float32))
+            clean.append(encode_batch(pipe, pad(image[:, None].expand(-1, 3, -1, -1), pipe.size_multiple)))
+            bar.update(len(image))
     return torch.cat(clean)
 
 

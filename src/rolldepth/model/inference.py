@@ -7,9 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
 from .codec import gather
+from .progress import progress_bar
 
 
 def shared_noise(pipe, shape, generator: torch.Generator | None) -> torch.Tensor:
@@ -51,7 +50,7 @@ def predict_snippets(
     if out is None:
         out = np.empty((n_snippets, length, *size), dtype=np.float32)
     desc = f"Snippets ({length} frames)"
-    bar = tqdm(total=n_snippets, initial=start, desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(progress, n_snippets, desc, start)
     for first in range(start, n_snippets, batch):
         idx = indices[first : first + batch].reshape(-1)
         tic = time.perf_counter()

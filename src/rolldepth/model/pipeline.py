@@ -27,6 +27,7 @@ from .attention import enable_multi_frame_attention
 from .checkpoint import encode_empty_prompt, load_components, resolve_checkpoint
 from .digest import weights_digest
 from .loading import read_model_defaults
+from .progress import Report
 from .refine import refine
 
 
@@ -203,7 +204,7 @@ class RollingDepthPipeline(DiffusionPipeline):
         coalign_mode: str = DEFAULT_COALIGN, processing_res: int | None = None, restore_res: bool = False,
         batch_size: int | None = None, vae_batch_size: int | None = None, max_vram: float | None = None,
         generator: torch.Generator | int | None = None, return_snippets: bool = False,
-        output_uncertainty: bool = False, progress: bool = True, on_stage: Callable[[str], None] | None = None,
+        output_uncertainty: bool = False, progress: bool | Report = True, on_stage: Callable[[str], None] | None = None,
     ) -> RollingDepthOutput:
         """The pipeline on frames streamed from ``source``, intermediate arrays kept by ``store``.
 
@@ -218,8 +219,9 @@ class RollingDepthPipeline(DiffusionPipeline):
         memory; see :mod:`rolldepth.model.vram`). ``generator``: seed of the one noise map shared by all frames.
         ``return_snippets`` keeps the raw predictions; ``output_uncertainty`` also returns how much the co-aligned
         snippets disagree at every pixel (their standard deviation, in the depth's units; Marigold's pipeline gives
-        the same of its ensemble); ``progress`` shows bars; ``on_stage`` is told "reading frames" and "estimating
-        depth".
+        the same of its ensemble); ``progress`` shows bars, or, a function ``(what, done, total)``, is told every
+        step instead (a host application's own bar; an exception raised from it stops the run); ``on_stage`` is told
+        "reading frames" and "estimating depth".
 
         Every stage records its progress in the store and skips what an interrupted run already recorded (see
         :mod:`.stages`), so a resumed run computes exactly what an uninterrupted one would; with a
@@ -281,12 +283,12 @@ class RollingDepthPipeline(DiffusionPipeline):
 
     # ---------------------------------------------------------------------------------------------------------
     # The model steps, as methods so that a test or a subclass can replace one (see .codec, .inference, .refine).
-    def encode_frames(self, frames, res: int, out, start: int = 0, batch: int = 4, progress: bool = True,
+    def encode_frames(self, frames, res: int, out, start: int = 0, batch: int = 4, progress: bool | Report = True,
                       on_chunk: Callable[[int], None] | None = None) -> int:
         """Streamed uint8 RGB frames into latents ``out[start:]`` (see :func:`.codec.encode_frames`)."""
         return codec.encode_frames(self, frames, res, out, start, batch, progress, on_chunk)
 
-    def encode(self, images: torch.Tensor, batch: int, progress: bool, desc: str) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, batch: int, progress: bool | Report, desc: str) -> torch.Tensor:
         """[N, 3, H, W] in [-1, 1] -> scaled latent means (see :func:`.codec.encode`)."""
         return codec.encode(self, images, batch, progress, desc)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
 from ..errors import UserError
 from ..method.snippets import refine_dilations, snippet_indices
 from .codec import encode_depth, gather
+from .progress import progress_bar
 
 REFINE_SKIP_RATIO = 0.5  # refinement starts half-way down the noise schedule (t=499 of 1000)
 
@@ -34,10 +33,10 @@ def refine(pipe, depth, rgb_latents, noise, steps, length, start_dilation, cap, 
     noise_all = noise.expand(n_frames, -1, -1, -1)
     latents = pipe.scheduler.add_noise(clean, noise_all.to(clean.dtype), timesteps[:1])
 
-    for timestep, dilation in tqdm(
-        list(zip(timesteps, schedule)), desc="Refining", disable=not progress, leave=False
-    ):
-        latents = snippet_mean_step(pipe, rgb_all, latents, timestep, dilation, length, batch)
+    with progress_bar(progress, len(schedule), "Refining") as bar:
+        for timestep, dilation in zip(timesteps, schedule):
+            latents = snippet_mean_step(pipe, rgb_all, latents, timestep, dilation, length, batch)
+            bar.update()
     if out is None:
         out = np.empty((n_frames, height, width), dtype=np.float32)
     for first in range(0, n_frames, vae_batch):

@@ -20,6 +20,7 @@ from ..method.merge import global_min, merge_frames, renormalise, snippet_spread
 from ..method.snippets import SnippetGroup, build_snippet_groups, check_refine_coverage
 from ..storage.workdir import rows_in_blocks
 from ..video.reading import resize_depth
+from .progress import Report
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def batch_sizes(pipe, store, kernels: Kernels, size, batch_size, vae_batch_size,
 
 
 def encode_video(pipe, source, store, res: int, size, n_frames: int, groups, kernels: Kernels, vae_batch: int,
-                 progress: bool):
+                 progress: bool | Report):
     """Stage 1: every frame encoded once, streamed in VAE batches. Returns the latents, the number of frames and
     the snippet groups (both smaller than planned when a damaged file stops decoding early)."""
     latents = store.array("latents", (source.n_frames, *pipe.latent_shape(*size)))
@@ -94,7 +95,7 @@ def encode_video(pipe, source, store, res: int, size, n_frames: int, groups, ker
     return latents, n_frames, groups
 
 
-def predict_groups(pipe, store, latents, noise, groups, size, batch: int, vae_batch: int, progress: bool,
+def predict_groups(pipe, store, latents, noise, groups, size, batch: int, vae_batch: int, progress: bool | Report,
                    timings: dict[str, float]) -> list:
     """Stage 2: the one-step prediction of every snippet of every group, [K, L, h, w] per group."""
     snippets = []
@@ -155,7 +156,7 @@ def snippet_uncertainty(store, snippets, groups, n_frames: int, size):
 
 
 def refine_video(pipe, store, coaligned, latents, noise, kernels: Kernels, n_frames: int, size, batch: int,
-                 vae_batch: int, progress: bool):
+                 vae_batch: int, progress: bool | Report):
     """Stage 5: the merged video re-noised half-way and denoised with shrinking snippets."""
     depth = store.array("refined", (n_frames, *size))
     if not store.get("refined"):
