@@ -103,3 +103,14 @@ def check_settings(s: Settings) -> None:
         raise UserError(f"--coalign must be one of {', '.join(COALIGN_SOLVERS)}, got {s.coalign!r}")
     if s.refine_snippet_length < 1 or s.refine_start_dilation < 1:
         raise UserError("--refine-snippet-length and --refine-start-dilation must be >= 1")
+
+
+def with_checkpoint_defaults(s: Settings, default_res: int | None, default_refine_steps: int | None) -> Settings:
+    """``s`` with a checkpoint's recommended resolution and refinement (its ``rolldepth.json``) in place of the
+    preset's, except where the user set them."""
+    given = {}
+    if not s.res_explicit and default_res is not None:
+        given["res"] = default_res
+    if not s.refine_explicit and default_refine_steps is not None:
+        given["refine_steps"] = default_refine_steps
+    return replace(s, **given) if given else s

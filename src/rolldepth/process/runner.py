@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import UserError, first_line
 from ..method.metric_scale import AnchorError
-from .presets import Settings
+from .presets import Settings, with_checkpoint_defaults
 from ..video.reading import VideoInfo
 from ..video.stereo import StereoOptions
 from ..model.loading import read_model_defaults
@@ -186,13 +186,8 @@ class ModelShape:
 def with_model_defaults(options: RunOptions, model: ModelShape) -> RunOptions:
     """``options`` with the checkpoint's recommended resolution and refinement (its ``rolldepth.json``) in place of
     the preset's, except where the user set them (``--res``, ``--refine-steps``)."""
-    s = options.settings
-    given = {}
-    if not s.res_explicit and model.default_res is not None:
-        given["res"] = model.default_res
-    if not s.refine_explicit and model.default_refine_steps is not None:
-        given["refine_steps"] = model.default_refine_steps
-    return replace(options, settings=replace(s, **given)) if given else options
+    settings = with_checkpoint_defaults(options.settings, model.default_res, model.default_refine_steps)
+    return options if settings == options.settings else replace(options, settings=settings)
 
 
 def for_input(path: Path, options: RunOptions) -> RunOptions:
