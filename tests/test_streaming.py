@@ -228,6 +228,17 @@ def test_a_finished_input_is_skipped_until_its_input_options_or_outputs_change(p
     shutil.rmtree(with_png["png16"])  # an output deleted: written again from the depth
     process_video(pipe, video, out, options_for(save_png=True))
     assert calls == [] and with_png["png16"].is_dir()
+    frames = sorted(p.name for p in with_png["png16"].iterdir())
+    (with_png["png16"] / "frame_000003.png").unlink()  # one frame of a folder deleted: the folder written again
+    caplog.clear()
+    process_video(pipe, video, out, options_for(save_png=True))
+    assert calls == [] and "its depth is done already" in caplog.text
+    assert sorted(p.name for p in with_png["png16"].iterdir()) == frames
+    np.save(with_png["pred"], pred[:4])  # the depth replaced by other values: computed
+    process_video(pipe, video, out, options_for(save_png=True))
+    assert len(calls) > 0
+    np.testing.assert_array_equal(np.load(with_png["pred"]), pred)
+    calls.clear()
     with_png["pred"].unlink()  # the depth deleted: computed
     process_video(pipe, video, out, options_for(save_png=True))
     one_run = len(calls)  # UNet calls of the whole video

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -547,31 +547,55 @@ def done_record(fingerprint: dict, options: RunOptions) -> dict:
     return json.loads(json.dumps({"run": fingerprint, "outputs": outputs}, default=str))
 
 
-def _done_file(output_dir: Path, stem: str) -> tuple[dict, dict[str, Path], dict | None] | None:
-    """The record, the outputs and how the model was loaded, from the done file of ``stem`` in ``output_dir``, if it
-    is readable."""
+def output_contents(path: Path) -> str:
+    """What an output holds, in a short digest that is cheap to take again: a file's size, or the names and sizes
+    of a folder's files, so that a frame deleted from a PNG folder, or a folder copied half-way, shows. Times are
+    left out: an output folder copied elsewhere is still done."""
+    digest = hashlib.sha1()
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{file.relative_to(path)}\0{file.stat().st_size}\n".encode())
+    else:
+        digest.update(f"{path.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+class DoneFile(NamedTuple):
+    """A finished input's done file: what its outputs were computed from, those still as the run left them, how the
+    model was loaded (:func:`load_key`), and whether every output it names is still there as it was."""
+
+    record: dict
+    files: dict[str, Path]
+    load: dict | None
+    complete: bool
+
+
+def _done_file(output_dir: Path, stem: str) -> DoneFile | None:
+    """The done file of ``stem`` in ``output_dir``, if it is readable. An output that is gone, or whose contents
+    changed (:func:`output_contents`), is left out of its files."""
     try:
         done = json.loads((Path(output_dir) / f".{stem}{DONE_SUFFIX}").read_text())
-        files = {key: Path(output_dir) / name for key, name in done["files"].items()}
-        record, load = done["record"], done.get("load")
+        named = {key: Path(output_dir) / name for key, name in done["files"].items()}
+        record, load, contents = done["record"], done.get("load"), done.get("contents", {})
+        files = {key: path for key, path in named.items() if path.exists()
+                 and (key not in contents or output_contents(path) == contents[key])}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return (record, files, load) if isinstance(record, dict) and {"run", "outputs"} <= record.keys() else None
+    if not (isinstance(record, dict) and {"run", "outputs"} <= record.keys()):
+        return None
+    return DoneFile(record, files, load, bool(named) and len(files) == len(named))
 
 
 def _finished(output_dir: Path, stem: str, matches: Callable[[dict], bool]) -> dict[str, Path] | None:
     """The outputs named by the done file of ``stem`` in ``output_dir``, if it is readable, its record ``matches``
-    and they are all still there."""
+    and they are all still there, as the run left them."""
     done = _done_file(output_dir, stem)
-    if done is None:
+    if done is None or not done.complete:
         return None
-    record, files, _ = done
     try:
-        if not matches(record):
-            return None
+        return done.files if matches(done.record) else None
     except (KeyError, TypeError, AttributeError):
         return None
-    return files if files and all(f.exists() for f in files.values()) else None
 
 
 @dataclass
@@ -591,7 +615,7 @@ def reusable_depth(output_dir: Path, stem: str, fingerprint: dict, options: RunO
     done = _done_file(output_dir, stem)
     if done is None or not options.save_npy:
         return None
-    record, files, _ = done
+    record, files = done.record, done.files
     if record["run"] != fingerprint or "pred" not in files or not files["pred"].is_file():
         return None
     kept = {}
@@ -649,12 +673,12 @@ def without_model(path: Path, info: VideoInfo, output_dir: Path, options: RunOpt
         return None
     stem = output_stem(path)
     done = _done_file(output_dir, stem)
-    if done is None or done[2] != key:
+    if done is None or done.load != key:
         return None
     options = options_for(path, options, model)
     res = options.settings.res
     expected = done_record(run_fingerprint(None, path, options, res, frame_window(info, options)), options)
-    earlier = done[0]["run"]
+    earlier = done.record["run"]
     if not isinstance(earlier, dict) or {k: v for k, v in earlier.items() if k not in MODEL_KEYS} != expected["run"]:
         return None
     record = dict(expected, run=earlier)  # the model as the earlier run recorded it: it was loaded the same way
@@ -669,7 +693,7 @@ def _from_earlier_run(path: Path, info: VideoInfo, output_dir: Path, options: Ru
     stem = output_stem(path)
     if written := outputs_done(output_dir, stem, record):
         def report() -> dict[str, Path]:
-            if load is not None and _done_file(output_dir, stem)[2] != load:  # the same weights, from new files
+            if load is not None and _done_file(output_dir, stem).load != load:  # the same weights, from new files
                 write_done(output_dir, stem, record, written, load)
             log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an "
                      "output to compute it again", path, ", ".join(p.name for p in written.values()))
@@ -687,7 +711,8 @@ def write_done(output_dir: Path, stem: str, record: dict, written: dict[str, Pat
     :func:`load_key`), written under a temporary name and renamed."""
     from ..video.writers import atomic_path
 
-    content = {"record": record, "files": {key: Path(p).name for key, p in written.items()}, "load": load}
+    content = {"record": record, "files": {key: Path(p).name for key, p in written.items()}, "load": load,
+               "contents": {key: output_contents(Path(p)) for key, p in written.items()}}
     with atomic_path(Path(output_dir) / f".{stem}{DONE_SUFFIX}") as tmp:
         tmp.write_text(json.dumps(content, indent=1))
 
