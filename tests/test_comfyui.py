@@ -203,3 +203,14 @@ def test_the_readmes_custom_node_file_loads_as_comfyui_loads_one(tmp_path, monke
     spec.loader.exec_module(module)
     assert module.NODE_CLASS_MAPPINGS is NODE_CLASS_MAPPINGS
     assert set(module.NODE_DISPLAY_NAME_MAPPINGS) == set(NODE_CLASS_MAPPINGS)
+
+
+def test_frames_are_rounded_as_the_pipeline_rounds_them_a_few_at_a_time():
+    from rolldepth.video.reading import as_rgb_frames
+
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.uniform(-0.1, 1.1, size=(7, 5, 6, 4)).astype(np.float32))  # RGBA, out of range
+    got = comfyui.frames_uint8(images, chunk=3)
+    np.testing.assert_array_equal(got, as_rgb_frames(images[..., :3].clamp(0, 1)))
+    with pytest.raises(UserError, match=r"\[N, H, W, 3\]"):
+        comfyui.frames_uint8(torch.zeros(5, 6, 3))

@@ -161,9 +161,8 @@ class RollingDepthVideo:
         if len(images) < max(settings.snippet_lengths):
             log.info("%d frame(s), fewer than a snippet holds: per-frame depth, without uncertainty", len(images))
             kernels, uncertainty = PER_FRAME_KERNELS, False
-        frames = images.clamp(0, 1) if isinstance(images, torch.Tensor) else np.clip(images, 0, 1)
         out = model(
-            frames, **kernels, cap_dilation=settings.cap_dilation, refine_steps=settings.refine_steps,
+            frames_uint8(images), **kernels, cap_dilation=settings.cap_dilation, refine_steps=settings.refine_steps,
             refine_snippet_length=settings.refine_snippet_length, refine_start_dilation=settings.refine_start_dilation,
             coalign_mode=settings.coalign, processing_res=settings.res, restore_res=output_size == "input",
             generator=seed, output_uncertainty=uncertainty, progress=_progress_report(),
@@ -224,6 +223,22 @@ class SaveRollingDepth:
         names = [str(path) for path in written.values()]
         log.info("rolldepth: saved %s", ", ".join(names))
         return {"ui": {"text": names}}
+
+
+def frames_uint8(images, chunk: int = 16) -> np.ndarray:
+    """ComfyUI's float frames ([N, H, W, C] in [0, 1]; values outside clipped) as uint8 RGB, rounded as
+    :func:`~rolldepth.video.reading.as_rgb_frames` rounds them, ``chunk`` frames at a time: a float copy of a long
+    batch would double the memory it already takes."""
+    import torch
+
+    images = torch.as_tensor(images)
+    if images.ndim != 4 or images.shape[-1] not in (3, 4):
+        raise UserError(f"images must be a batch [N, H, W, 3], got {list(images.shape)}")
+    out = np.empty((*images.shape[:3], 3), dtype=np.uint8)
+    for first in range(0, len(images), chunk):
+        block = images[first : first + chunk, ..., :3].float().clamp(0, 1) * 255
+        out[first : first + chunk] = block.round().to(torch.uint8).cpu().numpy()
+    return out
 
 
 def parse_dilations(text: str) -> tuple[int, ...] | None:
