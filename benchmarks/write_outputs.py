@@ -5,7 +5,8 @@ writing the .npy and the 16-bit PNGs (README, "On a GPU"). On a smooth depth vid
 plane, a few blobs, moving) and an RGB video, this times
 - the image sequences with ``threads`` frames compressed at once (``write_each``) against one;
 - the sizes of the 16-bit PNGs, the EXRs and the FFV1 video of ``--save-depth16`` (the PNGs' codes, one file);
-- the uncertainty's preview video, which ``rolldepth run --save-uncertainty`` writes after the others;
+- the uncertainty's preview video and EXRs (``rolldepth run --save-uncertainty --save-exr``) written after the
+  others, as before, against beside them in ``save_outputs``;
 - every output written alone, one after the other, against ``save_outputs``, which writes them all at once;
 - a camera's PCM sound (MP4 takes none) encoded to AAC for each of the three videos, against once for all
   (``audio.mp4_sound``), as ``rolldepth run`` adds it;
@@ -84,8 +85,17 @@ def main() -> None:
         print(f"  one after the other: {sum(each.values()):.2f} s ("
               + ", ".join(f"{name} {s:.2f}" for name, s in each.items()) + ")")
         print(f"  all at once (save_outputs): {together:.2f} s ({sum(each.values()) / together:.2f}x)")
-        preview = timed(lambda: writers.write_uncertainty_video(tmp / "u.mp4", 0.1 * np.abs(depth), 30))
-        print(f"  uncertainty preview (--save-uncertainty; written after those, on a stand-in spread): {preview:.2f} s")
+        spread = 0.1 * np.abs(depth)  # a stand-in for the snippets' spread
+        options = dict(save_png=True, save_exr=True, save_depth16=True, cmaps=cmaps)
+        after = timed(lambda: (
+            writers.save_outputs(tmp / "u_after", "clip", depth, rgb, 30, **options),
+            writers.write_uncertainty_video(tmp / "u_after" / "u.mp4", spread, 30),
+            writers.write_exr(tmp / "u_after" / "u_exr", spread, writers.UNCERTAINTY_EXR_MEANING),
+        ))
+        beside = timed(lambda: writers.save_outputs(tmp / "u_beside", "clip", depth, rgb, 30, **options,
+                                                    uncertainty=spread))
+        print(f"  with the uncertainty's preview and EXRs: written after the others {after:.2f} s, beside them "
+              f"{beside:.2f} s ({after / beside:.2f}x)")
         sizes = {name: sum(f.stat().st_size for f in (tmp / name).rglob("*") if f.is_file())
                  for name in ("png", "exr")} | {"depth16": (tmp / "depth16.mkv").stat().st_size}
         print("  16-bit depth on disk: " + ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items())

@@ -946,9 +946,7 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
     uncertainty's ``<stem>_uncertainty.npy``."""
     from ..video.reading import frame_clock, frame_names, is_still
     from ..video.timecode import shift_timecode
-    from ..video.writers import (
-        UNCERTAINTY_CMAP, UNCERTAINTY_EXR_MEANING, save_outputs, write_exr, write_uncertainty_video,
-    )
+    from ..video.writers import save_outputs
 
     depth = maps["depth"]
     n_done = len(depth)
@@ -969,6 +967,7 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
     timecode = None  # the videos start at the timecode of the first frame processed; --fps retimes the frames
     if info.timecode and not options.fps:
         timecode = shift_timecode(info.timecode, options.start, info.fps)
+    uncertainty = maps.get("uncertainty")
     stereo_rgb = _rgb_frames(path, options.start, n_done, res, native=True,
                              autorotate=options.autorotate) if options.stereo else None  # at the input's size
     written = save_outputs(
@@ -976,12 +975,8 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
         save_exr=options.save_exr, save_depth16=options.save_depth16, cmaps=tuple(options.cmaps),
         save_sbs=options.save_sbs, snippets=snippets,
         times=times, names=names, still=is_still(path), timecode=timecode, stereo=options.stereo,
-        stereo_rgb=stereo_rgb,
+        stereo_rgb=stereo_rgb, uncertainty=uncertainty,
     )
-    uncertainty = maps.get("uncertainty")
-    if uncertainty is not None and options.cmaps:  # a preview beside the depth videos
-        name = f"uncertainty_{UNCERTAINTY_CMAP}"
-        written[name] = write_uncertainty_video(output_dir / f"{stem}_{name}.mp4", uncertainty, fps, times, timecode)
     if options.audio:
         add_sound(path, info, options, n_done, start, times, written.values())
     if len(shots) > 1:  # a video without cuts gets exactly the outputs it always got
@@ -993,9 +988,6 @@ def write_outputs(path: Path, output_dir: Path, stem: str, maps, outs, shots, in
                           autorotate=options.autorotate) if (options.save_ply or options.save_rrd) else None
         written |= write_3d_outputs(output_dir, stem, depth, rgb, options.export3d(), fit,
                                     (info.width, info.height), options.start, names)
-    if uncertainty is not None and options.save_exr:
-        written["uncertainty_exr"] = write_exr(output_dir / f"{stem}_uncertainty_exr", uncertainty,
-                                               UNCERTAINTY_EXR_MEANING, names)
     if store is not None:
         store.close()  # the finished files become the outputs: a rename, not a copy
     # an earlier run's files (write_from_finished) are in place already

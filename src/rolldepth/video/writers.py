@@ -525,6 +525,7 @@ def save_outputs(
     timecode: str | None = None,
     stereo=None,
     stereo_rgb: Iterable[np.ndarray] | None = None,
+    uncertainty: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """Write every requested output of one video (or, with ``still``, of one image) into ``out_dir``.
 
@@ -532,7 +533,9 @@ def save_outputs(
     PNG holds the same values), ``<stem>_<cmap>.mp4`` per colormap, ``<stem>_rgbd.mp4`` (RGB | first colormap;
     needs ``rgb`` and at least one colormap), ``<stem>_snippets.npz`` when ``snippets`` is given and
     ``<stem>_stereo_<layout>.mp4`` with ``stereo`` (a
-    :class:`~rolldepth.video.stereo.StereoOptions`), rendered from ``stereo_rgb``, frames of any size. Colormap
+    :class:`~rolldepth.video.stereo.StereoOptions`), rendered from ``stereo_rgb``, frames of any size; with
+    ``uncertainty`` (``[N, H, W]``, see ``--save-uncertainty``), its preview ``<stem>_uncertainty_inferno.mp4`` where
+    colormaps are asked for, and ``<stem>_uncertainty_exr/`` with ``save_exr``. Colormap
     names and shapes are checked before anything is written, so a typo in a colormap name leaves no partial set of
     outputs behind. The videos play at ``fps``, or keep each frame's time from
     ``times`` (a variable-frame-rate input), and start at ``timecode`` (of the first frame) where given. Image files
@@ -547,7 +550,8 @@ def save_outputs(
     -------
     dict[str, Path]
         What was written, keyed by the part of the name after ``<stem>_``: ``"pred"``, ``"png16"``, ``"exr"``,
-        ``"depth16"``, each colormap name, ``"rgbd"``, ``"snippets"``, ``"stereo_<layout>"``.
+        ``"depth16"``, each colormap name, ``"rgbd"``, ``"snippets"``, ``"stereo_<layout>"``,
+        ``"uncertainty_inferno"``, ``"uncertainty_exr"``.
     """
     depth = _as_depth(depth)
     if isinstance(depth, np.ndarray):
@@ -596,6 +600,14 @@ def save_outputs(
 
         name = f"stereo_{stereo.layout}"
         jobs[name] = partial(write_frames, name, stereo_frames(stereo_rgb, frames, lo, hi, stereo))
+    if uncertainty is not None:
+        spread = _Stoppable(_as_depth(uncertainty), stop)
+        if selected and not still:
+            name = f"uncertainty_{UNCERTAINTY_CMAP}"
+            jobs[name] = partial(write_uncertainty_video, out_dir / f"{stem}_{name}.mp4", spread, rate, times, timecode)
+        if save_exr:
+            jobs["uncertainty_exr"] = partial(write_exr, out_dir / f"{stem}_uncertainty_exr", spread,
+                                              UNCERTAINTY_EXR_MEANING, names)
     written = run_concurrently(jobs, stop)
     if snippets is not None:
         written["snippets"] = write_npz(out_dir / f"{stem}_snippets.npz", snippets)
