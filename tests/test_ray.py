@@ -127,3 +127,29 @@ def test_gpus_per_video(requested, device, node_gpus, expected):
             gpus_per_video(requested, device, node_gpus)
     else:
         assert gpus_per_video(requested, device, node_gpus) == expected
+
+
+def test_a_worker_finishes_a_done_video_without_loading_the_model(tmp_path, videos, tiny_checkpoint, monkeypatch):
+    """A batch run again on the cluster: the body of a task loads the model only for a video that needs it."""
+    from dataclasses import replace
+
+    from rolldepth.apps import ray_cluster
+    from rolldepth.process.presets import resolve_settings
+    from rolldepth.process.runner import RunOptions, check_input
+
+    options = RunOptions(settings=resolve_settings("fast", res=32, dilations=[1, 3]), cmaps=(), save_png=False,
+                         save_sbs=False, progress=False)
+    info = check_input(videos[0], options)
+    out = tmp_path / "out"
+    args = (str(tiny_checkpoint), "fp32", "cpu", videos[0], out)
+    assert ray_cluster.process_one(*args, options, info) is None
+    pred = np.load(out / "clip1_pred.npy")
+    loads = []
+    real = ray_cluster._pipeline
+    monkeypatch.setattr(ray_cluster, "_pipeline", lambda *a: loads.append(a) or real(*a))
+    assert ray_cluster.process_one(*args, options, info) is None  # done already
+    assert ray_cluster.process_one(*args, replace(options, save_png=True), info) is None  # from its depth
+    assert loads == [] and len(list((out / "clip1_png16").glob("*.png"))) == 8
+    np.testing.assert_array_equal(np.load(out / "clip1_pred.npy"), pred)
+    assert ray_cluster.process_one(*args, replace(options, seed=7), info) is None  # another depth: the model
+    assert len(loads) == 1

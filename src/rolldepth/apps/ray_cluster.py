@@ -32,11 +32,20 @@ def _pipeline(model: str, dtype: str, device: str):
 
 
 def process_one(model: str, dtype: str, device: str, path: Path, output_dir: Path, options, info) -> str | None:
-    """Body of one Ray task: ``None`` on success, else the one-line reason a user mistake stopped this video."""
-    from ..process.runner import process_video
+    """Body of one Ray task: ``None`` on success, else the one-line reason a user mistake stopped this video.
+
+    A video that an earlier run finished, or whose depth it left, with the model loaded the same way, is finished
+    without loading the model (:func:`~rolldepth.process.runner.without_model`), as ``rolldepth run`` does without
+    Ray: a rerun of a batch loads it only in the workers that get an unfinished video."""
+    from ..model.loading import pick_device
+    from ..process.runner import ModelShape, load_key, process_video, without_model
 
     try:
-        process_video(_pipeline(model, dtype, device), path, output_dir, options, info)
+        key = load_key(model, dtype, True, pick_device(device))
+        if finish := without_model(path, info, output_dir, options, ModelShape.of_folder(model), key):
+            finish()
+        else:
+            process_video(_pipeline(model, dtype, device), path, output_dir, options, info, load=key)
     except UserError as exc:
         return str(exc)
     return None
