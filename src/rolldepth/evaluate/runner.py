@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN
-from ..method.snippets import PER_FRAME_KERNELS
+from ..method.snippets import PER_FRAME_KERNELS, snippets_share_frames
 from ..errors import UserError
 from .metrics import evaluate_video, mean_over_videos, tae
 
@@ -358,7 +358,7 @@ def _ground_truth_tae(sample) -> dict[str, float | None]:
 
 def has_uncertainty(name: str) -> bool:
     """Whether a variant's frames lie in several snippets that can disagree (snippets of one frame never share one)."""
-    return any(n > 1 for n in VARIANTS[name]["snippet_lengths"])
+    return snippets_share_frames(VARIANTS[name]["snippet_lengths"])
 
 
 def _run_variant(pipe, sample, frames, name, steps, coalign, res, seed, saved: Path | None, record,

@@ -21,6 +21,12 @@ from ..errors import UserError
 PER_FRAME_KERNELS = dict(snippet_lengths=(1,), dilations=(1,))
 
 
+def snippets_share_frames(snippet_lengths) -> bool:
+    """Whether frames lie in several snippets, whose predictions can then disagree (an uncertainty) and be aligned
+    to each other: only snippets of 2 or more frames overlap."""
+    return any(int(n) > 1 for n in snippet_lengths)
+
+
 def cap_dilation(dilation: int, n_frames: int, snippet_len: int) -> int:
     """Shrink a dilation so a short video still gets several snippets: ``min(d, N // L - 1)``, never below 1.
 

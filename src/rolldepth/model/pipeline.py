@@ -18,7 +18,7 @@ from diffusers import DiffusionPipeline
 
 from ..errors import UserError
 from ..method.coalign import COALIGN_SOLVERS, DEFAULT_COALIGN, check_coalign_size
-from ..method.snippets import PER_FRAME_KERNELS, SnippetGroup
+from ..method.snippets import PER_FRAME_KERNELS, SnippetGroup, snippets_share_frames
 from ..storage.workdir import MemoryStore
 from ..video.reading import as_rgb_frames, is_still, iter_frames, probe, processing_size
 from ..weights import default_model
@@ -237,7 +237,7 @@ class RollingDepthPipeline(DiffusionPipeline):
                                  refine_start_dilation)
         n_frames = int(store.get("frames", source.n_frames))
         groups = kernels.groups(n_frames)
-        if output_uncertainty and all(group.snippet_len == 1 for group in groups):
+        if output_uncertainty and not snippets_share_frames(group.snippet_len for group in groups):
             raise UserError("the uncertainty is the disagreement of the snippets that hold a frame, and snippets of "
                             "one frame (the per-frame kernel, which a single image gets) never share one: use "
                             "snippets of 2 or more frames")

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import UserError, first_line
 from ..method.metric_scale import AnchorError
+from ..method.snippets import PER_FRAME_KERNELS, snippets_share_frames
 from .presets import Settings, with_checkpoint_defaults
 from ..video.reading import VideoInfo
 from ..video.stereo import StereoOptions
@@ -97,7 +98,7 @@ class RunOptions:
             get_colormap(name)
         if self.shots not in ("auto", "none") and not Path(self.shots).is_file():
             raise UserError(f"--shots takes auto, none or a shots file; {self.shots} is not a file")
-        if self.save_uncertainty and all(n == 1 for n in self.settings.snippet_lengths):
+        if self.save_uncertainty and not snippets_share_frames(self.settings.snippet_lengths):
             raise UserError("--save-uncertainty writes how much the snippets that hold a frame disagree, and snippets "
                             "of one frame never share one: give --snippet-lengths of 2 or more")
         if self.stereo is not None:
@@ -194,7 +195,6 @@ def for_input(path: Path, options: RunOptions) -> RunOptions:
     """``options`` as they apply to ``path``: a still (one image) gets per-frame depth, one snippet of its one frame,
     whatever kernels were asked for (they need several frames), and so no uncertainty; nor a 16-bit video (its
     16-bit PNG holds the values)."""
-    from ..method.snippets import PER_FRAME_KERNELS
     from ..video.reading import is_still
 
     if not is_still(path):
