@@ -127,8 +127,8 @@ class RollingDepthVideo:
                 "refine_steps": ("INT", {"default": -1, "min": -1, "max": 500, "tooltip": (
                     "Partial-diffusion refinement steps: -1 the preset's (or the model's recommendation), 0 none.")}),
                 "coalign": (["preset", "objective", "official"], {"default": "preset", "tooltip": (
-                    "How the snippets are put on one scale: the minimum of the co-alignment loss (objective, the "
-                    "presets' choice but paper's) or the official procedure's result (official).")}),
+                    "How the snippets are put on one scale: objective, the minimum of the co-alignment loss (every "
+                    "preset but paper); official, the official procedure's result (paper).")}),
                 "output_size": (["input", "processing"], {"default": "input", "tooltip": (
                     "input: the depth resized to the frames' size (bilinear); processing: as the model made it.")}),
                 "colormap": (list(COLORMAPS), {"default": "Spectral_r"}),
