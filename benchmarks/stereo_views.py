@@ -11,12 +11,21 @@ disoccluded ones (which it does not: a point of the true view whose depth the ce
 projects to there, does not have within 1 %), for each way of rendering an eye:
 
     python benchmarks/stereo_views.py --seeds 0 1 2 3 4 5 --size 384x288 --frames 4
+
+With ``--model`` and ``--data`` (a split of ``rolldepth synth``, its scenes rebuilt from each sequence's seed and
+checked against its frames), the eyes are made from depth the model predicts instead, each variant aligned to the
+true inverse depth with one scale and shift per video as ``rolldepth eval`` aligns it: what a user's stereo video
+gains from RollingDepth's snippets over per-frame depth.
+
+    python benchmarks/stereo_views.py --model src/rolldepth/weights/default --data /work/data/consistency_test \
+        --consistency --videos 4
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -61,13 +70,68 @@ def disoccluded(depth_eye: np.ndarray, depth_centre: np.ndarray, shift_eye: np.n
     return ~inside | (np.abs(found - depth_eye) > 0.01 * depth_eye)
 
 
+def predicted(args) -> None:
+    """The eyes of a split's videos made from the true depth and from each variant's prediction, aligned."""
+    from rolldepth.data.scene import CONSISTENCY_PATHS
+    from rolldepth.data.synth import load_sequence
+    from rolldepth.evaluate.metrics import fit_scale_shift
+    from rolldepth.evaluate.runner import VARIANTS
+    from rolldepth.model.pipeline import RollingDepthPipeline
+
+    pipe = RollingDepthPipeline.from_pretrained(args.model)
+    config = SceneConfig(camera_paths=CONSISTENCY_PATHS, flyby=True) if args.consistency else SceneConfig()
+    sources = ["true depth", *args.variants]
+    errors = {name: {"seen": [], "disoccluded": []} for name in sources}
+    folders = sorted(p for p in Path(args.data).iterdir() if p.is_dir())[: args.videos]
+    for folder in folders:
+        sample = load_sequence(folder)
+        meta, rgb, depth = sample["meta"], sample["frames"], sample["depth"]
+        height, width = depth.shape[1:]
+        scene, poses, K, _ = build_sequence_scene(meta["seed"], len(depth), (width, height), config)
+        renderer = get_renderer(width, height)
+        if not np.array_equal(renderer.render(scene, poses, K)[0], rgb):
+            raise SystemExit(f"{folder}: its scene rebuilt from the seed renders other frames (--consistency?)")
+        disparity = {"true depth": 1 / depth}
+        for name in args.variants:
+            pred = pipe(rgb, **VARIANTS[name], generator=0, progress=False).depth
+            a, b = fit_scale_shift(pred, 1 / depth, np.ones(depth.shape, bool))
+            disparity[name] = np.maximum(a * pred + b, 1 / depth.max())  # nothing beyond the farthest point
+        f = float(K[0, 0])
+        baseline = args.parallax / 100 * width / (f * (1 / depth.min() - 1 / depth.max()))
+        for offset, sign in ((-baseline / 2, 1), (baseline / 2, -1)):
+            true_rgb, true_depth, _ = renderer.render(scene, sideways(poses, offset), K)
+            for i in range(len(depth)):
+                hidden = disoccluded(true_depth[i], depth[i], sign * f * baseline / (2 * true_depth[i]))
+                for name in sources:
+                    view = render_eye(rgb[i], sign * f * baseline / 2 * disparity[name][i], nearer_right=sign > 0)
+                    error = np.abs(view.astype(np.float64) - true_rgb[i]).mean(axis=-1)
+                    errors[name]["seen"].append(error[~hidden].mean())
+                    if hidden.any():
+                        errors[name]["disoccluded"].append(error[hidden].mean())
+        print(f"  {folder.name}: " + ", ".join(f"{name} {np.mean(errors[name]['seen'][-2 * len(depth):]):.2f}"
+                                               for name in sources), flush=True)
+    print(f"{len(folders)} videos of {args.data}, 2 eyes, parallax {args.parallax} % of the width")
+    print("| eye made from | MAE, pixels the centre sees | MAE, disoccluded pixels |")
+    print("|---|---|---|")
+    for name in sources:
+        print(f"| {name} | {np.mean(errors[name]['seen']):.2f} | {np.mean(errors[name]['disoccluded']):.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--size", default="384x288", help="WIDTHxHEIGHT")
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--parallax", type=float, default=2.0, help="%% of the width, nearest to farthest")
+    parser.add_argument("--model", help="a checkpoint: make the eyes from its depth (with --data)")
+    parser.add_argument("--data", help="a rolldepth synth split whose videos to use (with --model)")
+    parser.add_argument("--consistency", action="store_true", help="the split was made with --consistency")
+    parser.add_argument("--videos", type=int, default=4, help="the split's first N videos")
+    parser.add_argument("--variants", nargs="+", default=["per-frame", "{1,10,25}"])
     args = parser.parse_args()
+    if args.model:
+        predicted(args)
+        return
     width, height = (int(v) for v in args.size.split("x"))
     renderer = get_renderer(width, height)
     errors = {name: {"seen": [], "disoccluded": []} for name in RENDERERS}
