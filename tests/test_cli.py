@@ -600,6 +600,7 @@ def test_a_rerun_of_finished_inputs_loads_no_model(tmp_path, tiny_checkpoint, ca
     assert main([*argv, "--save-depth16"]) == 0 and loads == []  # written from the depth the first run left
     assert "its depth is done already" in caplog.text and (tmp_path / "o" / "b_depth16.mkv").is_file()
     np.testing.assert_array_equal(np.load(tmp_path / "o" / "a_pred.npy"), pred)
+    assert main([*argv, "--save-depth16", "--dtype", "fp32"]) == 0 and loads == []  # the preset's fp16 ran in fp32
     weights = next((model / "unet").glob("*.safetensors"))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # rewritten
     assert main([*argv, "--save-depth16"]) == 0 and len(loads) == 1  # loaded: the same weights, found done

@@ -236,7 +236,7 @@ def cmd_run(args) -> int:
         run_on_ray(args.ray, list(zip(inputs, infos)), str(model), args.output_dir, options,
                    dtype=settings.dtype, device=args.device, cpus_per_video=args.ray_cpus, gpus=args.ray_gpus)
         return 0
-    key = load_key(model, settings.dtype, args.dtype is not None, pick_device(args.device))
+    key = load_key(model, settings.dtype, pick_device(args.device))
     # inputs an earlier run finished, or whose depth it left, need no model: it loads only if another one does
     finishers = [without_model(path, info, args.output_dir, options, shape, key) for path, info in zip(inputs, infos)]
     pipe = None

@@ -41,7 +41,7 @@ def process_one(model: str, dtype: str, device: str, path: Path, output_dir: Pat
     from ..process.runner import ModelShape, load_key, process_video, without_model
 
     try:
-        key = load_key(model, dtype, True, pick_device(device))
+        key = load_key(model, dtype, pick_device(device))
         if finish := without_model(path, info, output_dir, options, ModelShape.of_folder(model), key):
             finish()
         else:

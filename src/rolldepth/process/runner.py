@@ -39,7 +39,7 @@ from ..method.snippets import PER_FRAME_KERNELS, snippets_share_frames
 from .presets import Settings, with_checkpoint_defaults
 from ..video.reading import VideoInfo
 from ..video.stereo import StereoOptions
-from ..model.loading import read_model_defaults
+from ..model.loading import pick_dtype, read_model_defaults
 
 log = logging.getLogger(__name__)
 
@@ -648,10 +648,10 @@ def likely_done(path: Path, output_dir: Path) -> bool:
     return finished is not None
 
 
-def load_key(model: str | Path, dtype: str, dtype_asked: bool, device) -> dict | None:
+def load_key(model: str | Path, dtype: str, device) -> dict | None:
     """What decides the model a run loads, known before loading it: the checkpoint folder and its files' names,
-    sizes and times, the precision asked for and the device. ``None`` for a hub id, whose files are only known once
-    fetched."""
+    sizes and times, the device and the precision the model runs in there (fp16 asked for on the CPU runs in fp32,
+    so it loads the same model as fp32). ``None`` for a hub id, whose files are only known once fetched."""
     folder = Path(model)
     if not folder.is_dir():
         return None
@@ -659,8 +659,8 @@ def load_key(model: str | Path, dtype: str, dtype_asked: bool, device) -> dict |
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         stat = file.stat()
         digest.update(f"{file.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return {"model": str(folder.resolve()), "files": digest.hexdigest(), "dtype": dtype, "dtype_asked": dtype_asked,
-            "device": str(device)}
+    return {"model": str(folder.resolve()), "files": digest.hexdigest(),
+            "dtype": str(pick_dtype(dtype, device, asked=False)).removeprefix("torch."), "device": str(device)}
 
 
 def without_model(path: Path, info: VideoInfo, output_dir: Path, options: RunOptions, model: ModelShape,
