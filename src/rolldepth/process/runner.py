@@ -547,17 +547,24 @@ def done_record(fingerprint: dict, options: RunOptions) -> dict:
     return json.loads(json.dumps({"run": fingerprint, "outputs": outputs}, default=str))
 
 
+def _folder_digest(folder: Path, times: bool):
+    """A digest of the names and sizes of every file under ``folder`` (and their modification times, with
+    ``times``): cheap to take again, it changes when a file is added, removed or rewritten at another size."""
+    digest = hashlib.sha1()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(folder)}\0{stat.st_size}".encode())
+        digest.update(f"\0{stat.st_mtime_ns}\n".encode() if times else b"\n")
+    return digest
+
+
 def output_contents(path: Path) -> str:
     """What an output holds, in a short digest that is cheap to take again: a file's size, or the names and sizes
     of a folder's files, so that a frame deleted from a PNG folder, or a folder copied half-way, shows. Times are
     left out: an output folder copied elsewhere is still done."""
-    digest = hashlib.sha1()
     if path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(f"{file.relative_to(path)}\0{file.stat().st_size}\n".encode())
-    else:
-        digest.update(f"{path.stat().st_size}".encode())
-    return digest.hexdigest()[:16]
+        return _folder_digest(path, times=False).hexdigest()[:16]
+    return hashlib.sha1(f"{path.stat().st_size}".encode()).hexdigest()[:16]
 
 
 class DoneFile(NamedTuple):
@@ -586,18 +593,6 @@ def _done_file(output_dir: Path, stem: str) -> DoneFile | None:
     return DoneFile(record, files, load, bool(named) and len(files) == len(named))
 
 
-def _finished(output_dir: Path, stem: str, matches: Callable[[dict], bool]) -> dict[str, Path] | None:
-    """The outputs named by the done file of ``stem`` in ``output_dir``, if it is readable, its record ``matches``
-    and they are all still there, as the run left them."""
-    done = _done_file(output_dir, stem)
-    if done is None or not done.complete:
-        return None
-    try:
-        return done.files if matches(done.record) else None
-    except (KeyError, TypeError, AttributeError):
-        return None
-
-
 @dataclass
 class FinishedDepth:
     """The depth an earlier run of an input wrote, which a run with other output options can reuse."""
@@ -607,21 +602,20 @@ class FinishedDepth:
     kept: dict[str, Path]  # outputs that needed the run's work folder, asked for again and still there
 
 
-def reusable_depth(output_dir: Path, stem: str, fingerprint: dict, options: RunOptions) -> FinishedDepth | None:
-    """The depth of an earlier run of this input that these options would compute again: the same run ``fingerprint``
-    (input, frame window, model, settings; as JSON values, see :func:`done_record`), its ``<stem>_pred.npy`` and
-    shots file still there. Outputs that need the work folder it removed, the snippets and the uncertainty, must
-    have been written by it and be there too."""
-    done = _done_file(output_dir, stem)
-    if done is None or not options.save_npy:
+def reusable_depth(done: DoneFile, fingerprint: dict, options: RunOptions) -> FinishedDepth | None:
+    """The depth of an earlier run of this input (its ``done`` file) that these options would compute again: the same
+    run ``fingerprint`` (input, frame window, model, settings; as JSON values, see :func:`done_record`), its
+    ``<stem>_pred.npy`` and shots file still there as it left them. Outputs that need the work folder it removed, the
+    snippets and the uncertainty, must have been written by it and be there too."""
+    if not options.save_npy:
         return None
-    record, files = done.record, done.files
-    if record["run"] != fingerprint or "pred" not in files or not files["pred"].is_file():
+    record, files = done.record, done.files  # only the outputs still as the run left them
+    if record["run"] != fingerprint or "pred" not in files:
         return None
     kept = {}
     for flag, key in (("save_snippets", "snippets"), ("save_uncertainty", "uncertainty")):
         if getattr(options, flag):
-            if not (record["outputs"].get(flag) and key in files and files[key].exists()):
+            if not (record["outputs"].get(flag) and key in files):
                 return None
             kept[key] = files[key]
     if "shots" in files:
@@ -634,18 +628,16 @@ def reusable_depth(output_dir: Path, stem: str, fingerprint: dict, options: RunO
     return FinishedDepth(files["pred"], shots, kept)
 
 
-def outputs_done(output_dir: Path, stem: str, record: dict) -> dict[str, Path] | None:
-    """The outputs of an earlier run of this input with the same ``record``, if they are all still there."""
-    return _finished(output_dir, stem, lambda found: found == record)
-
-
 def likely_done(path: Path, output_dir: Path) -> bool:
     """Whether an earlier run finished this very input (same file, size and time) into ``output_dir`` and its
     outputs are all there: the command line then skips its disk and memory estimate, made before the model loads.
     Whether the model and options were the same is only known once the model is loaded; :func:`process_video` checks
     it, and estimates again for an input that turns out not to be done."""
-    finished = _finished(output_dir, output_stem(path), lambda found: found["run"]["input"] == input_signature(path))
-    return finished is not None
+    done = _done_file(output_dir, output_stem(path))
+    try:
+        return done is not None and done.complete and done.record["run"]["input"] == input_signature(path)
+    except (KeyError, TypeError):
+        return False
 
 
 def load_key(model: str | Path, dtype: str, device) -> dict | None:
@@ -655,11 +647,7 @@ def load_key(model: str | Path, dtype: str, device) -> dict | None:
     folder = Path(model)
     if not folder.is_dir():
         return None
-    digest = hashlib.sha1()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        stat = file.stat()
-        digest.update(f"{file.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return {"model": str(folder.resolve()), "files": digest.hexdigest(),
+    return {"model": str(folder.resolve()), "files": _folder_digest(folder, times=True).hexdigest(),
             "dtype": str(pick_dtype(dtype, device, asked=False)).removeprefix("torch."), "device": str(device)}
 
 
@@ -682,32 +670,39 @@ def without_model(path: Path, info: VideoInfo, output_dir: Path, options: RunOpt
     if not isinstance(earlier, dict) or {k: v for k, v in earlier.items() if k not in MODEL_KEYS} != expected["run"]:
         return None
     record = dict(expected, run=earlier)  # the model as the earlier run recorded it: it was loaded the same way
-    return _from_earlier_run(path, info, output_dir, options, res, record, None, key)
+    return _from_earlier_run(path, info, output_dir, options, res, record, None, key, done)
 
 
 def _from_earlier_run(path: Path, info: VideoInfo, output_dir: Path, options: RunOptions, res: int, record: dict,
-                      on_stage, load: dict | None) -> Callable[[], dict[str, Path]] | None:
-    """How to finish an input from what an earlier run with this ``record`` left: nothing to do when every output is
-    there (the done file then records ``load``, how the model was loaded this time, where it differs), the outputs
-    written from its depth when only that is (:func:`write_from_finished`); ``None`` when neither is."""
+                      on_stage, load: dict | None, done: DoneFile | None = None
+                      ) -> Callable[[], dict[str, Path]] | None:
+    """How to finish an input from what an earlier run with this ``record`` left (its ``done`` file, read here unless
+    given): nothing to do when every output is there as it left them (the done file then records ``load``, how the
+    model was loaded this time, where it differs), the outputs written from its depth when only that is
+    (:func:`write_from_finished`); ``None`` when neither is."""
     stem = output_stem(path)
-    if written := outputs_done(output_dir, stem, record):
+    done = done or _done_file(output_dir, stem)
+    if done is None:
+        return None
+    if done.complete and done.record == record:
+        written = done.files
+
         def report() -> dict[str, Path]:
-            if load is not None and _done_file(output_dir, stem).load != load:  # the same weights, from new files
+            if load is not None and done.load != load:  # the same weights, from new files
                 write_done(output_dir, stem, record, written, load)
             log.info("%s: done already, by an earlier run with the same input, model and options (%s); delete an "
                      "output to compute it again", path, ", ".join(p.name for p in written.values()))
             return written
 
         return report
-    if finished := reusable_depth(output_dir, stem, record["run"], options):
+    if finished := reusable_depth(done, record["run"], options):
         return partial(write_from_finished, path, output_dir, stem, finished, info, options, res, record, on_stage,
                        load)
     return None
 
 
 def write_done(output_dir: Path, stem: str, record: dict, written: dict[str, Path], load: dict | None = None) -> None:
-    """Record a finished input (see :func:`outputs_done`), and how its model was loaded (``load``, see
+    """Record a finished input (see :func:`_from_earlier_run`), and how its model was loaded (``load``, see
     :func:`load_key`), written under a temporary name and renamed."""
     from ..video.writers import atomic_path
 
