@@ -205,7 +205,7 @@ class SaveRollingDepth:
 
     def save(self, raw_depth: DepthVideo, filename_prefix: str, png16: bool, exr: bool, npy: bool,
              depth16_video: bool, fps: float):
-        from ..video.writers import UNCERTAINTY_EXR_MEANING, save_outputs, write_exr, write_npy
+        from ..video.writers import save_outputs, write_npy
 
         if not (png16 or exr or npy or depth16_video):
             raise UserError("choose at least one format to save")
@@ -213,13 +213,9 @@ class SaveRollingDepth:
         still = len(raw_depth.depth) == 1
         written = save_outputs(folder, stem, raw_depth.depth, None, Fraction(fps).limit_denominator(1001),
                                save_npy=npy, save_png=png16, save_exr=exr, save_depth16=depth16_video, cmaps=(),
-                               save_sbs=False, still=still)
-        if raw_depth.uncertainty is not None:
-            if npy:
-                written["uncertainty"] = write_npy(folder / f"{stem}_uncertainty.npy", raw_depth.uncertainty)
-            if exr:
-                written["uncertainty_exr"] = write_exr(folder / f"{stem}_uncertainty_exr", raw_depth.uncertainty,
-                                                       UNCERTAINTY_EXR_MEANING)
+                               save_sbs=False, still=still, uncertainty=raw_depth.uncertainty)  # its EXRs with exr
+        if raw_depth.uncertainty is not None and npy:
+            written["uncertainty"] = write_npy(folder / f"{stem}_uncertainty.npy", raw_depth.uncertainty)
         names = [str(path) for path in written.values()]
         log.info("rolldepth: saved %s", ", ".join(names))
         return {"ui": {"text": names}}
