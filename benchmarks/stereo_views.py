@@ -70,6 +70,28 @@ def disoccluded(depth_eye: np.ndarray, depth_centre: np.ndarray, shift_eye: np.n
     return ~inside | (np.abs(found - depth_eye) > 0.01 * depth_eye)
 
 
+def baseline_for(parallax: float, width: int, f: float, depth: np.ndarray) -> float:
+    """The baseline that puts ``parallax`` % of the width between the nearest and the farthest point of ``depth``."""
+    return parallax / 100 * width / (f * (1 / depth.min() - 1 / depth.max()))
+
+
+def true_eyes(renderer, scene, poses: np.ndarray, K: np.ndarray, baseline: float):
+    """``(sign, rgb, depth)`` of the left (sign 1: nearer points move right) and the right eye (-1), rendered from
+    cameras ``baseline / 2`` left and right of ``poses``; a point at depth ``Z`` moves ``sign f B / (2 Z)`` pixels."""
+    for offset, sign in ((-baseline / 2, 1), (baseline / 2, -1)):
+        rgb, depth, _ = renderer.render(scene, sideways(poses, offset), K)
+        yield sign, rgb, depth
+
+
+def add_error(errors: dict, view: np.ndarray, truth: np.ndarray, hidden: np.ndarray) -> None:
+    """The mean absolute 8-bit error of ``view`` against ``truth``, where the centre camera sees the point and
+    where it does not (``hidden``), appended to ``errors["seen"]`` and ``errors["disoccluded"]``."""
+    error = np.abs(view.astype(np.float64) - truth).mean(axis=-1)
+    errors["seen"].append(error[~hidden].mean())
+    if hidden.any():
+        errors["disoccluded"].append(error[hidden].mean())
+
+
 def predicted(args) -> None:
     """The eyes of a split's videos made from the true depth and from each variant's prediction, aligned."""
     from rolldepth.data.scene import CONSISTENCY_PATHS
@@ -97,17 +119,13 @@ def predicted(args) -> None:
             a, b = fit_scale_shift(pred, 1 / depth, np.ones(depth.shape, bool))
             disparity[name] = np.maximum(a * pred + b, 1 / depth.max())  # nothing beyond the farthest point
         f = float(K[0, 0])
-        baseline = args.parallax / 100 * width / (f * (1 / depth.min() - 1 / depth.max()))
-        for offset, sign in ((-baseline / 2, 1), (baseline / 2, -1)):
-            true_rgb, true_depth, _ = renderer.render(scene, sideways(poses, offset), K)
+        baseline = baseline_for(args.parallax, width, f, depth)
+        for sign, true_rgb, true_depth in true_eyes(renderer, scene, poses, K, baseline):
             for i in range(len(depth)):
                 hidden = disoccluded(true_depth[i], depth[i], sign * f * baseline / (2 * true_depth[i]))
                 for name in sources:
                     view = render_eye(rgb[i], sign * f * baseline / 2 * disparity[name][i], nearer_right=sign > 0)
-                    error = np.abs(view.astype(np.float64) - true_rgb[i]).mean(axis=-1)
-                    errors[name]["seen"].append(error[~hidden].mean())
-                    if hidden.any():
-                        errors[name]["disoccluded"].append(error[hidden].mean())
+                    add_error(errors[name], view, true_rgb[i], hidden)
         print(f"  {folder.name}: " + ", ".join(f"{name} {np.mean(errors[name]['seen'][-2 * len(depth):]):.2f}"
                                                for name in sources), flush=True)
     print(f"{len(folders)} videos of {args.data}, 2 eyes, parallax {args.parallax} % of the width")
@@ -141,22 +159,17 @@ def main() -> None:
         scene, poses, K, _ = build_sequence_scene(seed, args.frames, (width, height), SceneConfig(flyby=False))
         rgb, depth, _ = renderer.render(scene, poses, K)
         f = float(K[0, 0])
-        baseline = args.parallax / 100 * width / (f * (1 / depth.min() - 1 / depth.max()))
-        for eye, offset, nearer_right in (("left", -baseline / 2, True), ("right", baseline / 2, False)):
-            true_rgb, true_depth, _ = renderer.render(scene, sideways(poses, offset), K)
-            sign = 1 if nearer_right else -1
+        baseline = baseline_for(args.parallax, width, f, depth)
+        for sign, true_rgb, true_depth in true_eyes(renderer, scene, poses, K, baseline):
             for i in range(args.frames):
                 shift = sign * f * baseline / (2 * depth[i])
                 hidden = disoccluded(true_depth[i], depth[i], sign * f * baseline / (2 * true_depth[i]))
                 shares.append(hidden.mean())
                 for name, render in RENDERERS.items():
                     tic = time.perf_counter()
-                    view = render(rgb[i], shift, nearer_right)
+                    view = render(rgb[i], shift, sign > 0)
                     seconds[name] += time.perf_counter() - tic
-                    error = np.abs(view.astype(np.float64) - true_rgb[i]).mean(axis=-1)
-                    errors[name]["seen"].append(error[~hidden].mean())
-                    if hidden.any():
-                        errors[name]["disoccluded"].append(error[hidden].mean())
+                    add_error(errors[name], view, true_rgb[i], hidden)
     n_views = 2 * len(args.seeds) * args.frames
     print(f"{len(args.seeds)} scenes x {args.frames} frames x 2 eyes at {width}x{height}, parallax "
           f"{args.parallax} % of the width; disoccluded: {100 * np.mean(shares):.2f} % of the pixels")

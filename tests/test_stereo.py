@@ -183,9 +183,8 @@ def test_eyes_match_the_views_of_two_true_cameras_beside_the_centre_one():
     renderer = get_renderer(width, height)
     rgb, depth, _ = renderer.render(scene, poses, K)
     f = float(K[0, 0])
-    baseline = 0.03 * width / (f * (1 / depth.min() - 1 / depth.max()))  # 3 % of the width, nearest to farthest
-    for offset, sign in ((-baseline / 2, 1), (baseline / 2, -1)):
-        truth, true_depth, _ = renderer.render(scene, bench.sideways(poses, offset), K)
+    baseline = bench.baseline_for(3, width, f, depth)  # 3 % of the width, nearest to farthest
+    for sign, truth, true_depth in bench.true_eyes(renderer, scene, poses, K, baseline):
         eye = render_eye(rgb[0], sign * f * baseline / (2 * depth[0]), nearer_right=sign > 0).astype(float)
         hidden = bench.disoccluded(true_depth[0], depth[0], sign * f * baseline / (2 * true_depth[0]))
         error, unshifted = np.abs(eye - truth[0]).mean(-1), np.abs(rgb[0].astype(float) - truth[0]).mean(-1)
